@@ -1,0 +1,120 @@
+/**
+ * Broker activities: they shape RabbitMQ topology for a migration (the replay queue) and steer the
+ * instances through their control queues. They run on the orchestrator's task queue and are the same for
+ * every runtime. Every one is idempotent: the instances answer a repeated command of the same migration
+ * with their current state.
+ */
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import type * as amqp from 'amqplib';
+import { loadConfig } from '../lib/config';
+import { queueBindings } from '../lib/rabbit-admin';
+import { ControlClient, ControlError } from '../service/control-client';
+import { lagBetween, reached, type ControlCommand, type InstanceStatus } from '../service/protocol';
+import type { BrokerActivities } from './types';
+
+const REPLAY_QUEUE_TTL_MS = 30 * 60_000;
+const POLL_MS = 25;
+
+let shared: Promise<ControlClient> | null = null;
+
+async function control(): Promise<ControlClient> {
+  if (shared) {
+    const c = await shared.catch(() => null);
+    if (c?.isOpen) return c;
+  }
+  shared = ControlClient.connect(loadConfig().amqpUrl, 'ms2m-orchestrator');
+  return shared;
+}
+
+/** Topology changes get a channel of their own: a broker error closes the channel it happened on. */
+async function withChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+  const ch = await (await control()).openChannel();
+  ch.on('error', () => undefined);
+  try {
+    return await fn(ch);
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<InstanceStatus> {
+  try {
+    return await (await control()).command(instanceId, cmd, timeoutMs);
+  } catch (err) {
+    if (err instanceof ControlError && err.code !== 'timeout' && err.code !== 'disconnected') {
+      // The instance refused (stale epoch, wrong role): retrying the same command cannot help.
+      throw ApplicationFailure.nonRetryable(err.message, 'ControlRefused');
+    }
+    throw err;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createBrokerActivities(): BrokerActivities {
+  return {
+    async instanceStatus({ instanceId, timeoutMs }) {
+      return send(instanceId, { kind: 'status', digest: true }, timeoutMs ?? 10_000);
+    },
+
+    async prepareReplay({ primaryQueue, replayQueue, fencing }) {
+      const cfg = loadConfig();
+      const bindings = await queueBindings(cfg.amqpMgmtUrl, cfg.amqpUrl, primaryQueue);
+      if (bindings.length === 0) {
+        throw ApplicationFailure.nonRetryable(`queue ${primaryQueue} has no exchange bindings to copy to the replay queue`, 'NoBindings');
+      }
+      await withChannel(async (ch) => {
+        await ch.assertQueue(replayQueue, { durable: true, arguments: { 'x-expires': REPLAY_QUEUE_TTL_MS } });
+        for (const b of bindings) await ch.bindQueue(replayQueue, b.source, b.routing_key, b.arguments);
+      });
+      // The replay queue now receives everything the primary does; the marker shows when the source has
+      // applied everything that reached the primary queue alone.
+      return (await control()).cut(primaryQueue, fencing, 60_000);
+    },
+
+    async startReplay({ copy, source, replayQueue, fencing }) {
+      const src = await send(source, { kind: 'status', digest: false });
+      return send(copy, { kind: 'replay', queue: replayQueue, bound: src.marks, ...fencing }, 30_000);
+    },
+
+    async replayUntil({ copy, source, fencing, threshold, windowMs }) {
+      const until = Date.now() + windowMs;
+      for (;;) {
+        const src = await send(source, { kind: 'status', digest: false });
+        // The bound keeps the copy from running ahead of the source, so its state can equal the source's at the fence.
+        const cp = await send(copy, { kind: 'bound', bound: src.marks, ...fencing });
+        const lag = lagBetween(src.marks, cp.marks);
+        Context.current().heartbeat({ lag });
+        if (lag <= threshold || Date.now() >= until) {
+          return { lag, replayed: cp.applied, sourceMarks: src.marks, copyMarks: cp.marks };
+        }
+        await sleep(POLL_MS);
+      }
+    },
+
+    async fenceSource({ source, fencing }) {
+      return send(source, { kind: 'fence', ...fencing }, 30_000);
+    },
+
+    async catchUp({ copy, target, fencing }) {
+      for (;;) {
+        const cp = await send(copy, { kind: 'catch-up', target, ...fencing });
+        Context.current().heartbeat({ lag: lagBetween(target, cp.marks) });
+        if (cp.consuming !== 'replay' && reached(cp.marks, target)) return cp;
+        await sleep(POLL_MS);
+      }
+    },
+
+    async activate({ copy, fencing }) {
+      return send(copy, { kind: 'activate', ...fencing });
+    },
+
+    async unfence({ source, fencing }) {
+      return send(source, { kind: 'unfence', ...fencing });
+    },
+
+    async deleteQueue({ queue }) {
+      await withChannel((ch) => ch.deleteQueue(queue).then(() => undefined));
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Moves a CRIU image directory between node agents over HTTP. Every file travels with its SHA-256; the
+ * receiver verifies each file as it lands and the whole manifest at commit, and only a committed image
+ * (marked complete) can be restored. Re-sending the same image is harmless.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export const COMPLETE_MARK = '.complete';
+const SAFE = /^[A-Za-z0-9._-]+$/;
+const HASH_HEADER = 'x-ms2m-sha256';
+/** Files the agent keeps next to an image that are not part of it. */
+const BOOKKEEPING = /^(\.complete|result\.json)$|\.(log|pid|part|sha256)$/;
+
+export interface ManifestEntry {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await pipeline(createReadStream(file), h);
+  return h.digest('hex');
+}
+
+/** The files of an image, without the bookkeeping the agent keeps beside them. */
+export function imageFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() && SAFE.test(e.name) && !BOOKKEEPING.test(e.name))
+    .map((e) => e.name);
+}
+
+export async function sendImage(
+  dir: string,
+  baseUrl: string,
+  imageId: string,
+  onFile: (name: string, bytes: number) => void,
+): Promise<{ bytes: number; files: number }> {
+  const manifest: ManifestEntry[] = [];
+  for (const name of imageFiles(dir)) {
+    const file = path.join(dir, name);
+    const size = statSync(file).size;
+    const sha256 = await sha256File(file);
+    const res = await fetch(`${baseUrl}/images/${imageId}/files/${name}`, {
+      method: 'PUT',
+      headers: { [HASH_HEADER]: sha256, 'content-length': String(size) },
+      body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    if (!res.ok) throw new Error(`sending ${name} to ${baseUrl}: HTTP ${res.status} ${await res.text()}`);
+    manifest.push({ name, size, sha256 });
+    onFile(name, size);
+  }
+  const res = await fetch(`${baseUrl}/images/${imageId}/commit`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(manifest),
+  });
+  if (!res.ok) throw new Error(`committing image ${imageId} at ${baseUrl}: HTTP ${res.status} ${await res.text()}`);
+  return { bytes: manifest.reduce((a, m) => a + m.size, 0), files: manifest.length };
+}
+
+function reply(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain' });
+  res.end(body);
+}
+
+/** Request handler for the receiving side; images land in `<imagesDir>/<imageId>`. */
+export function imageReceiver(imagesDir: string) {
+  const incoming = path.join(imagesDir, '.incoming');
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const parts = url.pathname.split('/').filter(Boolean);
+    try {
+      if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, 'ok');
+      if (parts[0] !== 'images' || !parts[1] || !SAFE.test(parts[1])) return reply(res, 404, 'not found');
+      const imageId = parts[1];
+      const staging = path.join(incoming, imageId);
+      if (req.method === 'PUT' && parts[2] === 'files' && parts[3] && SAFE.test(parts[3]) && parts.length === 4) {
+        const expected = String(req.headers[HASH_HEADER] ?? '');
+        if (!/^[0-9a-f]{64}$/.test(expected)) return reply(res, 400, `${HASH_HEADER} header with the file's SHA-256 is required`);
+        mkdirSync(staging, { recursive: true });
+        const target = path.join(staging, parts[3]);
+        const h = createHash('sha256');
+        req.on('data', (chunk: Buffer) => h.update(chunk));
+        await pipeline(req, createWriteStream(`${target}.part`));
+        const actual = h.digest('hex');
+        if (actual !== expected) {
+          rmSync(`${target}.part`, { force: true });
+          return reply(res, 422, `checksum mismatch for ${parts[3]}: expected ${expected}, got ${actual}`);
+        }
+        renameSync(`${target}.part`, target);
+        writeFileSync(`${target}.sha256`, actual);
+        return reply(res, 201, 'stored');
+      }
+      if (req.method === 'POST' && parts[2] === 'commit' && parts.length === 3) {
+        const final = path.join(imagesDir, imageId);
+        if (existsSync(path.join(final, COMPLETE_MARK))) return reply(res, 200, 'already complete');
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const manifest = JSON.parse(Buffer.concat(chunks).toString()) as ManifestEntry[];
+        for (const m of manifest) {
+          const f = path.join(staging, m.name);
+          if (!SAFE.test(m.name) || !existsSync(f)) return reply(res, 422, `image ${imageId} lacks ${m.name}`);
+          if (statSync(f).size !== m.size || readFileSync(`${f}.sha256`, 'utf8') !== m.sha256) return reply(res, 422, `image ${imageId}: ${m.name} does not match the manifest`);
+          rmSync(`${f}.sha256`);
+        }
+        rmSync(final, { recursive: true, force: true });
+        renameSync(staging, final);
+        writeFileSync(path.join(final, COMPLETE_MARK), JSON.stringify({ receivedAt: Date.now(), files: manifest.length }));
+        return reply(res, 201, 'complete');
+      }
+      return reply(res, 404, 'not found');
+    } catch (err) {
+      return reply(res, 500, (err as Error).message);
+    }
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * Node activities of the local runtime: a service instance is a process in its own PID and UTS
+ * namespaces, checkpoint and restore are CRIU, images travel over HTTP between agents. These run on the
+ * node's own task queue, in the node agent, with the node's data directory.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { CheckpointResult, InstanceRecord, NodeActivities, NodeDescription } from '../types';
+import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
+import { InstanceRegistry, type StoredInstance } from './instance-registry';
+import { childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
+
+const run = promisify(execFile);
+
+export interface LocalNode {
+  node: string;
+  dataDir: string;
+  criu: string;
+  imageUrl: string;
+}
+
+/** The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable. */
+function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    ...spec,
+    // CRIU cannot dump io_uring instances; libuv would otherwise use one for file I/O.
+    UV_USE_IO_URING: '0',
+  };
+}
+
+async function criu(node: LocalNode, args: string[], cwd: string): Promise<{ stdout: string; stderr: string; ms: number }> {
+  const t0 = performance.now();
+  try {
+    const { stdout, stderr } = await run(node.criu, args, { cwd, maxBuffer: 16 * 1024 * 1024 });
+    return { stdout, stderr, ms: performance.now() - t0 };
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const logName = args[args.indexOf('-o') + 1];
+    const logTail = logName && existsSync(path.join(cwd, logName)) ? readFileSync(path.join(cwd, logName), 'utf8').split('\n').filter((l) => /Error|error/.test(l)).slice(-8).join('\n') : '';
+    throw new Error(`criu ${args[0]} failed: ${(e.stderr ?? e.message).trim()}\n${logTail}`);
+  }
+}
+
+/** CRIU prints "Frozen time: N us" with --display-stats; absent in some builds, then the dump time stands in. */
+function frozenMs(output: string, fallback: number): number {
+  const m = /Frozen time:\s*([0-9.]+)\s*us/i.exec(output);
+  return m ? Number(m[1]) / 1000 : fallback;
+}
+
+function readlinkSafe(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}
+
+function dirBytes(dir: string): { bytes: number; files: number } {
+  const files = imageFiles(dir);
+  return { bytes: files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0), files: files.length };
+}
+
+export function createLocalNodeActivities(node: LocalNode): NodeActivities {
+  const registry = new InstanceRegistry(node.dataDir);
+  const imagesDir = path.join(node.dataDir, 'images');
+  const logsDir = path.join(node.dataDir, 'logs');
+  mkdirSync(imagesDir, { recursive: true });
+  mkdirSync(logsDir, { recursive: true });
+
+  const publicRecord = (r: StoredInstance): InstanceRecord => ({
+    instanceId: r.instanceId,
+    service: r.service,
+    node: r.node,
+    pid: r.pid,
+    startedAt: r.startedAt,
+    origin: r.origin,
+    logPath: r.logPath,
+  });
+
+  function liveInstance(instanceId: string): StoredInstance | null {
+    const rec = registry.get(instanceId);
+    return rec && registry.alive(rec) ? rec : null;
+  }
+
+  return {
+    async describeNode(): Promise<NodeDescription> {
+      const { stdout } = await run(node.criu, ['--version']).catch(() => ({ stdout: 'unavailable' }));
+      return { node: node.node, runtime: 'local', imageUrl: node.imageUrl, criuVersion: stdout.trim().split('\n')[0] };
+    },
+
+    async startInstance({ service, instanceId, spec }) {
+      const existing = liveInstance(instanceId);
+      if (existing) return publicRecord(existing);
+      const logPath = path.join(logsDir, `${instanceId}.log`);
+      // O_APPEND|O_WRONLY: CRIU skips the size check for such files, so a copy restores while the source still writes.
+      const fd = openSync(logPath, 'a');
+      // The session leader must be inside the PID namespace for CRIU to dump the tree; the hostname is the
+      // instance's identity, set before the service starts.
+      const child = spawn(
+        'unshare',
+        ['--pid', '--uts', '--fork', '--', 'setsid', 'sh', '-c', 'hostname "$0" && exec "$@"', instanceId, ...spec.command],
+        { detached: true, stdio: ['ignore', fd, fd], cwd: spec.cwd, env: serviceEnv(spec.env) },
+      );
+      closeSync(fd);
+      child.unref();
+      if (!child.pid) throw new Error(`could not start ${spec.command.join(' ')}`);
+      const pid = await waitFor(() => childrenOf(child.pid!)[0], 5000, `the namespace init of ${instanceId}`);
+      const st = procStat(pid);
+      if (!st) throw new Error(`${instanceId} exited right after start; see ${logPath}`);
+      const rec: StoredInstance = {
+        instanceId,
+        service,
+        node: node.node,
+        pid,
+        startedAt: Date.now(),
+        origin: 'started',
+        logPath,
+        procStartTime: st.startTime,
+      };
+      registry.put(rec);
+      return publicRecord(rec);
+    },
+
+    async checkpoint({ instanceId, imageId, leaveRunning }): Promise<CheckpointResult> {
+      const dir = path.join(imagesDir, imageId);
+      const resultFile = path.join(dir, 'result.json');
+      if (existsSync(path.join(dir, COMPLETE_MARK)) && existsSync(resultFile)) {
+        return JSON.parse(readFileSync(resultFile, 'utf8')) as CheckpointResult;
+      }
+      const rec = liveInstance(instanceId);
+      if (!rec) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not running on ${node.node}`, 'InstanceNotFound');
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const args = ['dump', '-t', String(rec.pid), '-D', dir, '--tcp-established', '--network-lock', 'skip', '--display-stats', '-o', 'dump.log', '-v2'];
+      if (leaveRunning) args.push('--leave-running');
+      const out = await criu(node, args, dir);
+      const { bytes, files } = dirBytes(dir);
+      const result: CheckpointResult = { imageId, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.stdout + out.stderr, out.ms) };
+      if (!leaveRunning) registry.put({ ...rec, stoppedAt: Date.now() });
+      writeFileSync(resultFile, JSON.stringify(result));
+      writeFileSync(path.join(dir, COMPLETE_MARK), '');
+      return result;
+    },
+
+    async sendImage({ imageId, targetNode, targetUrl }) {
+      const dir = path.join(imagesDir, imageId);
+      if (!existsSync(path.join(dir, COMPLETE_MARK))) {
+        throw ApplicationFailure.nonRetryable(`image ${imageId} is not complete on ${node.node}`, 'ImageMissing');
+      }
+      const t0 = performance.now();
+      let sent = 0;
+      const r = await sendImage(dir, targetUrl, imageId, (_name, bytes) => {
+        sent += bytes;
+        Context.current().heartbeat({ sent, targetNode });
+      });
+      return { ...r, ms: performance.now() - t0 };
+    },
+
+    async restore({ imageId, service, instanceId }) {
+      const existing = liveInstance(instanceId);
+      if (existing) return { instance: publicRecord(existing), restoreMs: 0 };
+      const dir = path.join(imagesDir, imageId);
+      if (!existsSync(path.join(dir, COMPLETE_MARK))) {
+        throw ApplicationFailure.nonRetryable(`image ${imageId} has not arrived complete on ${node.node}`, 'ImageMissing');
+      }
+      const pidFile = path.join(dir, `restore-${instanceId}.pid`);
+      rmSync(pidFile, { force: true });
+      const t0 = performance.now();
+      // Restored stopped, in a new PID namespace, with its broker socket closed: it reconnects once it runs.
+      await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--network-lock', 'skip', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2'], dir);
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      try {
+        // The copy learns who it is before it runs a single instruction.
+        await run('nsenter', ['--uts', '--target', String(pid), 'hostname', instanceId]);
+        process.kill(pid, 'SIGCONT');
+      } catch (err) {
+        process.kill(pid, 'SIGKILL');
+        throw err;
+      }
+      const restoreMs = performance.now() - t0;
+      const st = procStat(pid);
+      if (!st) throw new Error(`restored ${instanceId} exited at once`);
+      const rec: StoredInstance = {
+        instanceId,
+        service,
+        node: node.node,
+        pid,
+        startedAt: Date.now(),
+        origin: 'restored',
+        // The copy keeps writing to the file its stdout had in the checkpoint.
+        logPath: readlinkSafe(`/proc/${pid}/fd/1`),
+        procStartTime: st.startTime,
+      };
+      registry.put(rec);
+      return { instance: publicRecord(rec), restoreMs };
+    },
+
+    async stopInstance({ instanceId }) {
+      const rec = registry.get(instanceId);
+      if (!rec || !registry.alive(rec)) {
+        if (rec && !rec.stoppedAt) registry.put({ ...rec, stoppedAt: Date.now() });
+        return { stopped: false };
+      }
+      process.kill(rec.pid, 'SIGTERM');
+      const gone = () => !isAlive(rec.pid, rec.procStartTime);
+      for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+      if (!gone()) {
+        process.kill(rec.pid, 'SIGKILL');
+        await waitFor(gone, 5000, `${instanceId} to die`);
+      }
+      registry.put({ ...rec, stoppedAt: Date.now() });
+      return { stopped: true };
+    },
+
+    async removeImage({ imageId }) {
+      rmSync(path.join(imagesDir, imageId), { recursive: true, force: true });
+      rmSync(path.join(imagesDir, '.incoming', imageId), { recursive: true, force: true });
+    },
+
+    async listInstances() {
+      return registry.all().map((r) => ({ ...publicRecord(r), alive: registry.alive(r) }));
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/** Facts about host processes from /proc, robust to PID reuse (a PID is its number plus its start time). */
+import { readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  startTime: number;
+}
+
+export function procStat(pid: number): ProcStat | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses; the fields after the last ')' are fixed.
+    const rest = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0], ppid: Number(rest[1]), startTime: Number(rest[19]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Alive means present, not a zombie, and the same process that was recorded (same start time). */
+export function isAlive(pid: number, startTime?: number): boolean {
+  const st = procStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  return startTime === undefined || st.startTime === startTime;
+}
+
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(probe: () => T | null | undefined | false, timeoutMs: number, what: string): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}

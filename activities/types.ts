@@ -1,0 +1,98 @@
+/**
+ * The activity interfaces the workflows are written against. A runtime (local processes + CRIU, or
+ * Kubernetes) implements NodeActivities on each node's task queue and ClusterActivities on the
+ * orchestrator's; BrokerActivities speak to RabbitMQ and to the instances and are the same for both.
+ */
+import type { InstanceStatus, Marks, CutReply } from '../service/protocol';
+import type { ServiceSpec } from '../lib/migration';
+
+export interface NodeDescription {
+  node: string;
+  runtime: 'local' | 'kubernetes';
+  /** Where other nodes send checkpoint images. */
+  imageUrl: string;
+  criuVersion: string;
+}
+
+export interface InstanceRecord {
+  instanceId: string;
+  service: string;
+  node: string;
+  pid: number;
+  startedAt: number;
+  origin: 'started' | 'restored';
+  logPath: string;
+}
+
+export interface CheckpointResult {
+  imageId: string;
+  bytes: number;
+  files: number;
+  dumpMs: number;
+  /** How long CRIU kept the source frozen. */
+  freezeMs: number;
+}
+
+export interface TransferResult {
+  bytes: number;
+  files: number;
+  ms: number;
+}
+
+export interface RestoreResult {
+  instance: InstanceRecord;
+  restoreMs: number;
+}
+
+export interface NodeActivities {
+  describeNode(): Promise<NodeDescription>;
+  startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
+  checkpoint(input: { instanceId: string; imageId: string; leaveRunning: boolean }): Promise<CheckpointResult>;
+  sendImage(input: { imageId: string; targetNode: string; targetUrl: string }): Promise<TransferResult>;
+  restore(input: { imageId: string; service: string; instanceId: string }): Promise<RestoreResult>;
+  stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
+  removeImage(input: { imageId: string }): Promise<void>;
+  listInstances(): Promise<Array<InstanceRecord & { alive: boolean }>>;
+}
+
+export interface Placement {
+  service: string;
+  node: string;
+  instanceId: string;
+  spec: ServiceSpec;
+  updatedAt: number;
+}
+
+export interface ClusterActivities {
+  acquireLock(input: { service: string; workflowId: string; runId: string }): Promise<void>;
+  releaseLock(input: { service: string; workflowId: string; runId: string }): Promise<void>;
+  locateService(input: { service: string }): Promise<Placement>;
+  findPlacement(input: { service: string }): Promise<Placement | null>;
+  commitPlacement(input: Placement): Promise<void>;
+  removePlacement(input: { service: string }): Promise<void>;
+  nodeExists(input: { node: string }): Promise<boolean>;
+}
+
+export interface Fenced {
+  migrationId: string;
+  epoch: number;
+}
+
+export interface ReplayProgress {
+  lag: number;
+  replayed: number;
+  sourceMarks: Marks;
+  copyMarks: Marks;
+}
+
+export interface BrokerActivities {
+  instanceStatus(input: { instanceId: string; timeoutMs?: number }): Promise<InstanceStatus>;
+  prepareReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<CutReply>;
+  startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced }): Promise<InstanceStatus>;
+  replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number }): Promise<ReplayProgress>;
+  fenceSource(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
+  catchUp(input: { copy: string; target: Marks; fencing: Fenced }): Promise<InstanceStatus>;
+  activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
+  unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
+  deleteQueue(input: { queue: string }): Promise<void>;
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+/**
+ * ms2m command line: the demo (`npm start`), the dev stack, the workers, and migrations.
+ */
+import { rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig, cacheDir } from '../lib/config';
+import { MigrateInputSchema, STRATEGIES, describeInputError, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
+import { ensureStack } from '../lib/stack';
+import { runNodeAgent } from '../workers/node-agent';
+import { runOrchestrator } from '../workers/orchestrator';
+import { LocalCluster, reapInstances } from './local-cluster';
+import { formatReport, verdict } from './report';
+import { runScenario } from './scenario';
+
+function positive(name: string, integer = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, e.g. 50`);
+    }
+    return n;
+  };
+}
+function nonNegative(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
+    return n;
+  };
+}
+const strategyOption = () => new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('shadow');
+
+/** Prints a line per stage change, and the lag while replaying. */
+function progressPrinter(write: (line: string) => void) {
+  let last = '';
+  return (p: MigrationProgress) => {
+    const line = `${p.stage}${p.stage === 'replay' && p.lag !== null ? ` (lag ${p.lag})` : ''}`;
+    if (line !== last) write(`  [${(p.elapsedMs / 1000).toFixed(2).padStart(6)} s] ${line}`);
+    last = line;
+  };
+}
+
+const program = new Command('ms2m').description('Live migration of stateful RabbitMQ consumers with CRIU, orchestrated by Temporal').showHelpAfterError();
+
+program
+  .command('demo', { isDefault: false })
+  .description('bring up the stack and two nodes, deploy the example game service on node-a under load, migrate it to node-b, print the report')
+  .addOption(strategyOption())
+  .option('--rate <msgs>', 'messages per second from the load generator', positive('--rate'), 50)
+  .option('--producers <n>', 'number of producers sharing the rate', positive('--producers', true), 4)
+  .option('--state-mb <mb>', 'extra in-memory state of the service, in MB', nonNegative('--state-mb'), 8)
+  .option('--work-ms <ms>', 'CPU cost of processing one message', nonNegative('--work-ms'), 0)
+  .option('--threshold <msgs>', 'fence when the copy is at most this many messages behind', nonNegative('--threshold'), 10)
+  .option('--cutoff-ms <ms>', 'fence after this long in replay regardless', nonNegative('--cutoff-ms'), 120_000)
+  .option('--json', 'print the MigrationReport as JSON on the last line of stdout')
+  .option('--keep', 'leave the service and the workers running afterwards')
+  .action(async (o) => {
+    const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+    say('[ms2m] bringing up the dev stack (Temporal, RabbitMQ, CRIU)…');
+    await ensureStack();
+    const cfg = loadConfig();
+    const home = path.join(cacheDir(), 'demo');
+    reapInstances(home);
+    rmSync(home, { recursive: true, force: true });
+    say('[ms2m] starting the orchestrator and the node agents node-a and node-b…');
+    const cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: cfg.taskQueue, log: (l) => say(l) });
+    let report: MigrationReport;
+    try {
+      ({ report } = await runScenario(cluster, {
+        service: 'game',
+        from: 'node-a',
+        to: 'node-b',
+        strategy: o.strategy as Strategy,
+        rate: o.rate,
+        producers: o.producers,
+        stateBytes: o.stateMb * 1024 * 1024,
+        workMs: o.workMs,
+        threshold: o.threshold,
+        cutoffMs: o.cutoffMs,
+        keep: o.keep,
+        log: (l) => say(`[ms2m] ${l}`),
+        onProgress: progressPrinter(say),
+      }));
+    } finally {
+      if (!o.keep) await cluster.stop();
+    }
+    say(formatReport(report, cfg.temporalUi));
+    const good = verdict(report);
+    say(good ? '\nOK: nothing lost, nothing applied or emitted twice, states equal.' : '\nFAILED: see the report above.');
+    if (o.json) console.log(JSON.stringify(report));
+    if (o.keep) say(`[ms2m] still running (--keep); stop with Ctrl-C. Web UI: ${cfg.temporalUi}`);
+    else process.exit(good ? 0 : 1);
+  });
+
+program
+  .command('stack')
+  .description('install what is missing and start the dev stack; prints its coordinates')
+  .action(async () => {
+    const env = await ensureStack();
+    for (const [k, v] of Object.entries(env)) console.log(`${k}=${v}`);
+  });
+
+program.command('orchestrator').description('run the orchestrator worker (workflows, broker and cluster activities)').action(() => runOrchestrator());
+
+program
+  .command('agent')
+  .description('run the node agent of one node (needs root for CRIU)')
+  .requiredOption('--node <name>', 'node name, e.g. node-a')
+  .option('--port <port>', 'port for receiving images (0 = any)', nonNegative('--port'), 0)
+  .action((o) => runNodeAgent(o.node, o.port));
+
+async function temporalClient(): Promise<Client> {
+  const cfg = loadConfig();
+  return new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
+}
+
+program
+  .command('migrate')
+  .description('migrate a deployed service to another node and wait for the report')
+  .requiredOption('--service <name>', 'service to move')
+  .requiredOption('--to <node>', 'target node')
+  .addOption(strategyOption())
+  .option('--threshold <msgs>', 'replay threshold', nonNegative('--threshold'), 10)
+  .option('--cutoff-ms <ms>', 'replay cutoff', nonNegative('--cutoff-ms'), 120_000)
+  .option('--json', 'print the report as JSON')
+  .action(async (o) => {
+    const input = { service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs } };
+    const parsed = MigrateInputSchema.safeParse(input);
+    if (!parsed.success) throw new Error(describeInputError('migrate', parsed.error));
+    const client = await temporalClient();
+    const handle = await client.workflow.start('migrateService', { taskQueue: loadConfig().taskQueue, workflowId: `migrate-${o.service}`, args: [input] });
+    const print = progressPrinter((l) => console.error(l));
+    const timer = setInterval(() => void handle.query<MigrationProgress>('progress').then(print, () => undefined), 200);
+    try {
+      const report = (await handle.result()) as MigrationReport;
+      console.log(o.json ? JSON.stringify(report) : formatReport(report, loadConfig().temporalUi));
+    } finally {
+      clearInterval(timer);
+    }
+    process.exit(0);
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  console.error(`[ms2m] error: ${err.message}`);
+  process.exit(1);
+});

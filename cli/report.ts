@@ -1,0 +1,50 @@
+/** Human-readable rendering of a MigrationReport for the terminal. */
+import Table from 'cli-table3';
+import { PHASES, phaseMs, type MigrationReport } from '../lib/migration';
+
+const kb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+export function formatReport(r: MigrationReport, ui?: string): string {
+  const out: string[] = [];
+  const ok = r.outcome === 'completed';
+  out.push('');
+  out.push(`Migration ${r.migrationId}: ${r.service} ${r.sourceNode} → ${r.targetNode} (${r.strategy}) — ${ok ? 'COMPLETED' : 'ROLLED BACK'}`);
+  if (r.failure) out.push(`  failed in ${r.failure.phase}: [${r.failure.type}] ${r.failure.message}`);
+  out.push(`  ${r.sourceInstance} → ${r.targetInstance}`);
+
+  const phases = new Table({ head: ['phase', 'ms'], colAligns: ['left', 'right'], style: { head: [] } });
+  for (const p of PHASES) {
+    const ran = r.phases.some((x) => x.phase === p);
+    phases.push([p, ran ? String(phaseMs(r, p)) : '—']);
+  }
+  phases.push(['total', String(r.totalMs)]);
+  out.push(phases.toString());
+
+  const m = new Table({ head: ['metric', 'value'], style: { head: [] } });
+  m.push(['downtime (fence → copy serving)', `${r.downtimeMs} ms`]);
+  m.push(['CRIU freeze of the source', `${r.freezeMs} ms`]);
+  m.push(['checkpoint size', kb(r.checkpointBytes)]);
+  if (r.strategy === 'shadow') {
+    m.push(['replayed by the copy', `${r.replay.replayed} messages (final lag ${r.replay.finalLag}${r.replay.cutoffFired ? ', cutoff fired' : ''})`]);
+  }
+  m.push(['state match at the fence', r.stateMatch ? 'yes (digests equal)' : 'NO']);
+  const v = r.verification;
+  if (v) {
+    m.push(['published / processed', `${v.published} / ${v.processed}`]);
+    m.push(['lost', String(v.lost)]);
+    m.push(['applied twice', String(v.duplicated)]);
+    m.push(['duplicate outputs', String(v.duplicateOutputs)]);
+    m.push(['final state = producers\' log', v.finalStateMatchesProducers ? 'yes' : 'NO']);
+    m.push(['observed downtime (outputs)', `${v.observedDowntimeMs} ms`]);
+    m.push(['e2e latency during: max / p99', `${v.maxE2eLatencyMs} / ${v.p99E2eLatencyMs} ms`]);
+    m.push(['e2e latency before: max / p99', `${v.baselineMaxE2eLatencyMs} / ${v.baselineP99E2eLatencyMs} ms`]);
+  }
+  out.push(m.toString());
+  if (ui) out.push(`Temporal Web UI: ${ui}/namespaces/default/workflows/${encodeURIComponent(r.workflowId)}`);
+  return out.join('\n');
+}
+
+export function verdict(r: MigrationReport): boolean {
+  const v = r.verification;
+  return r.outcome === 'completed' && r.stateMatch && !!v && v.lost === 0 && v.duplicated === 0 && v.duplicateOutputs === 0 && v.finalStateMatchesProducers;
+}

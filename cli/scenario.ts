@@ -1,0 +1,171 @@
+/**
+ * One measured migration of the example game service under load: deploy on a node, produce at a rate,
+ * migrate, keep producing, then account for every message from the producers' and the output logs.
+ * The demo, the end-to-end tests and the benchmark all run this.
+ */
+import * as path from 'node:path';
+import * as amqp from 'amqplib';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
+import { LoadGenerator } from '../examples/loadgen';
+import { loadConfig } from '../lib/config';
+import type { MigrationProgress, MigrationReport, Strategy } from '../lib/migration';
+import { OutputCollector } from '../lib/output-log';
+import { verify } from '../lib/verify';
+import { ControlClient } from '../service/control-client';
+import { canonicalJson } from '../service/protocol';
+import type { Published } from '../service/producer';
+import type { Placement } from '../activities/types';
+import type { LocalCluster } from './local-cluster';
+
+export interface ScenarioOptions {
+  service: string;
+  from: string;
+  to: string;
+  strategy: Strategy;
+  rate: number;
+  producers?: number;
+  stateBytes?: number;
+  workMs?: number;
+  threshold?: number;
+  cutoffMs?: number;
+  warmupMs?: number;
+  settleMs?: number;
+  keep?: boolean;
+  onProgress?: (p: MigrationProgress) => void;
+  log?: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  report: MigrationReport;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The order-independent state the final instance must hold if every published message was applied once. */
+export function expectedScoreboard(published: Published[], producerPrefix: string, players: number) {
+  const state = initialGameState(0);
+  for (const p of published) {
+    const index = Number(p.producer.slice(producerPrefix.length + 2)) - 1;
+    applyGameEvent(state, eventFor(index, p.seq, players), p.producer);
+  }
+  return scoreboard(state);
+}
+
+async function resetQueues(amqpUrl: string, queues: string[]): Promise<void> {
+  const conn = await amqp.connect(amqpUrl);
+  try {
+    const ch = await conn.createChannel();
+    for (const q of queues) await ch.deleteQueue(q);
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Promise<ScenarioResult> {
+  const cfg = loadConfig();
+  const log = o.log ?? (() => undefined);
+  const topo = gameTopology(o.service);
+  const taskQueue = cluster.opts.taskQueue;
+  const players = 200;
+  const producerPrefix = `${o.service}-${Date.now().toString(36)}`;
+  const client = cluster.client;
+
+  // A clean primary queue: messages left by an earlier run would belong to nobody's log.
+  await resetQueues(cfg.amqpUrl, [topo.queue]);
+  const collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
+  await collector.start();
+  const load = new LoadGenerator({ amqpUrl: cfg.amqpUrl, exchange: topo.exchange, rate: o.rate, producers: o.producers ?? 4, players, producerPrefix });
+  const control = await ControlClient.connect(cfg.amqpUrl, 'ms2m-scenario');
+  try {
+    log(`deploying ${o.service} on ${o.from}`);
+    const placement = (await client.workflow.execute('deployService', {
+      taskQueue,
+      workflowId: `deploy-${o.service}-${Date.now()}`,
+      args: [
+        {
+          service: o.service,
+          node: o.from,
+          spec: {
+            command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
+            env: {
+              MS2M_SERVICE: o.service,
+              MS2M_AMQP_URL: cfg.amqpUrl,
+              MS2M_GAME_STATE_BYTES: String(o.stateBytes ?? 0),
+              MS2M_GAME_WORK_MS: String(o.workMs ?? 0),
+            },
+            primaryQueue: topo.queue,
+          },
+        },
+      ],
+    })) as Placement;
+    log(`${placement.instanceId} serving on ${placement.node}; load ${o.rate} msg/s`);
+    await load.start();
+    await sleep(o.warmupMs ?? 3000);
+
+    const from = Date.now();
+    const handle = await client.workflow.start('migrateService', {
+      taskQueue,
+      workflowId: `migrate-${o.service}`,
+      args: [{ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000 } }],
+    });
+    log(`migration started: workflow ${handle.workflowId}`);
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        try {
+          o.onProgress?.(await handle.query<MigrationProgress>('progress'));
+        } catch {
+          // The query can race the workflow's first task or its completion; the next poll answers.
+        }
+        await sleep(150);
+      }
+    })();
+    let report: MigrationReport;
+    try {
+      report = (await handle.result()) as MigrationReport;
+    } catch (err) {
+      const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack' && cause.details?.[0]) {
+        report = cause.details[0] as MigrationReport;
+      } else {
+        throw err;
+      }
+    } finally {
+      polling = false;
+      await poller;
+    }
+    const to = Date.now();
+
+    await sleep(o.settleMs ?? 2000);
+    await load.stop();
+    const published = load.published;
+    // Let the serving instance drain what is still queued before counting.
+    const until = Date.now() + 30_000;
+    while (Date.now() < until && new Set(collector.outputs.map((x) => `${x.producer}#${x.seq}`)).size < published.length) await sleep(100);
+    await sleep(300);
+
+    const serving = report.outcome === 'completed' ? report.targetInstance : report.sourceInstance;
+    const final = await control.command(serving, { kind: 'status', digest: false });
+    const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
+    report.verification = verify({
+      published,
+      outputs: collector.outputs,
+      from,
+      to,
+      appliedByProducer: Object.fromEntries(Object.entries(board.appliedByProducer).filter(([p]) => p.startsWith(producerPrefix))),
+      finalStateMatchesProducers: canonicalJson(expectedScoreboard(published, producerPrefix, players)) === canonicalJson(board),
+    });
+    return { report };
+  } finally {
+    await load.stop().catch(() => undefined);
+    await collector.stop();
+    await control.close();
+    if (!o.keep) {
+      await client.workflow
+        .execute('undeployService', { taskQueue, workflowId: `undeploy-${o.service}-${Date.now()}`, args: [{ service: o.service }] })
+        .catch((err) => log(`undeploy failed: ${(err as Error).message}`));
+    }
+  }
+}

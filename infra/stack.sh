@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Brings up the local ms2m dev stack (CRIU, RabbitMQ + management, Temporal dev
+# server with ms2m's search attributes) and prints its coordinates as
+# KEY=VALUE lines on stdout, also saved to $MS2M_CACHE/stack.env:
+#   MS2M_CRIU, MS2M_AMQP_URL, MS2M_AMQP_MGMT_URL,
+#   MS2M_TEMPORAL_ADDRESS, MS2M_TEMPORAL_UI, MS2M_TEMPORAL_BIN
+# Safe to re-run; when everything is already up it only checks and returns.
+#
+# Typical use:  set -a; . "${MS2M_CACHE:-$HOME/.cache/ms2m}/stack.env"; set +a
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
+
+start=$SECONDS
+mkdir -p "$MS2M_CACHE"
+
+# Each step's stdout is captured as-is; a failing step has already explained
+# itself on stderr, so just stop.
+log "== criu"
+criu=$(bash "$HERE/ensure-criu.sh") || die "CRIU step failed (see above)."
+log "== rabbitmq"
+amqp=$(bash "$HERE/ensure-rabbitmq.sh") || die "RabbitMQ step failed (see above)."
+log "== temporal"
+temporal=$(bash "$HERE/ensure-temporal-server.sh") || die "Temporal step failed (see above)."
+
+env_lines=$(printf 'MS2M_CRIU=%s\n%s\n%s\n' "$criu" "$amqp" "$temporal")
+
+# Write-then-rename so a reader never sees a half-written file.
+printf '%s\n' "$env_lines" >"$MS2M_CACHE/stack.env.tmp"
+mv "$MS2M_CACHE/stack.env.tmp" "$MS2M_CACHE/stack.env"
+
+log "stack ready in $((SECONDS - start))s; environment in $MS2M_CACHE/stack.env"
+printf '%s\n' "$env_lines"

@@ -1,0 +1,133 @@
+/**
+ * Request/reply over RabbitMQ to service instances (their control queues) and to the source through the
+ * primary queue (the cut marker), using direct reply-to so no reply queue has to be created or removed.
+ */
+import { randomUUID } from 'node:crypto';
+import * as amqp from 'amqplib';
+import {
+  CONTROL_QUEUE_ARGS,
+  HEADER_CUT,
+  controlQueueName,
+  type ControlCommand,
+  type ControlReply,
+  type CutReply,
+  type Fencing,
+  type InstanceStatus,
+} from './protocol';
+
+const REPLY_TO = 'amq.rabbitmq.reply-to';
+
+export class ControlError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ControlClient {
+  private pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  private closed = false;
+
+  private constructor(
+    private readonly conn: amqp.ChannelModel,
+    private readonly ch: amqp.Channel,
+  ) {
+    const fail = (err?: Error) => {
+      this.closed = true;
+      for (const [id, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new ControlError(`broker connection closed: ${err?.message ?? 'closed'}`, 'disconnected'));
+        this.pending.delete(id);
+      }
+    };
+    conn.on('error', (e: Error) => fail(e));
+    conn.on('close', () => fail());
+  }
+
+  static async connect(url: string, name = 'ms2m-control'): Promise<ControlClient> {
+    const conn = await amqp.connect(url, { clientProperties: { connection_name: name } });
+    const ch = await conn.createChannel();
+    const client = new ControlClient(conn, ch);
+    await ch.consume(
+      REPLY_TO,
+      (m) => {
+        const id = m?.properties.correlationId;
+        const p = id ? client.pending.get(id) : undefined;
+        if (!m || !p || !id) return;
+        client.pending.delete(id);
+        clearTimeout(p.timer);
+        p.resolve(JSON.parse(m.content.toString()));
+      },
+      { noAck: true },
+    );
+    return client;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** A channel of its own for topology changes: a broker error closes the channel it happened on. */
+  openChannel(): Promise<amqp.Channel> {
+    return this.conn.createChannel();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.conn.close().catch(() => undefined);
+  }
+
+  private request<T>(publish: (id: string) => void, timeoutMs: number, what: string): Promise<T> {
+    if (this.closed) return Promise.reject(new ControlError('control connection is closed', 'disconnected'));
+    const id = randomUUID();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ControlError(`no reply to ${what} within ${timeoutMs} ms`, 'timeout'));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      publish(id);
+    });
+  }
+
+  /** Sends a command to an instance and returns its result; a refusal becomes a ControlError with its code. */
+  async command(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<InstanceStatus> {
+    const queue = controlQueueName(instanceId);
+    // Declared here too so a command sent before the instance (re)connects waits instead of being dropped.
+    await this.ch.assertQueue(queue, CONTROL_QUEUE_ARGS);
+    const reply = await this.request<ControlReply>(
+      (id) =>
+        this.ch.sendToQueue(queue, Buffer.from(JSON.stringify(cmd)), {
+          correlationId: id,
+          replyTo: REPLY_TO,
+          // A command nobody took in time must not steer an instance later.
+          expiration: String(timeoutMs),
+        }),
+      timeoutMs,
+      `${cmd.kind} sent to ${instanceId}`,
+    );
+    if (!reply.ok || !reply.result) throw new ControlError(reply.error ?? `${cmd.kind} refused`, reply.code ?? 'refused');
+    return reply.result;
+  }
+
+  /**
+   * Puts the cut marker into the primary queue (after the replay queue is bound) and waits until its
+   * consumer has applied it: every message that reached only the primary queue is then applied. It goes
+   * to the queue directly, not through the exchange, so other consumers of the exchange never see it.
+   */
+  async cut(primaryQueue: string, fencing: Fencing, timeoutMs: number): Promise<CutReply> {
+    return this.request<CutReply>(
+      (id) =>
+        this.ch.sendToQueue(primaryQueue, Buffer.from(JSON.stringify(fencing)), {
+          correlationId: id,
+          replyTo: REPLY_TO,
+          persistent: true,
+          headers: { [HEADER_CUT]: fencing.migrationId },
+        }),
+      timeoutMs,
+      `cut marker ${fencing.migrationId}`,
+    );
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The orchestrator worker: runs the workflows and the broker and cluster activities on the orchestrator's
+ * task queue ("ms2m" unless MS2M_TASK_QUEUE says otherwise).
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createBrokerActivities } from '../activities/broker';
+import { createClusterActivities } from '../activities/cluster';
+import { loadConfig } from '../lib/config';
+import { ClusterStore } from '../runtime/cluster-store';
+
+export async function runOrchestrator(): Promise<void> {
+  const cfg = loadConfig();
+  const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
+  const worker = await Worker.create({
+    connection,
+    namespace: cfg.temporalNamespace,
+    taskQueue: cfg.taskQueue,
+    workflowsPath: require.resolve('../workflows'),
+    activities: { ...createBrokerActivities(), ...createClusterActivities(new ClusterStore(cfg.home), client) },
+  });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
+  console.log(`[ms2m] orchestrator ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
+  await worker.run();
+  await connection.close();
+}
+
+if (require.main === module) {
+  runOrchestrator().catch((err) => {
+    console.error(`[ms2m] orchestrator failed: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,2 @@
+export { migrateService, progressQuery } from './migrate-service';
+export { deployService, undeployService } from './deploy-service';
