@@ -38,6 +38,8 @@ async function withChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> 
 }
 
 async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<InstanceStatus> {
+  // A reply can legitimately take longer than the heartbeat timeout (an instance still reconnecting).
+  const beat = setInterval(() => Context.current().heartbeat(), 2000);
   try {
     return await (await control()).command(instanceId, cmd, timeoutMs);
   } catch (err) {
@@ -46,6 +48,8 @@ async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000)
       throw ApplicationFailure.nonRetryable(err.message, 'ControlRefused');
     }
     throw err;
+  } finally {
+    clearInterval(beat);
   }
 }
 
@@ -96,17 +100,28 @@ export function createBrokerActivities(): BrokerActivities {
       return send(source, { kind: 'fence', ...fencing }, 30_000);
     },
 
-    async catchUp({ copy, target, fencing }) {
-      for (;;) {
-        const cp = await send(copy, { kind: 'catch-up', target, ...fencing });
-        Context.current().heartbeat({ lag: lagBetween(target, cp.marks) });
-        if (cp.consuming !== 'replay' && reached(cp.marks, target)) return cp;
-        await sleep(POLL_MS);
+    /**
+     * The fence and the swap in one activity, so that the downtime window holds no Temporal round trips:
+     * the source stops consuming and reports its final marks, the copy applies the replay queue up to
+     * exactly those marks, the digests are compared, and only if they are equal does the copy take over.
+     */
+    async fenceAndSwap({ source, copy, fencing }) {
+      const before = await send(copy, { kind: 'status', digest: false });
+      const src = await send(source, { kind: 'fence', ...fencing }, 30_000);
+      if (before.role === 'primary' && before.migrationId === fencing.migrationId) {
+        // A retry after the swap happened: report the swap, never compare a state that has moved on since.
+        return { swapped: true, source: src, copy: { ...before, digest: before.activatedDigest ?? '' }, activatedAt: before.activatedAt };
       }
-    },
-
-    async activate({ copy, fencing }) {
-      return send(copy, { kind: 'activate', ...fencing });
+      let cp: InstanceStatus;
+      for (;;) {
+        cp = await send(copy, { kind: 'catch-up', target: src.marks, ...fencing });
+        if (cp.consuming !== 'replay' && reached(cp.marks, src.marks)) break;
+        Context.current().heartbeat({ lag: lagBetween(src.marks, cp.marks) });
+        await sleep(POLL_MS / 5);
+      }
+      if (cp.digest !== src.digest) return { swapped: false, source: src, copy: cp, activatedAt: null };
+      const active = await send(copy, { kind: 'activate', ...fencing });
+      return { swapped: true, source: src, copy: cp, activatedAt: active.activatedAt };
     },
 
     async unfence({ source, fencing }) {

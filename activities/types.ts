@@ -85,14 +85,22 @@ export interface ReplayProgress {
   copyMarks: Marks;
 }
 
+export interface SwapResult {
+  swapped: boolean;
+  /** The source's status at the fence (its final marks and digest). */
+  source: InstanceStatus;
+  /** The copy's status when it was compared (after catching up to the source's marks). */
+  copy: InstanceStatus;
+  activatedAt: number | null;
+}
+
 export interface BrokerActivities {
   instanceStatus(input: { instanceId: string; timeoutMs?: number }): Promise<InstanceStatus>;
   prepareReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<CutReply>;
   startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced }): Promise<InstanceStatus>;
   replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number }): Promise<ReplayProgress>;
   fenceSource(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
-  catchUp(input: { copy: string; target: Marks; fencing: Fenced }): Promise<InstanceStatus>;
-  activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
+  fenceAndSwap(input: { source: string; copy: string; fencing: Fenced }): Promise<SwapResult>;
   unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   deleteQueue(input: { queue: string }): Promise<void>;
 }

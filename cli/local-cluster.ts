@@ -20,61 +20,63 @@ export interface ClusterOptions {
 }
 
 export class LocalCluster {
-  private constructor(
-    readonly client: Client,
-    private readonly connection: Connection,
-    private readonly children: Map<string, ChildProcess>,
-    readonly opts: ClusterOptions,
-  ) {}
+  private readonly children = new Map<string, ChildProcess>();
+  client!: Client;
+  private connection!: Connection;
+
+  private constructor(readonly opts: ClusterOptions) {}
 
   static async start(opts: ClusterOptions): Promise<LocalCluster> {
     mkdirSync(opts.home, { recursive: true });
-    const root = loadConfig().projectRoot;
-    const baseEnv = { ...process.env, MS2M_HOME: opts.home, MS2M_TASK_QUEUE: opts.taskQueue };
-    const children = new Map<string, ChildProcess>();
-    const launch = (name: string, script: string, args: string[], env: NodeJS.ProcessEnv) =>
-      new Promise<void>((resolve, reject) => {
-        const logFile = path.join(opts.home, `${name}.log`);
-        const child = spawn(process.execPath, [path.join(root, 'dist', 'workers', script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        children.set(name, child);
-        let ready = false;
-        let errText = '';
-        const sink = createWriteStream(logFile, { flags: 'a' });
-        child.stdout!.on('data', (d: Buffer) => {
-          sink.write(d);
-          if (!ready && d.toString().includes(' ready ')) {
-            ready = true;
-            opts.log?.(d.toString().trim());
-            resolve();
-          }
-        });
-        child.stderr!.on('data', (d: Buffer) => {
-          sink.write(d);
-          errText += d.toString();
-        });
-        child.on('exit', (code) => {
-          if (!ready) reject(new Error(`${name} exited with ${code} before it was ready: ${errText.trim().split('\n').slice(-5).join('\n')} (log: ${logFile})`));
-        });
-      });
+    const cluster = new LocalCluster(opts);
     try {
-      await Promise.all([
-        launch('orchestrator', 'orchestrator.js', [], baseEnv),
-        ...opts.nodes.map((n) => launch(`agent-${n}`, 'node-agent.js', ['--node', n], { ...baseEnv, ...(opts.nodeEnv?.[n] ?? {}) })),
-      ]);
+      await Promise.all([cluster.launch('orchestrator'), ...opts.nodes.map((n) => cluster.launch(`agent-${n}`))]);
     } catch (err) {
-      for (const c of children.values()) c.kill('SIGTERM');
+      await cluster.stop();
       throw err;
     }
     const cfg = loadConfig();
-    const connection = await Connection.connect({ address: cfg.temporalAddress });
-    const client = new Client({ connection, namespace: cfg.temporalNamespace });
-    return new LocalCluster(client, connection, children, opts);
+    cluster.connection = await Connection.connect({ address: cfg.temporalAddress });
+    cluster.client = new Client({ connection: cluster.connection, namespace: cfg.temporalNamespace });
+    return cluster;
+  }
+
+  /** Starts a worker process ("orchestrator" or "agent-<node>") and waits until it says it is ready. */
+  launch(name: string): Promise<void> {
+    const node = name.startsWith('agent-') ? name.slice('agent-'.length) : null;
+    const script = path.join(loadConfig().projectRoot, 'dist', 'workers', node ? 'node-agent.js' : 'orchestrator.js');
+    const env = { ...process.env, MS2M_HOME: this.opts.home, MS2M_TASK_QUEUE: this.opts.taskQueue, ...(node ? (this.opts.nodeEnv?.[node] ?? {}) : {}) };
+    const logFile = path.join(this.opts.home, `${name}.log`);
+    return new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [script, ...(node ? ['--node', node] : [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      this.children.set(name, child);
+      const sink = createWriteStream(logFile, { flags: 'a' });
+      let ready = false;
+      let errText = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        sink.write(d);
+        if (!ready && d.toString().includes(' ready ')) {
+          ready = true;
+          this.opts.log?.(d.toString().trim());
+          resolve();
+        }
+      });
+      child.stderr!.on('data', (d: Buffer) => {
+        sink.write(d);
+        errText += d.toString();
+      });
+      child.on('exit', (code) => {
+        sink.end();
+        if (!ready) reject(new Error(`${name} exited with ${code} before it was ready: ${errText.trim().split('\n').slice(-5).join('\n')} (log: ${logFile})`));
+      });
+    });
   }
 
   /** Stops one process (e.g. a node agent, to show that instances survive it) and waits for it to exit. */
   async stopProcess(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.children.get(name);
-    if (!child || child.exitCode !== null) return;
+    this.children.delete(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
       child.once('exit', () => {
@@ -83,12 +85,11 @@ export class LocalCluster {
       });
       child.kill(signal);
     });
-    this.children.delete(name);
   }
 
   async stop(): Promise<void> {
     await Promise.all([...this.children.keys()].map((n) => this.stopProcess(n)));
-    await this.connection.close().catch(() => undefined);
+    await this.connection?.close().catch(() => undefined);
   }
 }
 
@@ -102,12 +103,11 @@ export function reapInstances(home: string): void {
   for (const node of readdirSync(nodesDir)) {
     const registry = new InstanceRegistry(path.join(nodesDir, node));
     for (const rec of registry.all()) {
-      if (registry.alive(rec)) {
-        try {
-          process.kill(rec.pid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
+      if (!registry.alive(rec)) continue;
+      try {
+        process.kill(rec.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
       }
     }
   }

@@ -12,7 +12,7 @@ export function formatReport(r: MigrationReport, ui?: string): string {
   if (r.failure) out.push(`  failed in ${r.failure.phase}: [${r.failure.type}] ${r.failure.message}`);
   out.push(`  ${r.sourceInstance} → ${r.targetInstance}`);
 
-  const phases = new Table({ head: ['phase', 'ms'], colAligns: ['left', 'right'], style: { head: [] } });
+  const phases = new Table({ head: ['phase', 'ms'], colAligns: ['left', 'right'], style: { head: [], border: [] } });
   for (const p of PHASES) {
     const ran = r.phases.some((x) => x.phase === p);
     phases.push([p, ran ? String(phaseMs(r, p)) : '—']);
@@ -20,7 +20,7 @@ export function formatReport(r: MigrationReport, ui?: string): string {
   phases.push(['total', String(r.totalMs)]);
   out.push(phases.toString());
 
-  const m = new Table({ head: ['metric', 'value'], style: { head: [] } });
+  const m = new Table({ head: ['metric', 'value'], style: { head: [], border: [] } });
   m.push(['downtime (fence → copy serving)', `${r.downtimeMs} ms`]);
   m.push(['CRIU freeze of the source', `${r.freezeMs} ms`]);
   m.push(['checkpoint size', kb(r.checkpointBytes)]);

@@ -34,6 +34,8 @@ export interface ScenarioOptions {
   settleMs?: number;
   keep?: boolean;
   onProgress?: (p: MigrationProgress) => void;
+  /** Runs once the service is deployed and before the load starts. */
+  afterDeploy?: (placement: Placement) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -101,6 +103,7 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
       ],
     })) as Placement;
     log(`${placement.instanceId} serving on ${placement.node}; load ${o.rate} msg/s`);
+    await o.afterDeploy?.(placement);
     await load.start();
     await sleep(o.warmupMs ?? 3000);
 

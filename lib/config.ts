@@ -27,6 +27,13 @@ function setting(key: string, fallback: string): string {
   return process.env[key] ?? fromStackFile(key) ?? fallback;
 }
 
+/** The checkout this code runs from, whether compiled (dist/lib) or from sources (lib). */
+function projectRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
 export interface Config {
   temporalAddress: string;
   temporalNamespace: string;
@@ -51,6 +58,6 @@ export function loadConfig(): Config {
     criu: setting('MS2M_CRIU', 'criu'),
     home: setting('MS2M_HOME', path.join(cacheDir(), 'home')),
     taskQueue: setting('MS2M_TASK_QUEUE', 'ms2m'),
-    projectRoot: path.resolve(__dirname, '..', '..'),
+    projectRoot: projectRoot(),
   };
 }

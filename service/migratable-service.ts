@@ -88,6 +88,7 @@ export class MigratableService<S> {
   private outputsSuppressed = 0;
   private fencedAt: number | null = null;
   private activatedAt: number | null = null;
+  private activatedDigest: string | null = null;
   private lastPrimaryApplyAt: number | null = null;
 
   private conn: amqp.ChannelModel | null = null;
@@ -122,6 +123,8 @@ export class MigratableService<S> {
   async start(): Promise<void> {
     process.on('SIGTERM', () => void this.stop().then(() => process.exit(0)));
     process.on('SIGINT', () => void this.stop().then(() => process.exit(0)));
+    // A restored copy may sit idle with a dead socket that nothing reads; it still learns its identity promptly.
+    setInterval(() => this.checkIdentity(), 50).unref();
     await this.connect();
   }
 
@@ -160,6 +163,7 @@ export class MigratableService<S> {
     this.fenced = false;
     this.fencedAt = null;
     this.activatedAt = null;
+    this.activatedDigest = null;
     this.outputsSuppressed = 0;
     this.primaryTag = null;
     this.replayTag = null;
@@ -476,6 +480,7 @@ export class MigratableService<S> {
         return { ok: true, result: this.status(true) };
       }
       case 'catch-up': {
+        if (this.role === 'primary' && this.activatedAt) return { ok: true, result: this.status(true) };
         if (this.role !== 'standby') return this.reject('wrong-role', 'only a restored copy catches up');
         this.target = { ...cmd.target };
         this.wakeHolders();
@@ -485,6 +490,7 @@ export class MigratableService<S> {
       case 'activate': {
         if (this.role === 'primary') return { ok: true, result: this.status(false) };
         if (this.replayTag) return this.reject('still-replaying', 'catch up before activation');
+        this.activatedDigest = this.digest();
         this.role = 'primary';
         this.target = null;
         // Replayed messages still buffered lie beyond the fence marks and are in the primary queue too.
@@ -508,6 +514,10 @@ export class MigratableService<S> {
     }
   }
 
+  private digest(): string {
+    return stateDigest(this.opts.digestOf ? this.opts.digestOf(this.state) : this.state, this.marks);
+  }
+
   status(withDigest: boolean): InstanceStatus {
     return {
       instanceId: this.identity,
@@ -518,7 +528,7 @@ export class MigratableService<S> {
       epoch: this.epoch,
       migrationId: this.migrationId,
       marks: { ...this.marks },
-      digest: withDigest ? stateDigest(this.opts.digestOf ? this.opts.digestOf(this.state) : this.state, this.marks) : '',
+      digest: withDigest ? this.digest() : '',
       applied: this.applied,
       skippedDuplicates: this.skippedDuplicates,
       gaps: this.gaps,
@@ -526,6 +536,7 @@ export class MigratableService<S> {
       outputsSuppressed: this.outputsSuppressed,
       fencedAt: this.fencedAt,
       activatedAt: this.activatedAt,
+      activatedDigest: this.activatedDigest,
       lastPrimaryApplyAt: this.lastPrimaryApplyAt,
       app: this.opts.describe ? this.opts.describe(this.state) : {},
     };

@@ -137,6 +137,8 @@ export interface InstanceStatus {
   /** Wall-clock times of the instance's own transitions, for downtime accounting. */
   fencedAt: number | null;
   activatedAt: number | null;
+  /** The state digest the copy had when it took over, for a fence-and-swap that is retried after the swap. */
+  activatedDigest: string | null;
   lastPrimaryApplyAt: number | null;
   app: Record<string, unknown>;
 }

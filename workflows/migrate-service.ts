@@ -16,7 +16,6 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { InstanceStatus } from '../service/protocol';
 import {
   MigrateInputSchema,
   describeInputError,
@@ -128,14 +127,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   report.targetInstance = copyId;
 
   let sourceInstance = '';
+  let targetUrl = '';
   try {
     // ---- validate: change nothing until the request is known to make sense.
     const placement = await phase('validate', async () => {
-      const p = await cluster.locateService({ service: input.service });
+      const [p, targetExists] = await Promise.all([cluster.locateService({ service: input.service }), cluster.nodeExists({ node: input.targetNode })]);
       if (p.node === input.targetNode) {
         throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, 'InvalidInput');
       }
-      if (!(await cluster.nodeExists({ node: input.targetNode }))) {
+      if (!targetExists) {
         throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, 'InvalidInput');
       }
       sourceNode = p.node;
@@ -146,8 +146,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       await cluster.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       undo.lock = true;
       // Both agents must answer on their queues (a dead node times out on schedule-to-start).
-      await Promise.all([onNode(p.node).describeNode(), onNode(input.targetNode).describeNode()]);
-      const status = await broker.instanceStatus({ instanceId: p.instanceId });
+      const [, targetNode, status] = await Promise.all([
+        onNode(p.node).describeNode(),
+        onNode(input.targetNode).describeNode(),
+        broker.instanceStatus({ instanceId: p.instanceId }),
+      ]);
+      targetUrl = targetNode.imageUrl;
       if (status.role !== 'primary' || status.fenced) {
         throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, 'SourceNotServing');
       }
@@ -156,17 +160,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     });
     const source = onNode(placement.node);
     const target = onNode(input.targetNode);
-    const targetUrl = (await target.describeNode()).imageUrl;
 
     // ---- prepare: shadow binds the replay queue and cuts; stop-and-copy stops the source consuming.
-    let fenceStatus: InstanceStatus | null = null;
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
         undo.replayQueue = `ms2m.replay.${input.service}.${migrationId}`;
         await broker.prepareReplay({ primaryQueue: placement.spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
       } else {
         undo.sourceFenced = true;
-        fenceStatus = await broker.fenceSource({ source: sourceInstance, fencing });
+        await broker.fenceSource({ source: sourceInstance, fencing });
       }
     });
 
@@ -223,27 +225,18 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
 
     await phase('fence', async () => {
-      let src: InstanceStatus;
-      let copy: InstanceStatus;
-      if (input.strategy === 'shadow') {
-        undo.sourceFenced = true;
-        src = await broker.fenceSource({ source: sourceInstance, fencing });
-        copy = await broker.catchUp({ copy: copyId, target: src.marks, fencing });
-        report.replay.replayed = copy.applied - copyAppliedAtStart;
-      } else {
-        src = fenceStatus!;
-        copy = await broker.instanceStatus({ instanceId: copyId });
-      }
-      report.sourceDigest = src.digest;
-      report.targetDigest = copy.digest;
-      report.marks = src.marks;
-      report.stateMatch = src.digest === copy.digest;
-      if (!report.stateMatch) {
+      undo.sourceFenced = true;
+      const swap = await broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing });
+      report.sourceDigest = swap.source.digest;
+      report.targetDigest = swap.copy.digest;
+      report.marks = swap.source.marks;
+      report.stateMatch = swap.source.digest === swap.copy.digest;
+      if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
+      if (!swap.swapped) {
         throw ApplicationFailure.nonRetryable(`state digest of ${copyId} differs from ${sourceInstance} at the fence`, 'StateMismatch');
       }
-      const active = await broker.activate({ copy: copyId, fencing });
       swapped = true;
-      report.downtimeMs = Math.max(0, (active.activatedAt ?? 0) - (src.fencedAt ?? 0));
+      report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
     });
 
     await phase('finalize', () =>

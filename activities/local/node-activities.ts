@@ -173,7 +173,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       rmSync(pidFile, { force: true });
       const t0 = performance.now();
       // Restored stopped, in a new PID namespace, with its broker socket closed: it reconnects once it runs.
-      await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--network-lock', 'skip', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2'], dir);
+      await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2'], dir);
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       try {
         // The copy learns who it is before it runs a single instruction.

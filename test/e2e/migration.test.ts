@@ -1,0 +1,191 @@
+/**
+ * End to end, for real: the Temporal dev server, RabbitMQ and CRIU brought up by infra/stack.sh, the
+ * orchestrator and three node agents as separate processes, the example game service under load.
+ * node-c's agent runs a CRIU whose restore always fails, to exercise the rollback.
+ */
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import * as amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../../cli/local-cluster';
+import { runScenario } from '../../cli/scenario';
+import { loadConfig } from '../../lib/config';
+import type { MigrationProgress, MigrationReport } from '../../lib/migration';
+import { ensureStack } from '../../lib/stack';
+import { ControlClient } from '../../service/control-client';
+
+const MIGRATION_TIMEOUT = 120_000;
+let cluster: LocalCluster;
+let home: string;
+const run = Date.now().toString(36);
+
+beforeAll(async () => {
+  await ensureStack();
+  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-e2e-'));
+  const failingCriu = path.join(home, 'criu-restore-fails');
+  writeFileSync(failingCriu, `#!/bin/sh\nif [ "$1" = restore ]; then echo "injected fault: restore refused" >&2; exit 1; fi\nexec "${loadConfig().criu}" "$@"\n`);
+  chmodSync(failingCriu, 0o755);
+  cluster = await LocalCluster.start({
+    nodes: ['node-a', 'node-b', 'node-c'],
+    home,
+    taskQueue: `ms2m-e2e-${run}`,
+    nodeEnv: { 'node-c': { MS2M_CRIU: failingCriu } },
+  });
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+function expectNothingLost(r: MigrationReport): void {
+  const v = r.verification!;
+  expect(v.published).toBeGreaterThan(100);
+  expect(v.lost).toBe(0);
+  expect(v.duplicated).toBe(0);
+  expect(v.duplicateOutputs).toBe(0);
+  expect(v.processed).toBe(v.published);
+  expect(v.finalStateMatchesProducers).toBe(true);
+}
+
+describe('live migration on the local runtime', () => {
+  it(
+    'shadow: the copy takes over with nothing lost or applied twice, and the states match',
+    async () => {
+      const stages = new Set<string>();
+      const { report } = await runScenario(cluster, {
+        service: `shadow-${run}`,
+        from: 'node-a',
+        to: 'node-b',
+        strategy: 'shadow',
+        rate: 50,
+        warmupMs: 2000,
+        settleMs: 1500,
+        onProgress: (p) => stages.add(p.stage),
+      });
+      expect(report.outcome).toBe('completed');
+      expect(report.stateMatch).toBe(true);
+      expect(report.sourceDigest).toBe(report.targetDigest);
+      expect(report.checkpointBytes).toBeGreaterThan(1_000_000);
+      expect(report.phases.map((p) => p.phase)).toEqual(['validate', 'prepare', 'checkpoint', 'transfer', 'restore', 'replay', 'fence', 'finalize']);
+      // The source served through checkpoint, transfer, restore and replay: only the fence stops it.
+      expect(report.downtimeMs).toBeLessThan(report.totalMs / 2);
+      expect(stages.has('replay')).toBe(true);
+      expectNothingLost(report);
+    },
+    MIGRATION_TIMEOUT,
+  );
+
+  it(
+    'stop-and-copy: the baseline moves the service with nothing lost, its downtime spanning the pipeline',
+    async () => {
+      const { report } = await runScenario(cluster, {
+        service: `cold-${run}`,
+        from: 'node-a',
+        to: 'node-b',
+        strategy: 'stop-and-copy',
+        rate: 50,
+        warmupMs: 2000,
+        settleMs: 1500,
+      });
+      expect(report.outcome).toBe('completed');
+      expect(report.stateMatch).toBe(true);
+      expect(report.phases.map((p) => p.phase)).not.toContain('replay');
+      const pipeline = report.phases.filter((p) => ['checkpoint', 'transfer', 'restore'].includes(p.phase)).reduce((a, p) => a + p.ms, 0);
+      expect(report.downtimeMs).toBeGreaterThanOrEqual(pipeline * 0.5);
+      expectNothingLost(report);
+    },
+    MIGRATION_TIMEOUT,
+  );
+
+  it(
+    'a failed restore rolls back: the source keeps serving, the copy and the replay queue are gone, nothing is lost',
+    async () => {
+      const service = `rollback-${run}`;
+      const { report } = await runScenario(cluster, {
+        service,
+        from: 'node-a',
+        to: 'node-c',
+        strategy: 'shadow',
+        rate: 50,
+        warmupMs: 1500,
+        settleMs: 1500,
+        keep: true,
+      });
+      expect(report.outcome).toBe('rolled-back');
+      expect(report.failure?.phase).toBe('restore');
+      expect(report.failure?.message).toMatch(/injected fault/);
+      expectNothingLost(report);
+
+      const cfg = loadConfig();
+      const control = await ControlClient.connect(cfg.amqpUrl);
+      try {
+        const source = await control.command(report.sourceInstance, { kind: 'status', digest: false });
+        expect(source).toMatchObject({ role: 'primary', consuming: 'primary', fenced: false });
+      } finally {
+        await control.close();
+      }
+      const conn = await amqp.connect(cfg.amqpUrl);
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      await expect(ch.checkQueue(`ms2m.replay.${service}.${report.migrationId}`)).rejects.toThrow(/NOT_FOUND/);
+      await conn.close().catch(() => undefined);
+      await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}`, args: [{ service }] });
+    },
+    MIGRATION_TIMEOUT,
+  );
+
+  it('refuses bad input with the field and the fix, changing nothing', async () => {
+    const err = await cluster.client.workflow
+      .execute('migrateService', {
+        taskQueue: cluster.opts.taskQueue,
+        workflowId: `bad-input-${run}`,
+        args: [{ service: 'game', targetNode: 'node-b', strategy: 'warp', replay: { threshold: 'ten' } }],
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('InvalidInput');
+    expect(cause.message).toMatch(/strategy: strategy must be one of stop-and-copy, shadow/);
+    expect(cause.message).toMatch(/replay.threshold/);
+  });
+
+  it(
+    'lets only one migration of a service run at a time, and an agent restart loses track of nothing',
+    async () => {
+      const service = `lock-${run}`;
+      const taskQueue = cluster.opts.taskQueue;
+      // The node agent restarts: it must find the instance it started before, which keeps running meanwhile.
+      let first: Promise<unknown> | undefined;
+      let second: unknown;
+      const { report } = await runScenario(cluster, {
+        service,
+        from: 'node-a',
+        to: 'node-b',
+        strategy: 'shadow',
+        rate: 20,
+        warmupMs: 1000,
+        settleMs: 500,
+        afterDeploy: async () => {
+          await cluster.stopProcess('agent-node-a');
+          await cluster.launch('agent-node-a');
+        },
+        onProgress: (p: MigrationProgress) => {
+          if (!first && p.stage !== 'validate') {
+            first = cluster.client.workflow
+              .execute('migrateService', { taskQueue, workflowId: `second-${service}`, args: [{ service, targetNode: 'node-c' }] })
+              .catch((e: unknown) => (second = e));
+          }
+        },
+      });
+      await first;
+      expect(report.outcome).toBe('completed');
+      expect(second).toBeInstanceOf(WorkflowFailedError);
+      expect(((second as WorkflowFailedError).cause as ApplicationFailure).type).toBe('MigrationInProgress');
+      expectNothingLost(report);
+    },
+    MIGRATION_TIMEOUT,
+  );
+});

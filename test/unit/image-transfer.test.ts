@@ -1,0 +1,53 @@
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMPLETE_MARK, imageReceiver, sendImage } from '../../activities/local/image-transfer';
+
+let server: Server;
+let url: string;
+let root: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'ms2m-transfer-'));
+  server = createServer(imageReceiver(path.join(root, 'target')));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => server.close());
+
+describe('image transfer between agents', () => {
+  it('delivers every file intact and marks the image complete', async () => {
+    const src = path.join(root, 'source', 'img1');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, 'pages-1.img'), Buffer.alloc(3 * 1024 * 1024, 7));
+    writeFileSync(path.join(src, 'core-1.img'), 'core');
+    writeFileSync(path.join(src, 'dump.log'), 'not part of the image');
+    const seen: string[] = [];
+    const r = await sendImage(src, url, 'img1', (name) => seen.push(name));
+    expect(r.files).toBe(2);
+    expect(seen.sort()).toEqual(['core-1.img', 'pages-1.img']);
+    const dst = path.join(root, 'target', 'img1');
+    expect(existsSync(path.join(dst, COMPLETE_MARK))).toBe(true);
+    expect(readFileSync(path.join(dst, 'pages-1.img')).equals(Buffer.alloc(3 * 1024 * 1024, 7))).toBe(true);
+    expect(existsSync(path.join(dst, 'dump.log'))).toBe(false);
+    // Sending again is harmless.
+    await sendImage(src, url, 'img1', () => undefined);
+  });
+
+  it('refuses a file whose checksum does not match and never completes the image', async () => {
+    const res = await fetch(`${url}/images/img2/files/core-1.img`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'tampered' });
+    expect(res.status).toBe(422);
+    expect(await res.text()).toMatch(/checksum mismatch/);
+    const commit = await fetch(`${url}/images/img2/commit`, { method: 'POST', body: JSON.stringify([{ name: 'core-1.img', size: 8, sha256: '0'.repeat(64) }]) });
+    expect(commit.status).toBe(422);
+    expect(existsSync(path.join(root, 'target', 'img2', COMPLETE_MARK))).toBe(false);
+  });
+
+  it('rejects path tricks in image and file names', async () => {
+    const res = await fetch(`${url}/images/..%2F..%2Fetc/files/passwd`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
+    expect(res.status).toBe(404);
+  });
+});
