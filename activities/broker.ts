@@ -105,9 +105,9 @@ export function createBrokerActivities(): BrokerActivities {
      * the source stops consuming and reports its final marks, the copy applies the replay queue up to
      * exactly those marks, the digests are compared, and only if they are equal does the copy take over.
      */
-    async fenceAndSwap({ source, copy, fencing }) {
+    async fenceAndSwap({ source, copy, fencing, fenced }) {
       const before = await send(copy, { kind: 'status', digest: false });
-      const src = await send(source, { kind: 'fence', ...fencing }, 30_000);
+      const src = fenced ?? (await send(source, { kind: 'fence', ...fencing }, 30_000));
       if (before.role === 'primary' && before.migrationId === fencing.migrationId) {
         // A retry after the swap happened: report the swap, never compare a state that has moved on since.
         return { swapped: true, source: src, copy: { ...before, digest: before.activatedDigest ?? '' }, activatedAt: before.activatedAt };
@@ -122,6 +122,10 @@ export function createBrokerActivities(): BrokerActivities {
       if (cp.digest !== src.digest) return { swapped: false, source: src, copy: cp, activatedAt: null };
       const active = await send(copy, { kind: 'activate', ...fencing });
       return { swapped: true, source: src, copy: cp, activatedAt: active.activatedAt };
+    },
+
+    async activate({ copy, fencing }) {
+      return send(copy, { kind: 'activate', ...fencing }, 30_000);
     },
 
     async unfence({ source, fencing }) {

@@ -100,7 +100,9 @@ export interface BrokerActivities {
   startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced }): Promise<InstanceStatus>;
   replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number }): Promise<ReplayProgress>;
   fenceSource(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
-  fenceAndSwap(input: { source: string; copy: string; fencing: Fenced }): Promise<SwapResult>;
+  /** `fenced` is the source's fence result when it was fenced earlier (stop-and-copy: it no longer runs). */
+  fenceAndSwap(input: { source: string; copy: string; fencing: Fenced; fenced?: InstanceStatus }): Promise<SwapResult>;
+  activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
   unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   deleteQueue(input: { queue: string }): Promise<void>;
 }

@@ -149,7 +149,7 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     while (Date.now() < until && new Set(collector.outputs.map((x) => `${x.producer}#${x.seq}`)).size < published.length) await sleep(100);
     await sleep(300);
 
-    const serving = report.outcome === 'completed' ? report.targetInstance : report.sourceInstance;
+    const serving = report.outcome === 'completed' ? report.targetInstance : (report.revivedInstance ?? report.sourceInstance);
     const final = await control.command(serving, { kind: 'status', digest: false });
     const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
     report.verification = verify({

@@ -111,6 +111,8 @@ export interface MigrationReport {
   targetInstance: string;
   outcome: 'completed' | 'rolled-back';
   failure?: { phase: Stage; type: string; message: string };
+  /** After a rolled-back cold migration: the instance revived from the source's image on the source node. */
+  revivedInstance?: string;
   startedAt: number;
   endedAt: number;
   totalMs: number;

@@ -27,6 +27,8 @@ import {
   type Stage,
 } from '../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
+import type { Placement } from '../activities/types';
+import type { InstanceStatus } from '../service/protocol';
 import { broker, cluster, onNode } from './activity-proxies';
 
 export const progressQuery = defineQuery<MigrationProgress>('progress');
@@ -128,9 +130,10 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   let sourceInstance = '';
   let targetUrl = '';
+  let placement: Placement | null = null;
   try {
     // ---- validate: change nothing until the request is known to make sense.
-    const placement = await phase('validate', async () => {
+    placement = await phase('validate', async () => {
       const [p, targetExists] = await Promise.all([cluster.locateService({ service: input.service }), cluster.nodeExists({ node: input.targetNode })]);
       if (p.node === input.targetNode) {
         throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, 'InvalidInput');
@@ -159,22 +162,25 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       return p;
     });
     const source = onNode(placement.node);
+    const { spec } = placement;
     const target = onNode(input.targetNode);
 
     // ---- prepare: shadow binds the replay queue and cuts; stop-and-copy stops the source consuming.
+    let fenced: InstanceStatus | undefined;
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
         undo.replayQueue = `ms2m.replay.${input.service}.${migrationId}`;
-        await broker.prepareReplay({ primaryQueue: placement.spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
+        await broker.prepareReplay({ primaryQueue: spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
       } else {
         undo.sourceFenced = true;
-        await broker.fenceSource({ source: sourceInstance, fencing });
+        fenced = await broker.fenceSource({ source: sourceInstance, fencing });
       }
     });
 
     await phase('checkpoint', async () => {
       undo.sourceImage = true;
-      const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, leaveRunning: true });
+      // stop-and-copy is the cold baseline: the dump ends the (already fenced) source process.
+      const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, leaveRunning: input.strategy === 'shadow' });
       report.checkpointBytes = ck.bytes;
       report.freezeMs = Math.round(ck.freezeMs);
     });
@@ -226,7 +232,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
     await phase('fence', async () => {
       undo.sourceFenced = true;
-      const swap = await broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing });
+      const swap = await broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced });
       report.sourceDigest = swap.source.digest;
       report.targetDigest = swap.copy.digest;
       report.marks = swap.source.marks;
@@ -241,7 +247,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
     await phase('finalize', () =>
       CancellationScope.nonCancellable(async () => {
-        await cluster.commitPlacement({ ...placement, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
+        await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
         await source.stopInstance({ instanceId: sourceInstance });
         if (undo.replayQueue) await broker.deleteQueue({ queue: undo.replayQueue });
         await Promise.all([source.removeImage({ imageId }), target.removeImage({ imageId })]);
@@ -282,7 +288,24 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       }
     };
     if (undo.copy) await attempt('stop the copy', () => onNode(input.targetNode).stopInstance({ instanceId: copyId }));
-    if (undo.sourceFenced) await attempt('unfence the source', () => broker.unfence({ source: sourceInstance, fencing }));
+    let sourceGone = false;
+    if (undo.sourceImage && sourceNode && placement && input.strategy === 'stop-and-copy') {
+      // A cold checkpoint ended the source: bring it back on its node from its own image. It gets a new
+      // identity (the broker may still hold the dead process's connection on the old control queue) and
+      // takes over like a migrated copy does; its state is exactly the fenced source's.
+      const home = onNode(sourceNode);
+      await attempt('revive the source', async () => {
+        const alive = (await home.listInstances()).some((i) => i.instanceId === sourceInstance && i.alive);
+        if (alive) return; // the dump never ended it; unfencing is enough
+        sourceGone = true;
+        const revived = `${input.service}-${uuid4().slice(0, 8)}`;
+        await home.restore({ imageId, service: input.service, instanceId: revived });
+        await broker.activate({ copy: revived, fencing });
+        await cluster.commitPlacement({ ...placement!, instanceId: revived, updatedAt: Date.now() });
+        report.revivedInstance = revived;
+      });
+    }
+    if (undo.sourceFenced && !sourceGone) await attempt('unfence the source', () => broker.unfence({ source: sourceInstance, fencing }));
     if (undo.replayQueue) await attempt('delete the replay queue', () => broker.deleteQueue({ queue: undo.replayQueue }));
     if (undo.targetImage) await attempt('remove the image on the target', () => onNode(input.targetNode).removeImage({ imageId }));
     if (undo.sourceImage && sourceNode) await attempt('remove the image on the source', () => onNode(sourceNode!).removeImage({ imageId }));
