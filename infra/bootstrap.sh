@@ -9,8 +9,10 @@ need=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); proces
 [ -z "$need" ] || { log "ERROR: Node.js >= 20.19 is required (found $(node -v)); install a newer Node.js"; exit 1; }
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing npm dependencies (npm ci)…"
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  log "installing npm dependencies (the versions in package-lock.json)…"
+  # Not `npm ci`: registries that lack other platforms' optional binaries (@swc/core-darwin-*, …) leave
+  # them out of the lockfile, which `npm ci` rejects; `npm install` installs the same locked versions.
+  npm install --no-audit --no-fund --loglevel=error >&2
 fi
 log "compiling TypeScript…"
 node_modules/.bin/tsc -p tsconfig.json

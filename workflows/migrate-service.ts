@@ -248,9 +248,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await phase('finalize', () =>
       CancellationScope.nonCancellable(async () => {
         await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
-        await source.stopInstance({ instanceId: sourceInstance });
-        if (undo.replayQueue) await broker.deleteQueue({ queue: undo.replayQueue });
-        await Promise.all([source.removeImage({ imageId }), target.removeImage({ imageId })]);
+        await Promise.all([
+          source.stopInstance({ instanceId: sourceInstance }),
+          undo.replayQueue ? broker.deleteQueue({ queue: undo.replayQueue }) : undefined,
+          source.removeImage({ imageId }),
+          target.removeImage({ imageId }),
+        ]);
         await cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       }),
     );

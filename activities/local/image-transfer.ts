@@ -35,14 +35,18 @@ export function imageFiles(dir: string): string[] {
     .map((e) => e.name);
 }
 
+/** Files go in parallel: a CRIU image is dozens of small files and one large one, and each request costs a round trip. */
+const PARALLEL_FILES = 6;
+
 export async function sendImage(
   dir: string,
   baseUrl: string,
   imageId: string,
   onFile: (name: string, bytes: number) => void,
 ): Promise<{ bytes: number; files: number }> {
+  const pending = imageFiles(dir);
   const manifest: ManifestEntry[] = [];
-  for (const name of imageFiles(dir)) {
+  const sendOne = async (name: string): Promise<void> => {
     const file = path.join(dir, name);
     const size = statSync(file).size;
     const sha256 = await sha256File(file);
@@ -55,7 +59,12 @@ export async function sendImage(
     if (!res.ok) throw new Error(`sending ${name} to ${baseUrl}: HTTP ${res.status} ${await res.text()}`);
     manifest.push({ name, size, sha256 });
     onFile(name, size);
-  }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(PARALLEL_FILES, pending.length) }, async () => {
+      for (let name = pending.shift(); name; name = pending.shift()) await sendOne(name);
+    }),
+  );
   const res = await fetch(`${baseUrl}/images/${imageId}/commit`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
