@@ -121,6 +121,8 @@ export interface MigrationReport {
   downtimeMs: number;
   freezeMs: number;
   checkpointBytes: number;
+  /** Time spent inside the tools, as the activities measured it (the phases add Temporal dispatch on top). */
+  tools: { dumpMs: number; transferMs: number; restoreMs: number };
   replay: ReplayStats;
   stateMatch: boolean;
   sourceDigest: string;

@@ -75,6 +75,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     downtimeMs: 0,
     freezeMs: 0,
     checkpointBytes: 0,
+    tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
     replay: { replayed: 0, finalLag: 0, thresholdReached: false, cutoffFired: false },
     stateMatch: false,
     sourceDigest: '',
@@ -183,16 +184,17 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, leaveRunning: input.strategy === 'shadow' });
       report.checkpointBytes = ck.bytes;
       report.freezeMs = Math.round(ck.freezeMs);
+      report.tools.dumpMs = Math.round(ck.dumpMs);
     });
 
     await phase('transfer', async () => {
       undo.targetImage = true;
-      await source.sendImage({ imageId, targetNode: input.targetNode, targetUrl });
+      report.tools.transferMs = Math.round((await source.sendImage({ imageId, targetNode: input.targetNode, targetUrl })).ms);
     });
 
     await phase('restore', async () => {
       undo.copy = true;
-      await target.restore({ imageId, service: input.service, instanceId: copyId });
+      report.tools.restoreMs = Math.round((await target.restore({ imageId, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
       const st = await broker.instanceStatus({ instanceId: copyId, timeoutMs: 30_000 });
       if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');

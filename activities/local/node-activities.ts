@@ -83,6 +83,15 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     logPath: r.logPath,
   });
 
+  /** Records a process we started or restored, with its /proc start time against PID reuse. */
+  function track(instanceId: string, service: string, pid: number, origin: InstanceRecord['origin'], logPath: string): StoredInstance {
+    const st = procStat(pid);
+    if (!st) throw new Error(`${instanceId} (pid ${pid}) exited at once; see ${logPath || 'its log'}`);
+    const rec: StoredInstance = { instanceId, service, node: node.node, pid, startedAt: Date.now(), origin, logPath, procStartTime: st.startTime };
+    registry.put(rec);
+    return rec;
+  }
+
   function liveInstance(instanceId: string): StoredInstance | null {
     const rec = registry.get(instanceId);
     return rec && registry.alive(rec) ? rec : null;
@@ -111,20 +120,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       child.unref();
       if (!child.pid) throw new Error(`could not start ${spec.command.join(' ')}`);
       const pid = await waitFor(() => childrenOf(child.pid!)[0], 5000, `the namespace init of ${instanceId}`);
-      const st = procStat(pid);
-      if (!st) throw new Error(`${instanceId} exited right after start; see ${logPath}`);
-      const rec: StoredInstance = {
-        instanceId,
-        service,
-        node: node.node,
-        pid,
-        startedAt: Date.now(),
-        origin: 'started',
-        logPath,
-        procStartTime: st.startTime,
-      };
-      registry.put(rec);
-      return publicRecord(rec);
+      return publicRecord(track(instanceId, service, pid, 'started', logPath));
     },
 
     async checkpoint({ instanceId, imageId, leaveRunning }): Promise<CheckpointResult> {
@@ -184,20 +180,8 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
         throw err;
       }
       const restoreMs = performance.now() - t0;
-      const st = procStat(pid);
-      if (!st) throw new Error(`restored ${instanceId} exited at once`);
-      const rec: StoredInstance = {
-        instanceId,
-        service,
-        node: node.node,
-        pid,
-        startedAt: Date.now(),
-        origin: 'restored',
-        // The copy keeps writing to the file its stdout had in the checkpoint.
-        logPath: readlinkSafe(`/proc/${pid}/fd/1`),
-        procStartTime: st.startTime,
-      };
-      registry.put(rec);
+      // The copy keeps writing to the file its stdout had in the checkpoint.
+      const rec = track(instanceId, service, pid, 'restored', readlinkSafe(`/proc/${pid}/fd/1`));
       return { instance: publicRecord(rec), restoreMs };
     },
 
