@@ -39,7 +39,7 @@ async function withChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> 
 
 async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<InstanceStatus> {
   // A reply can legitimately take longer than the heartbeat timeout (an instance still reconnecting).
-  const beat = setInterval(() => Context.current().heartbeat(), 2000);
+  const beat = setInterval(heartbeat, 2000);
   try {
     return await (await control()).command(instanceId, cmd, timeoutMs);
   } catch (err) {
@@ -51,6 +51,12 @@ async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000)
   } finally {
     clearInterval(beat);
   }
+}
+
+/** Local activities have no heartbeats; they run briefly inside the workflow worker. */
+function heartbeat(details?: unknown): void {
+  const ctx = Context.current();
+  if (!ctx.info.isLocal) ctx.heartbeat(details);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -88,7 +94,7 @@ export function createBrokerActivities(): BrokerActivities {
         // The bound keeps the copy from running ahead of the source, so its state can equal the source's at the fence.
         const cp = await send(copy, { kind: 'bound', bound: src.marks, ...fencing });
         const lag = lagBetween(src.marks, cp.marks);
-        Context.current().heartbeat({ lag });
+        heartbeat({ lag });
         if (lag <= threshold || Date.now() >= until) {
           return { lag, replayed: cp.applied, sourceMarks: src.marks, copyMarks: cp.marks };
         }
@@ -116,7 +122,7 @@ export function createBrokerActivities(): BrokerActivities {
       for (;;) {
         cp = await send(copy, { kind: 'catch-up', target: src.marks, ...fencing });
         if (cp.consuming !== 'replay' && reached(cp.marks, src.marks)) break;
-        Context.current().heartbeat({ lag: lagBetween(src.marks, cp.marks) });
+        heartbeat({ lag: lagBetween(src.marks, cp.marks) });
         await sleep(POLL_MS / 5);
       }
       if (cp.digest !== src.digest) return { swapped: false, source: src, copy: cp, activatedAt: null };

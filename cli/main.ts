@@ -55,6 +55,7 @@ program
   .option('--work-ms <ms>', 'CPU cost of processing one message', nonNegative('--work-ms'), 0)
   .option('--threshold <msgs>', 'fence when the copy is at most this many messages behind', nonNegative('--threshold'), 10)
   .option('--cutoff-ms <ms>', 'fence after this long in replay regardless', nonNegative('--cutoff-ms'), 120_000)
+  .option('--stall-ms <ms>', 'fence once replay has not converged for this long (0: never)', nonNegative('--stall-ms'), 5_000)
   .option('--json', 'print the MigrationReport as JSON on the last line of stdout')
   .option('--keep', 'leave the service and the workers running afterwards')
   .action(async (o) => {
@@ -80,6 +81,7 @@ program
         workMs: o.workMs,
         threshold: o.threshold,
         cutoffMs: o.cutoffMs,
+        stallMs: o.stallMs,
         keep: o.keep,
         log: (l) => say(`[ms2m] ${l}`),
         onProgress: progressPrinter(say),
@@ -125,9 +127,10 @@ program
   .addOption(strategyOption())
   .option('--threshold <msgs>', 'replay threshold', nonNegative('--threshold'), 10)
   .option('--cutoff-ms <ms>', 'replay cutoff', nonNegative('--cutoff-ms'), 120_000)
+  .option('--stall-ms <ms>', 'fence once replay has not converged for this long (0: never)', nonNegative('--stall-ms'), 5_000)
   .option('--json', 'print the report as JSON')
   .action(async (o) => {
-    const input = { service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs } };
+    const input = { service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs } };
     const parsed = MigrateInputSchema.safeParse(input);
     if (!parsed.success) throw new Error(describeInputError('migrate', parsed.error));
     const client = await temporalClient();

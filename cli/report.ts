@@ -25,7 +25,7 @@ export function formatReport(r: MigrationReport, ui?: string): string {
   m.push(['CRIU freeze of the source', `${r.freezeMs} ms`]);
   m.push(['checkpoint size', kb(r.checkpointBytes)]);
   if (r.strategy === 'shadow') {
-    m.push(['replayed by the copy', `${r.replay.replayed} messages (final lag ${r.replay.finalLag}${r.replay.cutoffFired ? ', cutoff fired' : ''})`]);
+    m.push(['replayed by the copy', `${r.replay.replayed} messages (final lag ${r.replay.finalLag}${r.replay.cutoffFired ? ', cutoff fired' : ''}${r.replay.stalled ? ', stopped converging' : ''})`]);
   }
   m.push(['state match at the fence', r.stateMatch ? 'yes (digests equal)' : 'NO']);
   const v = r.verification;

@@ -30,6 +30,7 @@ export interface ScenarioOptions {
   workMs?: number;
   threshold?: number;
   cutoffMs?: number;
+  stallMs?: number;
   warmupMs?: number;
   settleMs?: number;
   keep?: boolean;
@@ -53,6 +54,48 @@ export function expectedScoreboard(published: Published[], producerPrefix: strin
     applyGameEvent(state, eventFor(index, p.seq, players), p.producer);
   }
   return scoreboard(state);
+}
+
+/** Deploys the example game service on a node and waits until it serves. */
+export async function deployGame(cluster: LocalCluster, service: string, node: string, stateBytes: number, workMs: number): Promise<Placement> {
+  const cfg = loadConfig();
+  return (await cluster.client.workflow.execute('deployService', {
+    taskQueue: cluster.opts.taskQueue,
+    workflowId: `deploy-${service}-${Date.now()}`,
+    args: [
+      {
+        service,
+        node,
+        spec: {
+          command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
+          env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, MS2M_GAME_STATE_BYTES: String(stateBytes), MS2M_GAME_WORK_MS: String(workMs) },
+          primaryQueue: gameTopology(service).queue,
+        },
+      },
+    ],
+  })) as Placement;
+}
+
+export async function undeploy(cluster: LocalCluster, service: string): Promise<void> {
+  await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
+}
+
+/** Waits until every published message has an output, giving up only when outputs stop arriving. */
+export async function drained(collector: OutputCollector, published: Published[], stallMs = 15_000): Promise<void> {
+  const keys = new Set(published.map((p) => `${p.producer}#${p.seq}`));
+  let seen = -1;
+  let progressAt = Date.now();
+  for (;;) {
+    const done = new Set(collector.outputs.filter((x) => keys.has(`${x.producer}#${x.seq}`)).map((x) => `${x.producer}#${x.seq}`)).size;
+    if (done >= keys.size) return;
+    if (done > seen) {
+      seen = done;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > stallMs) {
+      return;
+    }
+    await sleep(200);
+  }
 }
 
 async function resetQueues(amqpUrl: string, queues: string[]): Promise<void> {
@@ -82,26 +125,7 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
   const control = await ControlClient.connect(cfg.amqpUrl, 'ms2m-scenario');
   try {
     log(`deploying ${o.service} on ${o.from}`);
-    const placement = (await client.workflow.execute('deployService', {
-      taskQueue,
-      workflowId: `deploy-${o.service}-${Date.now()}`,
-      args: [
-        {
-          service: o.service,
-          node: o.from,
-          spec: {
-            command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
-            env: {
-              MS2M_SERVICE: o.service,
-              MS2M_AMQP_URL: cfg.amqpUrl,
-              MS2M_GAME_STATE_BYTES: String(o.stateBytes ?? 0),
-              MS2M_GAME_WORK_MS: String(o.workMs ?? 0),
-            },
-            primaryQueue: topo.queue,
-          },
-        },
-      ],
-    })) as Placement;
+    const placement = await deployGame(cluster, o.service, o.from, o.stateBytes ?? 0, o.workMs ?? 0);
     log(`${placement.instanceId} serving on ${placement.node}; load ${o.rate} msg/s`);
     await o.afterDeploy?.(placement);
     await load.start();
@@ -111,7 +135,7 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     const handle = await client.workflow.start('migrateService', {
       taskQueue,
       workflowId: `migrate-${o.service}`,
-      args: [{ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000 } }],
+      args: [{ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000, stallMs: o.stallMs ?? 5_000 } }],
     });
     log(`migration started: workflow ${handle.workflowId}`);
     let polling = true;
@@ -144,9 +168,8 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     await sleep(o.settleMs ?? 2000);
     await load.stop();
     const published = load.published;
-    // Let the serving instance drain what is still queued before counting.
-    const until = Date.now() + 30_000;
-    while (Date.now() < until && new Set(collector.outputs.map((x) => `${x.producer}#${x.seq}`)).size < published.length) await sleep(100);
+    // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
+    await drained(collector, published);
     await sleep(300);
 
     const serving = report.outcome === 'completed' ? report.targetInstance : (report.revivedInstance ?? report.sourceInstance);
@@ -165,10 +188,6 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     await load.stop().catch(() => undefined);
     await collector.stop();
     await control.close();
-    if (!o.keep) {
-      await client.workflow
-        .execute('undeployService', { taskQueue, workflowId: `undeploy-${o.service}-${Date.now()}`, args: [{ service: o.service }] })
-        .catch((err) => log(`undeploy failed: ${(err as Error).message}`));
-    }
+    if (!o.keep) await undeploy(cluster, o.service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));
   }
 }

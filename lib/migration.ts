@@ -30,6 +30,12 @@ export const MigrateInputSchema = z
         threshold: z.number({ invalid_type_error: 'replay.threshold must be a number of messages' }).int().min(0).max(1_000_000).default(10),
         /** Fence after this long in replay even if the threshold was not reached (the backlog then shows as downtime, never as loss). */
         cutoffMs: z.number({ invalid_type_error: 'replay.cutoffMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(120_000),
+        /**
+         * Fence early when the lag has not reached a new low for this long: the copy is not converging
+         * (messages arrive as fast as it applies them), and waiting longer only delays the same catch-up.
+         * 0 waits for the threshold or the cutoff.
+         */
+        stallMs: z.number({ invalid_type_error: 'replay.stallMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(5_000),
       })
       .strict()
       .default({}),
@@ -81,6 +87,8 @@ export interface ReplayStats {
   finalLag: number;
   thresholdReached: boolean;
   cutoffFired: boolean;
+  /** Replay stopped converging and was ended early (see replay.stallMs). */
+  stalled: boolean;
 }
 
 /** Measured from the producers' and the output logs by whoever generated the load, never by the workflow. */

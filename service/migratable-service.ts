@@ -257,9 +257,11 @@ export class MigratableService<S> {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.deliveries.length > 0) {
+      for (;;) {
+        // Becoming a copy empties the buffer (those deliveries belong to the source's dead channel).
         this.checkIdentity();
         const d = this.deliveries[0];
+        if (!d) break;
         if (d.generation !== this.generation) {
           this.deliveries.shift();
           continue;
@@ -473,7 +475,17 @@ export class MigratableService<S> {
           const tag = this.primaryTag;
           this.primaryTag = null;
           if (tag && this.ch) await this.ch.cancel(tag);
-          // What was delivered before the cancel is applied and acknowledged, so the marks are final.
+          // Deliveries not yet started go back to the queue instead of delaying the handover: the copy takes
+          // them from there after the swap. The one being applied finishes, so the marks are final.
+          this.deliveries = this.deliveries.filter((d) => {
+            if (d.from !== 'primary' || d.generation !== this.generation || !this.ch) return true;
+            try {
+              this.ch.nack(d.msg, false, true);
+            } catch {
+              // Channel gone: the broker requeues them itself.
+            }
+            return false;
+          });
           await this.waitIdle();
           await this.flushOutbox();
         }

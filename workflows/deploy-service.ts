@@ -5,7 +5,7 @@
 import { ApplicationFailure, uuid4, workflowInfo } from '@temporalio/workflow';
 import { DeployInputSchema, describeInputError, type DeployInput } from '../lib/migration';
 import type { Placement } from '../activities/types';
-import { broker, cluster, onNode } from './activity-proxies';
+import { brokerLocal, cluster, onNode } from './activity-proxies';
 
 export async function deployService(rawInput: DeployInput): Promise<Placement> {
   const parsed = DeployInputSchema.safeParse(rawInput);
@@ -24,7 +24,7 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
     const instanceId = `${service}-${uuid4().slice(0, 8)}`;
     await onNode(node).startInstance({ service, instanceId, spec });
     // Deployed means serving: the instance answers once it is connected and consuming.
-    await broker.instanceStatus({ instanceId, timeoutMs: 30_000 });
+    await brokerLocal.instanceStatus({ instanceId, timeoutMs: 30_000 });
     const placement: Placement = { service, node, instanceId, spec, updatedAt: Date.now() };
     await cluster.commitPlacement(placement);
     return placement;

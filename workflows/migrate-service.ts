@@ -29,7 +29,7 @@ import {
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { Placement } from '../activities/types';
 import type { InstanceStatus } from '../service/protocol';
-import { broker, cluster, onNode } from './activity-proxies';
+import { broker, brokerLocal, cluster, onNode } from './activity-proxies';
 
 export const progressQuery = defineQuery<MigrationProgress>('progress');
 
@@ -76,7 +76,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     freezeMs: 0,
     checkpointBytes: 0,
     tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
-    replay: { replayed: 0, finalLag: 0, thresholdReached: false, cutoffFired: false },
+    replay: { replayed: 0, finalLag: 0, thresholdReached: false, cutoffFired: false, stalled: false },
     stateMatch: false,
     sourceDigest: '',
     targetDigest: '',
@@ -153,7 +153,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       const [, targetNode, status] = await Promise.all([
         onNode(p.node).describeNode(),
         onNode(input.targetNode).describeNode(),
-        broker.instanceStatus({ instanceId: p.instanceId }),
+        brokerLocal.instanceStatus({ instanceId: p.instanceId }),
       ]);
       targetUrl = targetNode.imageUrl;
       if (status.role !== 'primary' || status.fenced) {
@@ -171,10 +171,10 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
         undo.replayQueue = `ms2m.replay.${input.service}.${migrationId}`;
-        await broker.prepareReplay({ primaryQueue: spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
+        await brokerLocal.prepareReplay({ primaryQueue: spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
       } else {
         undo.sourceFenced = true;
-        fenced = await broker.fenceSource({ source: sourceInstance, fencing });
+        fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
       }
     });
 
@@ -196,16 +196,18 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       undo.copy = true;
       report.tools.restoreMs = Math.round((await target.restore({ imageId, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
-      const st = await broker.instanceStatus({ instanceId: copyId, timeoutMs: 30_000 });
+      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: 30_000 });
       if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');
     });
 
     let copyAppliedAtStart = 0;
     if (input.strategy === 'shadow') {
       await phase('replay', async () => {
-        const st = await broker.startReplay({ copy: copyId, source: sourceInstance, replayQueue: undo.replayQueue, fencing });
+        const st = await brokerLocal.startReplay({ copy: copyId, source: sourceInstance, replayQueue: undo.replayQueue, fencing });
         copyAppliedAtStart = st.applied;
         const t0 = Date.now();
+        let bestLag = Infinity;
+        let improvedAt = t0;
         for (;;) {
           const remaining = input.replay.cutoffMs - (Date.now() - t0);
           const p = await broker.replayUntil({
@@ -223,9 +225,17 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
             report.replay.thresholdReached = true;
             break;
           }
+          if (p.lag < bestLag) {
+            bestLag = p.lag;
+            improvedAt = Date.now();
+          }
           if (Date.now() - t0 >= input.replay.cutoffMs) {
             // Fencing now is safe: the copy then catches up on a finite backlog; it costs downtime, never messages.
             report.replay.cutoffFired = true;
+            break;
+          }
+          if (input.replay.stallMs > 0 && Date.now() - improvedAt >= input.replay.stallMs) {
+            report.replay.stalled = true;
             break;
           }
         }
@@ -252,7 +262,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
         await Promise.all([
           source.stopInstance({ instanceId: sourceInstance }),
-          undo.replayQueue ? broker.deleteQueue({ queue: undo.replayQueue }) : undefined,
+          undo.replayQueue ? brokerLocal.deleteQueue({ queue: undo.replayQueue }) : undefined,
           source.removeImage({ imageId }),
           target.removeImage({ imageId }),
         ]);
@@ -305,13 +315,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         sourceGone = true;
         const revived = `${input.service}-${uuid4().slice(0, 8)}`;
         await home.restore({ imageId, service: input.service, instanceId: revived });
-        await broker.activate({ copy: revived, fencing });
+        await brokerLocal.activate({ copy: revived, fencing });
         await cluster.commitPlacement({ ...placement!, instanceId: revived, updatedAt: Date.now() });
         report.revivedInstance = revived;
       });
     }
-    if (undo.sourceFenced && !sourceGone) await attempt('unfence the source', () => broker.unfence({ source: sourceInstance, fencing }));
-    if (undo.replayQueue) await attempt('delete the replay queue', () => broker.deleteQueue({ queue: undo.replayQueue }));
+    if (undo.sourceFenced && !sourceGone) await attempt('unfence the source', () => brokerLocal.unfence({ source: sourceInstance, fencing }));
+    if (undo.replayQueue) await attempt('delete the replay queue', () => brokerLocal.deleteQueue({ queue: undo.replayQueue }));
     if (undo.targetImage) await attempt('remove the image on the target', () => onNode(input.targetNode).removeImage({ imageId }));
     if (undo.sourceImage && sourceNode) await attempt('remove the image on the source', () => onNode(sourceNode!).removeImage({ imageId }));
     if (undo.lock) await attempt('release the lock', () => cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));

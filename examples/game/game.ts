@@ -22,7 +22,7 @@ export interface GameState {
   /** Events applied per producer, counted by the application itself: a second application shows here. */
   appliedByProducer: Record<string, number>;
   /** Padding that gives the process a realistic memory footprint for checkpoint measurements. */
-  ballast: string[];
+  ballast: Buffer[];
 }
 
 export interface GameResult {
@@ -41,9 +41,11 @@ export function gameTopology(service: string) {
 }
 
 export function initialGameState(ballastBytes = 0): GameState {
-  const ballast: string[] = [];
-  const chunk = 64 * 1024;
-  for (let made = 0, i = 0; made < ballastBytes; made += chunk, i++) ballast.push(`${i}:`.padEnd(chunk, String.fromCharCode(97 + (i % 26))));
+  // Filled buffers, not strings: V8 builds repeated strings as ropes that share memory, so a "64 MB" string
+  // state can occupy a few kilobytes and the checkpoint would not grow with it.
+  const ballast: Buffer[] = [];
+  const chunk = 1024 * 1024;
+  for (let made = 0, i = 0; made < ballastBytes; made += chunk, i++) ballast.push(Buffer.alloc(Math.min(chunk, ballastBytes - made), (i % 251) + 1));
   return { players: {}, appliedByProducer: {}, ballast };
 }
 

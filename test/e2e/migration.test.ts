@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster, reapInstances } from '../../cli/local-cluster';
-import { runScenario } from '../../cli/scenario';
+import { runScenario, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy } from '../../lib/migration';
 import { ensureStack } from '../../lib/stack';
@@ -70,10 +70,6 @@ async function migrateIntoFailingRestore(service: string, strategy: Strategy): P
   expect(report.failure?.message).toMatch(/injected fault/);
   expectNothingLost(report);
   return report;
-}
-
-async function undeploy(service: string): Promise<void> {
-  await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}`, args: [{ service }] });
 }
 
 describe('live migration on the local runtime', () => {
@@ -143,7 +139,7 @@ describe('live migration on the local runtime', () => {
       ch.on('error', () => undefined);
       await expect(ch.checkQueue(`ms2m.replay.${service}.${report.migrationId}`)).rejects.toThrow(/NOT_FOUND/);
       await conn.close().catch(() => undefined);
-      await undeploy(service);
+      await undeploy(cluster, service);
     },
     MIGRATION_TIMEOUT,
   );
@@ -155,7 +151,7 @@ describe('live migration on the local runtime', () => {
       const report = await migrateIntoFailingRestore(service, 'stop-and-copy');
       expect(report.revivedInstance).toBeTruthy();
       await expectServing(report.revivedInstance!);
-      await undeploy(service);
+      await undeploy(cluster, service);
     },
     MIGRATION_TIMEOUT,
   );

@@ -13,7 +13,7 @@ describe('migrateService input', () => {
       service: 'game',
       targetNode: 'node-b',
       strategy: 'shadow',
-      replay: { threshold: 10, cutoffMs: 120_000 },
+      replay: { threshold: 10, cutoffMs: 120_000, stallMs: 5_000 },
     });
   });
   it('names the field and the fix for each mistake', () => {

@@ -1,0 +1,187 @@
+/**
+ * `npm run bench -- …`: real migrations of the example service on the local runtime over a grid of
+ * strategies × message rates × repetitions (and optionally state sizes), one CSV row per run, a summary
+ * table, a markdown report with the papers' numbers beside ours, and PNG plots.
+ */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+import { LocalCluster, reapInstances } from '../cli/local-cluster';
+import { runScenario } from '../cli/scenario';
+import { cacheDir, loadConfig } from '../lib/config';
+import { STRATEGIES, type MigrationReport, type Strategy } from '../lib/migration';
+import { ensureStack } from '../lib/stack';
+import { writePlots } from './plots';
+import { measureCapacity } from './capacity';
+import { profileMigration, type Profile } from './profile';
+import { writeMarkdownReport } from './report';
+import { planGrid, rowOf, type RunPlan } from './rows';
+import { formatSummaryTable, ratios, summarize, writeCsv } from './summary';
+import type { BenchRow } from './types';
+
+function list(name: string, min: number, max: number) {
+  return (value: string): number[] => {
+    const xs = value.split(',').map((v) => Number(v.trim()));
+    if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x < min || x > max)) {
+      throw new InvalidArgumentError(`${name} takes comma-separated numbers between ${min} and ${max}, e.g. 10,60,120`);
+    }
+    return xs;
+  };
+}
+function count(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+function strategies(value: string): Strategy[] {
+  const xs = value.split(',').map((s) => s.trim());
+  const bad = xs.filter((s) => !(STRATEGIES as readonly string[]).includes(s));
+  if (bad.length) throw new InvalidArgumentError(`unknown strategy ${bad.join(', ')}; choose from ${STRATEGIES.join(', ')}`);
+  return xs as Strategy[];
+}
+
+const program = new Command('bench')
+  .description('benchmark live migrations over strategies × message rates × repetitions (× state sizes)')
+  .option('--strategies <list>', 'strategies to compare', strategies, [...STRATEGIES] as Strategy[])
+  .option('--rates <list>', 'message rates in msg/s', list('--rates', 1, 10_000), [10, 20, 40, 60, 80, 100, 120])
+  .option('--no-overload', 'leave out the rate above the service capacity')
+  .option('--repetitions <n>', 'repetitions of the grid', count('--repetitions', 1, 100), 5)
+  .option('--state-mb <mb>', 'state size of the service in the rate grid, MB', count('--state-mb', 0, 4096), 10)
+  .option('--state-sweep <list>', 'also sweep these state sizes in MB (e.g. 10,100,1024) at --state-rate', list('--state-sweep', 0, 4096), [] as number[])
+  .option('--state-rate <msgs>', 'message rate of the state-size sweep', count('--state-rate', 1, 10_000), 60)
+  .option('--state-repetitions <n>', 'repetitions of the state-size sweep', count('--state-repetitions', 1, 100), 3)
+  .option('--work-ms <ms>', 'CPU cost of processing one message in ms; a list makes it a grid dimension', list('--work-ms', 0, 1000), [2])
+  .option('--threshold <msgs>', 'replay threshold', count('--threshold', 0, 1_000_000), 10)
+  .option('--cutoff-ms <ms>', 'replay cutoff', count('--cutoff-ms', 0, 3_600_000), 120_000)
+  .option('--stall-ms <ms>', 'fence when replay has not converged for this long (0: only threshold or cutoff)', count('--stall-ms', 0, 3_600_000), 5_000)
+  .option('--warmup-ms <ms>', 'load before each migration starts', count('--warmup-ms', 0, 600_000), 2000)
+  .option('--settle-ms <ms>', 'load after each migration ends', count('--settle-ms', 0, 600_000), 1000)
+  .option('--quick', 'a small grid that finishes in a few minutes: rates 20,60,120 + overload, 1 repetition, state sweep 10,64 MB')
+  .option('--out <dir>', 'where to write runs.csv, report.md and the plots (default bench-results/<timestamp>)');
+
+interface Options {
+  strategies: Strategy[];
+  rates: number[];
+  overload: boolean;
+  repetitions: number;
+  stateMb: number;
+  stateSweep: number[];
+  stateRate: number;
+  stateRepetitions: number;
+  workMs: number[];
+  threshold: number;
+  cutoffMs: number;
+  stallMs: number;
+  warmupMs: number;
+  settleMs: number;
+  quick?: boolean;
+  out?: string;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  program.parse(argv);
+  const o = program.opts<Options>();
+  if (o.quick) {
+    Object.assign(o, { rates: [20, 60, 120], repetitions: 1, stateSweep: [10, 64], stateRepetitions: 1, warmupMs: 1500, settleMs: 500, stallMs: 3000 });
+  }
+  const out = path.resolve(o.out ?? path.join('bench-results', new Date().toISOString().replace(/[:.]/g, '-')));
+  mkdirSync(out, { recursive: true });
+  await ensureStack({ quiet: true });
+  const cfg = loadConfig();
+  const home = path.join(cacheDir(), 'bench');
+  reapInstances(home);
+  const cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: `${cfg.taskQueue}-bench` });
+  const rows: BenchRow[] = [];
+  let profile: Profile | undefined;
+  let capacity: Map<number, number> | null = null;
+  try {
+    if (o.overload) {
+      capacity = new Map();
+      for (const w of o.workMs) {
+        const c = await measureCapacity(cluster, 'node-a', w);
+        capacity.set(w, c);
+        console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s; above-capacity rate ${Math.ceil(c * 1.25)} msg/s`);
+      }
+    }
+    const plans = planGrid({
+      strategies: o.strategies,
+      rates: o.rates,
+      capacity,
+      repetitions: o.repetitions,
+      stateBytes: o.stateMb * 1024 * 1024,
+      workMs: o.workMs,
+      stateSweep: o.stateSweep.map((mb) => mb * 1024 * 1024),
+      stateRate: o.stateRate,
+      stateRepetitions: o.stateRepetitions,
+    });
+    console.error(`[bench] ${plans.length} runs → ${out}`);
+    const bar = new SingleBar({ format: '[bench] {bar} {value}/{total} runs | ETA {eta_formatted} | {what}', stream: process.stderr, etaBuffer: 8, hideCursor: true });
+    bar.start(plans.length, 0, { what: 'starting' });
+    try {
+      for (const plan of plans) {
+        bar.update(plan.run - 1, { what: `${plan.strategy} @ ${plan.rate} msg/s, ${(plan.stateBytes / 1048576).toFixed(0)} MB (rep ${plan.repetition})` });
+        const report = await runOne(cluster, plan, o);
+        rows.push(rowOf(plan, report));
+        appendFileSync(path.join(out, 'reports.jsonl'), JSON.stringify({ plan, report }) + '\n');
+        writeCsv(path.join(out, 'runs.csv'), rows);
+        if (!profile && report && report.strategy === 'shadow' && report.outcome === 'completed' && plan.sweep === 'rate' && plan.rate >= 60) {
+          profile = await profileMigration(cluster.client, report).catch(() => undefined);
+        }
+        bar.update(plan.run);
+      }
+    } finally {
+      bar.stop();
+    }
+  } finally {
+    await cluster.stop();
+  }
+
+  const summary = summarize(rows);
+  const r = ratios(summary);
+  console.log(formatSummaryTable(summary, r));
+  const plots = await writePlots(out, rows);
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
+  writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, machine, profile });
+  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: capacity ? Object.fromEntries(capacity) : null }, null, 2));
+  console.log(`\n[bench] wrote ${path.join(out, 'runs.csv')}, ${path.join(out, 'report.md')} and ${plots.length} plots`);
+  const bad = rows.filter((x) => x.outcome !== 'completed' || x.lost > 0 || x.duplicated > 0 || x.duplicate_outputs > 0 || !x.state_match);
+  if (bad.length) console.log(`[bench] ${bad.length} run(s) not clean: ${bad.map((x) => `#${x.run} ${x.outcome}`).join(', ')} (see report.md)`);
+  return bad.length ? 1 : 0;
+}
+
+async function runOne(cluster: LocalCluster, plan: RunPlan, o: Options): Promise<MigrationReport | null> {
+  try {
+    const { report } = await runScenario(cluster, {
+      service: 'bench',
+      from: 'node-a',
+      to: 'node-b',
+      strategy: plan.strategy,
+      rate: plan.rate,
+      stateBytes: plan.stateBytes,
+      workMs: plan.workMs,
+      threshold: o.threshold,
+      cutoffMs: o.cutoffMs,
+      stallMs: o.stallMs,
+      warmupMs: o.warmupMs,
+      settleMs: o.settleMs,
+    });
+    return report;
+  } catch (err) {
+    console.error(`\n[bench] run ${plan.run} failed: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      console.error(`[bench] error: ${err.message}`);
+      process.exit(2);
+    },
+  );
+}

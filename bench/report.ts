@@ -1,0 +1,357 @@
+/**
+ * The markdown report of a benchmark: what ran, the medians, shadow against stop-and-copy, every message
+ * lost or duplicated, the plots, and our numbers beside the published ones.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  fmtBytes, fmtChange, fmtMs, fmtNum, fmtRate, fmtRatio, fmtStat, median, STRATEGIES,
+  type Metric, type RatioRow, type Strategy, type Summary, type SummaryGroup,
+} from './summary';
+import type { BenchRow } from './types';
+
+/** Same shape as bench/profile.ts's Profile, declared here so the report needs nothing from Temporal. */
+export interface ReportProfile {
+  title: string;
+  rows: Array<{ part: string; ms: number; note?: string }>;
+}
+
+export interface ReportInput {
+  rows: readonly BenchRow[];
+  summary: Summary;
+  ratios: readonly RatioRow[];
+  /** Paths of the PNGs; they are linked relative to the report's folder. */
+  plots: readonly string[];
+  /** Free text: CPU, memory, kernel, Node version. */
+  machine: string;
+  profile?: ReportProfile;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Published numbers. Only what the papers state; our side of each comparison is computed from the runs.
+
+export interface PaperAnchor {
+  source: string;
+  setting: string;
+  published: string;
+  /** Our comparable number, or why there is none. */
+  ours: (c: Comparables) => string;
+}
+
+/** Numbers of ours the anchors draw on, pulled out once so each anchor stays a line or two. */
+export interface Comparables {
+  /** Shadow vs stop-and-copy at every rate within capacity. */
+  inCapacity: RatioRow[];
+  group: (strategy: Strategy, rate: number) => SummaryGroup | undefined;
+  /** The in-capacity rate of the rate sweep nearest to `rate`. */
+  closestRate: (rate: number) => number | null;
+  aboveCapacityRate: number | null;
+  /** Median over every completed in-capacity rate-sweep run of one strategy (or both when omitted). */
+  pooled: (metric: Metric, strategy?: Strategy) => number | null;
+}
+
+const sec = (ms: number): string => `${fmtNum(ms / 1000, Math.abs(ms) < 10_000 ? 2 : 1)} s`;
+const range = (xs: number[], f: (x: number) => string): string => {
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return lo === hi ? f(lo) : `${f(lo)} … ${f(hi)}`;
+};
+
+/** The downtime and total changes of shadow over stop-and-copy, summarised across the in-capacity rates. */
+function changesAcrossRates(c: Comparables, what: 'downtime' | 'total'): string | null {
+  const xs = c.inCapacity.map((r) => r[what].reductionPct).filter((x): x is number => x !== null);
+  if (!xs.length) return null;
+  const rates = c.inCapacity.map((r) => r.msg_rate);
+  const changes = xs.map((x) => -x);
+  const fmt = (change: number) => fmtChange(-change);
+  return `${what} ${fmtChange(median(xs))} (median over ${range(rates, String)} msg/s; per rate ${range(changes, fmt)})`;
+}
+
+function atRate(c: Comparables, target: number): string {
+  const rate = c.closestRate(target);
+  const sh = rate === null ? undefined : c.group('shadow', rate);
+  const sc = rate === null ? undefined : c.group('stop-and-copy', rate);
+  if (rate === null || !sh?.stats.total_ms) return 'no completed shadow run in the rate sweep';
+  const parts = [`at ${rate} msg/s: shadow total ${sec(sh.stats.total_ms.median)} (${sec(sh.stats.total_ms.min)}–${sec(sh.stats.total_ms.max)})`];
+  if (sc?.stats.total_ms) parts.push(`stop-and-copy total ${sec(sc.stats.total_ms.median)}`);
+  if (sh.stats.downtime_ms && sc?.stats.downtime_ms) {
+    parts.push(`downtime ${fmtMs(sh.stats.downtime_ms.median)} ms vs ${fmtMs(sc.stats.downtime_ms.median)} ms`);
+  }
+  if (sh.stats.observed_downtime_ms) parts.push(`shadow's longest unserved wait (observed downtime) ${fmtMs(sh.stats.observed_downtime_ms.median)} ms`);
+  return parts.join('; ');
+}
+
+function cutoffAt(c: Comparables, rate: number | null): string | null {
+  const sh = rate === null ? undefined : c.group('shadow', rate);
+  if (!sh?.stats.total_ms) return null;
+  return `at ${rate} msg/s${sh.above_capacity ? ' (above capacity)' : ''}: shadow total ${sec(sh.stats.total_ms.median)}, replay cutoff fired in ${sh.cutoffFired} of ${sh.n} runs`;
+}
+
+const targets = (value: number, limits: number[], f: (x: number) => string): string =>
+  limits.map((l) => `< ${f(l)} ${value < l ? 'met' : 'not met'}`).join(', ');
+
+export const PAPER_ANCHORS: readonly PaperAnchor[] = [
+  {
+    source: 'MS2M 2022',
+    setting: 'VMs + Podman',
+    published: 'downtime 3,582 ms vs stop-and-copy 4,473 ms (−19.9 %); total 4,853 ms vs 4,473 ms (+8.5 %)',
+    ours: (c) => [changesAcrossRates(c, 'downtime'), changesAcrossRates(c, 'total')].filter(Boolean).join('; ') || 'no rate with both strategies completed',
+  },
+  {
+    source: 'MS2M + FCC 2025',
+    setting: 'Kubernetes',
+    published: 'downtime −96.986 % vs cold migration',
+    ours: (c) => changesAcrossRates(c, 'downtime') ?? 'no rate with both strategies completed',
+  },
+  {
+    source: 'SHADOW 2026, 10 msg/s',
+    setting: 'Kubernetes',
+    published: 'total 7.7–8.0 s (shadow) vs 45.4 s sequential; downtime 0 (HTTP probe) vs ~31–38 s',
+    ours: (c) => atRate(c, 10),
+  },
+  {
+    source: 'SHADOW 2026, 120 msg/s',
+    setting: 'Kubernetes',
+    published: 'total ~125–142 s; the 120 s replay cutoff fires at ≥ 100 msg/s',
+    ours: (c) => {
+      const parts = [cutoffAt(c, c.closestRate(120)), cutoffAt(c, c.aboveCapacityRate)].filter(Boolean);
+      return parts.length ? parts.join('; ') : 'no completed shadow run in the rate sweep';
+    },
+  },
+  {
+    source: 'Optimisation notes (total)',
+    setting: 'targets, not measurements',
+    published: 'total < 15 s (direct transfer), < 10 s (pre-dumps), < 5 s (lazy restore)',
+    ours: (c) => {
+      const t = c.pooled('total_ms', 'shadow');
+      return t === null
+        ? 'no completed shadow run'
+        : `shadow median total ${sec(t)} within capacity: ${targets(t, [15_000, 10_000, 5_000], (x) => `${x / 1000} s`)}`;
+    },
+  },
+  {
+    source: 'Optimisation notes (checkpoint)',
+    setting: 'measured, then a target',
+    published: 'checkpoint 478 ms → target < 50 ms',
+    ours: (c) => {
+      const t = c.pooled('checkpoint_ms');
+      return t === null ? 'no completed run' : `median checkpoint ${fmtMs(t)} ms (both strategies): ${targets(t, [478, 50], (x) => `${x} ms`)}`;
+    },
+  },
+  {
+    source: 'Paguro 2026',
+    setting: 'pre-copy + lazy pages, Kubernetes',
+    published: 'freeze 0.3–0.9 s',
+    ours: (c) => {
+      const parts = STRATEGIES.flatMap((s) => {
+        const f = c.pooled('freeze_ms', s);
+        return f === null ? [] : [`${s} median freeze ${fmtMs(f)} ms`];
+      });
+      return parts.length ? parts.join('; ') : 'no completed run';
+    },
+  },
+];
+
+export function comparables(rows: readonly BenchRow[], summary: Summary, ratioRows: readonly RatioRow[]): Comparables {
+  const rateGroups = summary.filter((g) => g.sweep === 'rate');
+  const inCapacityRates = [...new Set(rateGroups.filter((g) => !g.above_capacity && g.n > 0).map((g) => g.msg_rate))];
+  const above = rateGroups.filter((g) => g.above_capacity).map((g) => g.msg_rate);
+  const pool = rows.filter((r) => r.sweep === 'rate' && r.outcome === 'completed' && !r.above_capacity);
+  return {
+    inCapacity: ratioRows.filter((r) => !r.above_capacity),
+    group: (strategy, rate) => rateGroups.find((g) => g.strategy === strategy && g.msg_rate === rate && !g.above_capacity) ??
+      rateGroups.find((g) => g.strategy === strategy && g.msg_rate === rate),
+    closestRate: (target) =>
+      inCapacityRates.length ? [...inCapacityRates].sort((a, b) => Math.abs(a - target) - Math.abs(b - target) || a - b)[0] : null,
+    aboveCapacityRate: above.length ? Math.min(...above) : null,
+    pooled: (metric, strategy) => {
+      const xs = pool.filter((r) => !strategy || r.strategy === strategy).map((r) => r[metric]).filter(Number.isFinite);
+      return xs.length ? median(xs) : null;
+    },
+  };
+}
+
+export function paperComparison(input: Pick<ReportInput, 'rows' | 'summary' | 'ratios'>): Array<{ source: string; setting: string; published: string; ours: string }> {
+  const c = comparables(input.rows, input.summary, input.ratios);
+  return PAPER_ANCHORS.map((a) => ({ source: a.source, setting: a.setting, published: a.published, ours: a.ours(c) }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Markdown.
+
+const mdTable = (head: string[], body: string[][]): string =>
+  [head, head.map(() => '---'), ...body].map((cells) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`).join('\n');
+
+const distinct = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
+const med = (g: SummaryGroup, m: Metric): string => (g.stats[m] ? fmtMs(g.stats[m]!.median) : '–');
+const nCell = (g: SummaryGroup): string => (g.notCompleted ? `${g.n} (+${g.notCompleted} not completed)` : String(g.n));
+const lossCell = (g: SummaryGroup): string => `${g.lost}/${g.duplicated}/${g.duplicate_outputs}`;
+
+function whatWasRun(rows: readonly BenchRow[], machine: string): string {
+  const lines: string[] = [];
+  for (const sweep of ['rate', 'state'] as const) {
+    const rs = rows.filter((r) => r.sweep === sweep);
+    if (!rs.length) continue;
+    const rates = distinct(rs.map((r) => r.msg_rate)).sort((a, b) => a - b)
+      .map((rate) => (rs.some((r) => r.msg_rate === rate && r.above_capacity) ? `${rate} (above capacity)` : String(rate)));
+    const sizes = distinct(rs.map((r) => r.state_bytes)).sort((a, b) => a - b).map(fmtBytes);
+    const strategies = STRATEGIES.filter((s) => rs.some((r) => r.strategy === s));
+    const reps = Math.max(...rs.map((r) => r.repetition));
+    const work = distinct(rs.map((r) => r.work_ms)).sort((a, b) => a - b).join(', ');
+    lines.push(
+      sweep === 'rate'
+        ? `- **Rate sweep**: ${strategies.join(' and ')} × ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; state ${sizes.join(', ')}; work ${work} ms per message; ${rs.length} runs.`
+        : `- **State-size sweep**: ${strategies.join(' and ')} × state ${sizes.join(', ')} at ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; work ${work} ms per message; ${rs.length} runs.`,
+    );
+  }
+  const done = rows.filter((r) => r.outcome === 'completed').length;
+  lines.push(`- **Runs**: ${rows.length} in all, ${done} completed. Statistics use completed runs only; the others are listed under loss accounting.`);
+  lines.push(`- **Machine**: ${machine}`);
+  return lines.join('\n');
+}
+
+function rateTable(groups: readonly SummaryGroup[]): string {
+  return mdTable(
+    ['strategy', 'rate (msg/s)', 'n', 'total ms, median (min–max)', 'downtime ms, median (min–max)', 'observed downtime ms', 'freeze ms',
+      'checkpoint ms', 'replay ms', 'p99 / max latency ms', 'replay cutoff', 'lost/dup/dup-out'],
+    groups.map((g) => [
+      g.strategy, fmtRate(g), nCell(g), fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), med(g, 'observed_downtime_ms'),
+      med(g, 'freeze_ms'), med(g, 'checkpoint_ms'), med(g, 'replay_ms'), `${med(g, 'p99_e2e_latency_ms')} / ${med(g, 'max_e2e_latency_ms')}`,
+      `${g.cutoffFired}/${g.n}`, lossCell(g),
+    ]),
+  );
+}
+
+function stateTable(groups: readonly SummaryGroup[]): string {
+  return mdTable(
+    ['strategy', 'state', 'rate (msg/s)', 'n', 'checkpoint size', 'total ms, median (min–max)', 'downtime ms, median (min–max)',
+      'checkpoint ms', 'transfer ms', 'restore ms', 'freeze ms', 'lost/dup/dup-out'],
+    groups.map((g) => [
+      g.strategy, fmtBytes(g.state_bytes), fmtRate(g), nCell(g), g.stats.checkpoint_bytes ? fmtBytes(g.stats.checkpoint_bytes.median) : '–',
+      fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), med(g, 'checkpoint_ms'), med(g, 'transfer_ms'), med(g, 'restore_ms'),
+      med(g, 'freeze_ms'), lossCell(g),
+    ]),
+  );
+}
+
+function ratioTable(ratioRows: readonly RatioRow[]): string {
+  if (!ratioRows.length) return 'No rate has completed runs of both strategies.';
+  return mdTable(
+    ['rate (msg/s)', 'total: shadow ms', 'stop-and-copy ms', 'ratio', 'change', 'downtime: shadow ms', 'stop-and-copy ms', 'ratio', 'change'],
+    ratioRows.map((r) => [
+      fmtRate(r), fmtMs(r.total.shadow), fmtMs(r.total.stopAndCopy), fmtRatio(r.total.ratio), fmtChange(r.total.reductionPct),
+      fmtMs(r.downtime.shadow), fmtMs(r.downtime.stopAndCopy), fmtRatio(r.downtime.ratio), fmtChange(r.downtime.reductionPct),
+    ]),
+  );
+}
+
+/** Not clean: did not complete, lost or doubled a message, or ended with a state that differs from the producers'. */
+export const isException = (r: BenchRow): boolean =>
+  r.outcome !== 'completed' || r.lost > 0 || r.duplicated > 0 || r.duplicate_outputs > 0 || !r.state_match;
+
+function lossAccounting(rows: readonly BenchRow[]): string {
+  const sum = (f: (r: BenchRow) => number) => rows.reduce((a, r) => a + f(r), 0);
+  const mismatched = rows.filter((r) => r.outcome === 'completed' && !r.state_match).length;
+  const lines = [
+    mdTable(
+      ['published', 'processed', 'lost', 'applied twice', 'duplicate outputs', 'completed runs with a state mismatch'],
+      [[fmtNum(sum((r) => r.published)), fmtNum(sum((r) => r.processed)), fmtNum(sum((r) => r.lost)), fmtNum(sum((r) => r.duplicated)),
+        fmtNum(sum((r) => r.duplicate_outputs)), String(mismatched)]],
+    ),
+    '',
+  ];
+  const bad = rows.filter(isException);
+  if (!bad.length) {
+    lines.push('Every run completed with nothing lost or duplicated and a matching state.');
+  } else {
+    lines.push(`${bad.length} run${bad.length > 1 ? 's' : ''} not clean:`, '');
+    lines.push(mdTable(
+      ['run', 'sweep', 'strategy', 'rate (msg/s)', 'state', 'repetition', 'outcome', 'lost', 'applied twice', 'duplicate outputs', 'state match'],
+      bad.map((r) => [
+        String(r.run), r.sweep, r.strategy, fmtRate(r), fmtBytes(r.state_bytes), String(r.repetition), r.outcome, String(r.lost),
+        String(r.duplicated), String(r.duplicate_outputs), r.state_match ? 'yes' : 'no',
+      ]),
+    ));
+  }
+  return lines.join('\n');
+}
+
+const PLOT_CAPTIONS: Record<string, string> = {
+  'total-vs-rate.png': 'Total migration time vs message rate',
+  'downtime-vs-rate.png': 'Downtime vs message rate',
+  'phases-at-60.png': 'Median phase times near 60 msg/s',
+  'state-size.png': 'Checkpoint, transfer and restore time vs state size',
+};
+
+function plotsSection(plots: readonly string[], reportDir: string): string {
+  if (!plots.length) return 'No plots were written.';
+  return plots
+    .map((p) => {
+      const rel = path.relative(reportDir, path.resolve(p)).split(path.sep).join('/');
+      const name = path.basename(p);
+      return `![${PLOT_CAPTIONS[name] ?? name}](${rel})`;
+    })
+    .join('\n\n');
+}
+
+function profileSection(profile: ReportProfile): string {
+  const total = profile.rows.reduce((a, r) => a + r.ms, 0);
+  const pct = (ms: number) => (total > 0 ? `${fmtNum((ms / total) * 100, 1)} %` : '–');
+  return [
+    profile.title,
+    '',
+    mdTable(
+      ['part', 'ms', 'share', 'note'],
+      [...profile.rows.map((r) => [r.part, fmtMs(r.ms), pct(r.ms), r.note ?? '']), ['**total**', `**${fmtMs(total)}**`, '100 %', '']],
+    ),
+  ].join('\n');
+}
+
+function serviceState(rows: readonly BenchRow[]): string {
+  const rateSizes = distinct(rows.filter((r) => r.sweep === 'rate').map((r) => r.state_bytes)).sort((a, b) => a - b);
+  const stateSizes = distinct(rows.filter((r) => r.sweep === 'state').map((r) => r.state_bytes)).sort((a, b) => a - b);
+  const parts = [];
+  if (rateSizes.length) parts.push(`${rateSizes.map(fmtBytes).join(', ')} of state in the rate sweep`);
+  if (stateSizes.length) parts.push(`${stateSizes.map(fmtBytes).join(', ')} in the state-size sweep`);
+  return parts.join(' and ') || 'its state';
+}
+
+export function renderMarkdownReport(input: ReportInput, reportDir = '.'): string {
+  const rate = input.summary.filter((g) => g.sweep === 'rate');
+  const state = input.summary.filter((g) => g.sweep === 'state');
+  const out: string[] = ['# ms2m benchmark: shadow vs stop-and-copy', '', '## What was run', '', whatWasRun(input.rows, input.machine), ''];
+  out.push(
+    '## Medians',
+    '',
+    'Times in ms; median (min–max) over completed runs. *Downtime*: from the source no longer consuming to the copy consuming, ' +
+      'by the instances\' own clocks. *Observed downtime*: the longest a published message waited unserved, from the output log. ' +
+      '*Freeze*: how long CRIU kept the source frozen for the dump. lost/dup/dup-out: messages lost, applied twice, and outputs ' +
+      'emitted twice, summed over all runs. ' +
+      '\\* marks the rate above the service\'s capacity.',
+    '',
+  );
+  if (rate.length) out.push('### Rate sweep', '', rateTable(rate), '');
+  if (state.length) out.push('### State-size sweep', '', stateTable(state), '');
+  out.push('## Shadow vs stop-and-copy', '', 'Ratio = shadow median / stop-and-copy median; change = ratio − 1.', '', ratioTable(input.ratios), '');
+  out.push('## Loss accounting', '', lossAccounting(input.rows), '');
+  out.push('## Plots', '', plotsSection(input.plots, reportDir), '');
+  if (input.profile) out.push('## Where the time goes', '', profileSection(input.profile), '');
+  out.push(
+    '## Compared with the papers',
+    '',
+    mdTable(['source', 'setting', 'published', 'ours (from these runs)'], paperComparison(input).map((p) => [p.source, p.setting, p.published, p.ours])),
+    '',
+    'These are not like-for-like. Ours ran on one host, with the service as plain processes rather than containers or pods, ' +
+      `and the service is a small Node.js process holding ${serviceState(input.rows)}; the papers ` +
+      'migrate containers between machines over a network, with their own load, message rates and downtime probes ' +
+      '(SHADOW measures downtime with an HTTP probe, we measure the time no instance consumes the queue). Read the table as orders ' +
+      'of magnitude and directions of change, not as a ranking.',
+    '',
+  );
+  return out.join('\n');
+}
+
+export function writeMarkdownReport(file: string, input: ReportInput): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, renderMarkdownReport(input, path.dirname(path.resolve(file))));
+}

@@ -1,0 +1,347 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Table from 'cli-table3';
+import { BENCH_COLUMNS, type BenchRow } from './types';
+
+export type Strategy = BenchRow['strategy'];
+export type Sweep = BenchRow['sweep'];
+
+/** Stop-and-copy first: it is the baseline every other number is read against. */
+export const STRATEGIES: readonly Strategy[] = ['stop-and-copy', 'shadow'];
+
+/** The migration phases in the order they run. */
+export const PHASES = [
+  'validate_ms', 'prepare_ms', 'checkpoint_ms', 'transfer_ms', 'restore_ms', 'replay_ms', 'fence_ms', 'finalize_ms',
+] as const satisfies ReadonlyArray<keyof BenchRow>;
+
+export const METRICS = [
+  'total_ms', 'downtime_ms', 'observed_downtime_ms', ...PHASES, 'freeze_ms', 'checkpoint_bytes',
+  'max_e2e_latency_ms', 'p99_e2e_latency_ms',
+] as const satisfies ReadonlyArray<keyof BenchRow>;
+export type Metric = (typeof METRICS)[number];
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** One cell of the grid: every run of one strategy at one rate, state size and processing cost. */
+export interface SummaryGroup {
+  sweep: Sweep;
+  strategy: Strategy;
+  msg_rate: number;
+  state_bytes: number;
+  /** Part of the key because the bench can make it a grid dimension; usually one value. */
+  work_ms: number;
+  above_capacity: boolean;
+  /** Completed runs: the only ones that enter the statistics. */
+  n: number;
+  /** Runs that rolled back or failed. */
+  notCompleted: number;
+  /** Null when no run of the group completed. */
+  stats: Record<Metric, Stat | null>;
+  // Message counts are summed over every run, completed or not: a message lost by a rolled-back run is still lost.
+  published: number;
+  lost: number;
+  duplicated: number;
+  duplicate_outputs: number;
+  /** Over completed runs only: a run that did not finish has no migrated state to compare. */
+  stateMatchAll: boolean;
+  /** Completed runs whose replay was ended by the cutoff rather than by catching up. */
+  cutoffFired: number;
+}
+
+export type Summary = SummaryGroup[];
+
+export interface RatioPair {
+  shadow: number;
+  stopAndCopy: number;
+  /** shadow / stop-and-copy; null when the baseline median is 0. */
+  ratio: number | null;
+  /** (1 − ratio) × 100: positive when shadow is faster. */
+  reductionPct: number | null;
+}
+
+export interface RatioRow {
+  msg_rate: number;
+  state_bytes: number;
+  work_ms: number;
+  above_capacity: boolean;
+  total: RatioPair;
+  downtime: RatioPair;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median of no values');
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Non-finite values (a metric a run could not measure, written as NaN) are left out rather than poisoning the median. */
+export function stat(values: readonly number[]): Stat | null {
+  const v = values.filter(Number.isFinite);
+  if (v.length === 0) return null;
+  return { median: median(v), min: Math.min(...v), max: Math.max(...v) };
+}
+
+const groupKey = (r: Pick<BenchRow, 'sweep' | 'strategy' | 'msg_rate' | 'state_bytes' | 'work_ms'>): string =>
+  `${r.sweep}|${r.strategy}|${r.msg_rate}|${r.state_bytes}|${r.work_ms}`;
+
+const sweepOrder = (s: Sweep): number => (s === 'rate' ? 0 : 1);
+
+export function summarize(rows: readonly BenchRow[]): Summary {
+  const groups = new Map<string, BenchRow[]>();
+  for (const r of rows) {
+    const k = groupKey(r);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  const summary: Summary = [];
+  for (const runs of groups.values()) {
+    const first = runs[0];
+    const done = runs.filter((r) => r.outcome === 'completed');
+    const stats = Object.fromEntries(METRICS.map((m) => [m, stat(done.map((r) => r[m]))])) as Record<Metric, Stat | null>;
+    const sum = (f: (r: BenchRow) => number): number => runs.reduce((a, r) => a + f(r), 0);
+    summary.push({
+      sweep: first.sweep,
+      strategy: first.strategy,
+      msg_rate: first.msg_rate,
+      state_bytes: first.state_bytes,
+      work_ms: first.work_ms,
+      above_capacity: runs.some((r) => r.above_capacity),
+      n: done.length,
+      notCompleted: runs.length - done.length,
+      stats,
+      published: sum((r) => r.published),
+      lost: sum((r) => r.lost),
+      duplicated: sum((r) => r.duplicated),
+      duplicate_outputs: sum((r) => r.duplicate_outputs),
+      stateMatchAll: done.every((r) => r.state_match),
+      cutoffFired: done.filter((r) => r.cutoff_fired).length,
+    });
+  }
+  return summary.sort(
+    (a, b) =>
+      sweepOrder(a.sweep) - sweepOrder(b.sweep) ||
+      a.work_ms - b.work_ms ||
+      a.state_bytes - b.state_bytes ||
+      a.msg_rate - b.msg_rate ||
+      STRATEGIES.indexOf(a.strategy) - STRATEGIES.indexOf(b.strategy),
+  );
+}
+
+function pair(shadow: Stat, stopAndCopy: Stat): RatioPair {
+  const ratio = stopAndCopy.median === 0 ? null : shadow.median / stopAndCopy.median;
+  return { shadow: shadow.median, stopAndCopy: stopAndCopy.median, ratio, reductionPct: ratio === null ? null : (1 - ratio) * 100 };
+}
+
+/** Shadow against stop-and-copy at each rate of the rate sweep where both have completed runs. */
+export function ratios(summary: Summary): RatioRow[] {
+  const out: RatioRow[] = [];
+  for (const s of summary) {
+    if (s.sweep !== 'rate' || s.strategy !== 'shadow') continue;
+    const base = summary.find(
+      (b) =>
+        b.sweep === 'rate' && b.strategy === 'stop-and-copy' && b.msg_rate === s.msg_rate && b.state_bytes === s.state_bytes && b.work_ms === s.work_ms,
+    );
+    const [st, sd, bt, bd] = [s.stats.total_ms, s.stats.downtime_ms, base?.stats.total_ms, base?.stats.downtime_ms];
+    if (!st || !sd || !bt || !bd) continue;
+    out.push({
+      msg_rate: s.msg_rate,
+      state_bytes: s.state_bytes,
+      work_ms: s.work_ms,
+      above_capacity: s.above_capacity || (base?.above_capacity ?? false),
+      total: pair(st, bt),
+      downtime: pair(sd, bd),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formatting shared with the report.
+
+/** Thousands separators by hand: toLocaleString depends on the ICU build Node was compiled with. */
+export function fmtNum(x: number, digits = 0): string {
+  const [int, frac] = Math.abs(x).toFixed(digits).split('.');
+  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${x < 0 && Number(Math.abs(x).toFixed(digits)) !== 0 ? '−' : ''}${grouped}${frac ? `.${frac}` : ''}`;
+}
+
+/** Milliseconds: one decimal below 10 ms, where a whole number would hide the difference. */
+export function fmtMs(x: number): string {
+  return fmtNum(x, Math.abs(x) < 10 && x !== 0 ? 1 : 0);
+}
+
+export function fmtStat(s: Stat | null, fmt: (x: number) => string = fmtMs): string {
+  if (!s) return '–';
+  return s.min === s.max ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+}
+
+/** Binary units, because the bench sizes state in MiB (--state-mb × 1024²). */
+export function fmtBytes(b: number): string {
+  const units: Array<[number, string]> = [[2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+  for (const [size, unit] of units) {
+    if (b >= size) return `${fmtNum(b / size, b % size === 0 ? 0 : 1)} ${unit}`;
+  }
+  return `${b} B`;
+}
+
+export function fmtRate(g: { msg_rate: number; above_capacity: boolean }): string {
+  return `${g.msg_rate}${g.above_capacity ? '*' : ''}`;
+}
+
+export function fmtPct(p: number | null): string {
+  return p === null ? '–' : `${fmtNum(p, 1)} %`;
+}
+
+/** A reduction shown as a signed change, as the papers write it: −19.9 % is shadow 19.9 % below stop-and-copy. */
+export function fmtChange(reductionPct: number | null): string {
+  if (reductionPct === null) return '–';
+  const change = -reductionPct;
+  return `${change > 0 ? '+' : ''}${fmtNum(change, 1)} %`;
+}
+
+export function fmtRatio(r: number | null): string {
+  return r === null ? '–' : `${r.toFixed(2)}×`;
+}
+
+const fmtN = (g: SummaryGroup): string => (g.notCompleted ? `${g.n} (+${g.notCompleted} not completed)` : `${g.n}`);
+const fmtLoss = (g: SummaryGroup): string => `${g.lost}/${g.duplicated}/${g.duplicate_outputs}${g.stateMatchAll ? '' : ' state≠'}`;
+
+const distinct = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
+
+function groupTable(groups: readonly SummaryGroup[], withState: boolean): string {
+  // A column that would repeat one value on every line is said once in the caption instead.
+  const withWork = distinct(groups.map((g) => g.work_ms)).length > 1;
+  const t = new Table({
+    head: [
+      'strategy', 'rate', ...(withState ? ['state'] : []), ...(withWork ? ['work ms'] : []), 'n', 'total ms median (min–max)',
+      'downtime ms median (min–max)', 'freeze ms', 'lost/dup/dup-out',
+    ],
+    style: { head: [], border: [], compact: true },
+  });
+  for (const g of groups) {
+    t.push([
+      g.strategy, fmtRate(g), ...(withState ? [fmtBytes(g.state_bytes)] : []), ...(withWork ? [String(g.work_ms)] : []), fmtN(g),
+      fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), g.stats.freeze_ms ? fmtMs(g.stats.freeze_ms.median) : '–', fmtLoss(g),
+    ]);
+  }
+  return t.toString();
+}
+
+export function formatSummaryTable(summary: Summary, ratioRows: readonly RatioRow[]): string {
+  const parts: string[] = [];
+  const rate = summary.filter((g) => g.sweep === 'rate');
+  const state = summary.filter((g) => g.sweep === 'state');
+  const work = (gs: readonly SummaryGroup[]): string => distinct(gs.map((g) => g.work_ms)).map((w) => `${w}`).join(', ');
+  if (rate.length) {
+    const sizes = distinct(rate.map((g) => g.state_bytes)).map(fmtBytes).join(', ');
+    parts.push(`Rate sweep: state ${sizes}, work ${work(rate)} ms/msg; rate in msg/s, * = above capacity`, groupTable(rate, false));
+  }
+  if (state.length) parts.push(`State-size sweep: work ${work(state)} ms/msg`, groupTable(state, true));
+  if (ratioRows.length) {
+    const withWork = distinct(ratioRows.map((r) => r.work_ms)).length > 1;
+    const t = new Table({
+      head: ['rate', ...(withWork ? ['work ms'] : []), 'total shadow / s&c', 'total change', 'downtime shadow / s&c', 'downtime change'],
+      style: { head: [], border: [], compact: true },
+    });
+    for (const r of ratioRows) {
+      t.push([
+        fmtRate(r), ...(withWork ? [String(r.work_ms)] : []),
+        `${fmtMs(r.total.shadow)} / ${fmtMs(r.total.stopAndCopy)} = ${fmtRatio(r.total.ratio)}`, fmtChange(r.total.reductionPct),
+        `${fmtMs(r.downtime.shadow)} / ${fmtMs(r.downtime.stopAndCopy)} = ${fmtRatio(r.downtime.ratio)}`, fmtChange(r.downtime.reductionPct),
+      ]);
+    }
+    parts.push('Shadow vs stop-and-copy (medians, ms; change = shadow / stop-and-copy − 1)', t.toString());
+  }
+  return parts.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CSV: the values are numbers, booleans and a few enum strings, so a small RFC 4180 writer and reader suffice.
+
+const BOOLEAN_COLUMNS = new Set<keyof BenchRow>(['above_capacity', 'state_match', 'cutoff_fired']);
+const STRING_COLUMNS = new Set<keyof BenchRow>(['strategy', 'outcome', 'sweep']);
+
+function csvField(v: unknown): string {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(rows: readonly BenchRow[]): string {
+  const lines = [BENCH_COLUMNS.join(',')];
+  for (const r of rows) lines.push(BENCH_COLUMNS.map((c) => csvField(r[c])).join(','));
+  return `${lines.join('\n')}\n`;
+}
+
+export function writeCsv(file: string, rows: readonly BenchRow[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, toCsv(rows));
+}
+
+/** Splits CSV text into records of fields, honouring quotes (which may hold commas, quotes and newlines). */
+export function parseCsvRecords(text: string): string[][] {
+  const records: string[][] = [];
+  let record: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      record.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      record.push(field);
+      records.push(record);
+      record = [];
+      field = '';
+    } else field += c;
+  }
+  if (quoted) throw new Error('CSV ends inside a quoted field');
+  if (field !== '' || record.length) {
+    record.push(field);
+    records.push(record);
+  }
+  // Blank lines (a record of one empty field) carry nothing.
+  return records.filter((r) => !(r.length === 1 && r[0] === ''));
+}
+
+export function fromCsv(text: string): BenchRow[] {
+  const [header, ...body] = parseCsvRecords(text);
+  if (!header) return [];
+  const index = new Map(header.map((h, i) => [h.trim(), i]));
+  const missing = BENCH_COLUMNS.filter((c) => !index.has(c));
+  if (missing.length) throw new Error(`CSV lacks columns: ${missing.join(', ')}`);
+  return body.map((rec, line) => {
+    const row: Record<string, unknown> = {};
+    for (const c of BENCH_COLUMNS) {
+      const raw = rec[index.get(c)!] ?? '';
+      if (BOOLEAN_COLUMNS.has(c)) {
+        if (raw !== 'true' && raw !== 'false') throw new Error(`row ${line + 1}: ${c} is not true/false: ${JSON.stringify(raw)}`);
+        row[c] = raw === 'true';
+      } else if (STRING_COLUMNS.has(c)) row[c] = raw;
+      else {
+        const n = Number(raw);
+        if (raw.trim() === '' || (Number.isNaN(n) && raw !== 'NaN')) throw new Error(`row ${line + 1}: ${c} is not a number: ${JSON.stringify(raw)}`);
+        row[c] = n;
+      }
+    }
+    return row as unknown as BenchRow;
+  });
+}
+
+export function readCsv(file: string): BenchRow[] {
+  return fromCsv(fs.readFileSync(file, 'utf8'));
+}
