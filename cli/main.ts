@@ -2,12 +2,14 @@
 /**
  * ms2m command line: the demo (`npm start`), the dev stack, the workers, and migrations.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig, cacheDir } from '../lib/config';
 import { MigrateInputSchema, STRATEGIES, describeInputError, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
+import { gameTopology } from '../examples/game/game';
+import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
 import { runNodeAgent } from '../workers/node-agent';
 import { runOrchestrator } from '../workers/orchestrator';
@@ -113,6 +115,30 @@ program
   .requiredOption('--node <name>', 'node name, e.g. node-a')
   .option('--port <port>', 'port for receiving images (0 = any)', nonNegative('--port'), 0)
   .action((o) => runNodeAgent(o.node, o.port));
+
+program
+  .command('load')
+  .description("publish stamped game events to a service's input exchange at a rate, for a duration, from several producers")
+  .requiredOption('--service <name>', 'service whose exchange receives the load, e.g. game')
+  .option('--rate <msgs>', 'messages per second across all producers', positive('--rate'), 50)
+  .option('--duration-ms <ms>', 'how long to publish', positive('--duration-ms', true), 30_000)
+  .option('--producers <n>', 'number of producers', positive('--producers', true), 4)
+  .option('--log <file>', 'write every confirmed publish (producer, seq, time) as JSON lines')
+  .action(async (o) => {
+    const load = new LoadGenerator({
+      amqpUrl: loadConfig().amqpUrl,
+      exchange: gameTopology(o.service).exchange,
+      rate: o.rate,
+      producers: o.producers,
+      durationMs: o.durationMs,
+      producerPrefix: `${o.service}-load-${Date.now().toString(36)}`,
+    });
+    await load.start();
+    await load.finished();
+    await load.stop();
+    if (o.log) writeFileSync(o.log, load.published.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    console.log(`[ms2m] published ${load.published.length} messages (${load.publishFailures} failed) in ${o.durationMs} ms`);
+  });
 
 async function temporalClient(): Promise<Client> {
   const cfg = loadConfig();

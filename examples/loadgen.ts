@@ -16,6 +16,8 @@ export interface LoadOptions {
   players?: number;
   /** Prefix of producer ids; keep it unique per run so sequences never collide with an earlier run. */
   producerPrefix: string;
+  /** Stop sending after this long (ms); without it the load runs until stop(). */
+  durationMs?: number;
 }
 
 export class LoadGenerator {
@@ -44,8 +46,26 @@ export class LoadGenerator {
     this.timer = setInterval(() => this.tick(), 5);
   }
 
+  /** Resolves when the duration has passed and the broker has confirmed everything sent. */
+  async finished(): Promise<void> {
+    if (this.opts.durationMs === undefined) throw new Error('finished() needs a durationMs');
+    while (this.timer) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([...this.inflight]);
+  }
+
   private tick(): void {
-    const due = Math.floor(((performance.now() - this.startedAt) * this.opts.rate) / 1000);
+    const elapsed = performance.now() - this.startedAt;
+    if (this.opts.durationMs !== undefined && elapsed >= this.opts.durationMs) {
+      this.tick0(this.opts.durationMs);
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      return;
+    }
+    this.tick0(elapsed);
+  }
+
+  private tick0(elapsed: number): void {
+    const due = Math.floor((elapsed * this.opts.rate) / 1000);
     while (this.sent < due) {
       const index = this.sent % this.producers.length;
       const producer = this.producers[index];

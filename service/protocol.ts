@@ -86,18 +86,7 @@ export function stateDigest(appState: unknown, marks: Marks): string {
   return createHash('sha256').update(canonicalJson({ app: appState, marks })).digest('hex');
 }
 
-// ---- names ---------------------------------------------------------------------------------------
-
-/** Arguments every party must declare a control queue with (RabbitMQ rejects a mismatch). */
-export const CONTROL_QUEUE_ARGS = { durable: false, autoDelete: false, arguments: { 'x-expires': 30 * 60_000 } };
-
-export function controlQueueName(instanceId: string): string {
-  return `ms2m.ctl.${instanceId}`;
-}
-
-export function replayQueueName(service: string, migrationId: string): string {
-  return `ms2m.replay.${service}.${migrationId}`;
-}
+export { CONTROL_QUEUE_ARGS, controlQueueName, replayQueueName } from './names';
 
 // ---- control messages ----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import {
 } from '../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { Placement } from '../activities/types';
+import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { broker, brokerLocal, cluster, onNode } from './activity-proxies';
 
@@ -170,7 +171,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     let fenced: InstanceStatus | undefined;
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
-        undo.replayQueue = `ms2m.replay.${input.service}.${migrationId}`;
+        undo.replayQueue = replayQueueName(input.service, migrationId);
         await brokerLocal.prepareReplay({ primaryQueue: spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
       } else {
         undo.sourceFenced = true;

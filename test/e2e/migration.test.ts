@@ -16,6 +16,7 @@ import { loadConfig } from '../../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy } from '../../lib/migration';
 import { ensureStack } from '../../lib/stack';
 import { ControlClient } from '../../service/control-client';
+import { replayQueueName } from '../../service/names';
 
 const MIGRATION_TIMEOUT = 120_000;
 let cluster: LocalCluster;
@@ -137,7 +138,7 @@ describe('live migration on the local runtime', () => {
       const conn = await amqp.connect(cfg.amqpUrl);
       const ch = await conn.createChannel();
       ch.on('error', () => undefined);
-      await expect(ch.checkQueue(`ms2m.replay.${service}.${report.migrationId}`)).rejects.toThrow(/NOT_FOUND/);
+      await expect(ch.checkQueue(replayQueueName(service, report.migrationId))).rejects.toThrow(/NOT_FOUND/);
       await conn.close().catch(() => undefined);
       await undeploy(cluster, service);
     },
