@@ -119,7 +119,8 @@ export async function main(argv: string[]): Promise<number> {
       stateRepetitions: o.stateRepetitions,
     });
     console.error(`[bench] ${plans.length} runs → ${out}`);
-    const bar = new SingleBar({ format: '[bench] {bar} {value}/{total} runs | ETA {eta_formatted} | {what}', stream: process.stderr, etaBuffer: 8, hideCursor: true });
+    // In a log (no terminal) the bar still prints a line every few seconds.
+    const bar = new SingleBar({ format: '[bench] {bar} {value}/{total} runs | ETA {eta_formatted} | {what}', stream: process.stderr, etaBuffer: 8, hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000 });
     bar.start(plans.length, 0, { what: 'starting' });
     try {
       for (const plan of plans) {
