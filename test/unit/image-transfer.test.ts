@@ -46,6 +46,12 @@ describe('image transfer between agents', () => {
     expect(existsSync(path.join(root, 'target', 'img2', COMPLETE_MARK))).toBe(false);
   });
 
+  it('refuses a file sent without its checksum', async () => {
+    const res = await fetch(`${url}/images/img3/files/core-1.img`, { method: 'PUT', body: 'no checksum' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/SHA-256 is required/);
+  });
+
   it('rejects path tricks in image and file names', async () => {
     const res = await fetch(`${url}/images/..%2F..%2Fetc/files/passwd`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
     expect(res.status).toBe(404);
