@@ -66,10 +66,6 @@ export function lagBetween(ahead: Marks, behind: Marks): number {
   return lag;
 }
 
-export function sumMarks(marks: Marks): number {
-  return Object.values(marks).reduce((a, b) => a + b, 0);
-}
-
 /** JSON with sorted keys, so that equal states have equal digests whatever their insertion order. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => {
