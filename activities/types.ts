@@ -83,6 +83,8 @@ export interface ReplayProgress {
   replayed: number;
   sourceMarks: Marks;
   copyMarks: Marks;
+  /** When it was measured (the activity's clock), for the lag trend. */
+  at: number;
 }
 
 export interface SwapResult {
@@ -96,12 +98,18 @@ export interface SwapResult {
 
 export interface BrokerActivities {
   instanceStatus(input: { instanceId: string; timeoutMs?: number }): Promise<InstanceStatus>;
+  /** The instance speaks the protocol and its messages carry ids; refuses with NotMigratable otherwise. */
+  probeService(input: { service: string; instanceId: string; timeoutMs: number }): Promise<InstanceStatus>;
   prepareReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<CutReply>;
-  startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced }): Promise<InstanceStatus>;
-  replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number }): Promise<ReplayProgress>;
+  startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced; timeoutMs: number }): Promise<InstanceStatus>;
+  replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number; timeoutMs: number }): Promise<ReplayProgress>;
   fenceSource(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   /** `fenced` is the source's fence result when it was fenced earlier (stop-and-copy: it no longer runs). */
-  fenceAndSwap(input: { source: string; copy: string; fencing: Fenced; fenced?: InstanceStatus }): Promise<SwapResult>;
+  fenceAndSwap(input: { source: string; copy: string; fencing: Fenced; fenced?: InstanceStatus; timeoutMs: number; catchUpMs: number }): Promise<SwapResult>;
+  /** Unbinds the replay queue and puts the end marker behind what it holds (the source is gone). */
+  sealReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<void>;
+  /** The copy replays the sealed replay queue to its end and takes over the primary queue. */
+  adopt(input: { copy: string; replayQueue: string; fencing: Fenced; timeoutMs: number; catchUpMs: number }): Promise<InstanceStatus>;
   activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
   unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   deleteQueue(input: { queue: string }): Promise<void>;

@@ -8,6 +8,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { InstanceRegistry } from '../activities/local/instance-registry';
+import type { InstanceRecord } from '../activities/types';
 import { loadConfig } from '../lib/config';
 
 export interface ClusterOptions {
@@ -87,10 +88,30 @@ export class LocalCluster {
     });
   }
 
+  /** Kills a worker process outright and starts it again, as a crash and a supervisor's restart would. */
+  async crashAndRestart(name: string): Promise<void> {
+    await this.stopProcess(name, 'SIGKILL');
+    await this.launch(name);
+  }
+
+  /** Live instances of a service on every node, from the agents' registries (a process check, not a broker one). */
+  liveInstances(service: string): InstanceRecord[] {
+    return allInstances(this.opts.home).filter((r) => r.service === service && r.alive);
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.children.keys()].map((n) => this.stopProcess(n)));
     await this.connection?.close().catch(() => undefined);
   }
+}
+
+function allInstances(home: string): Array<InstanceRecord & { alive: boolean }> {
+  const nodesDir = path.join(home, 'nodes');
+  if (!existsSync(nodesDir)) return [];
+  return readdirSync(nodesDir).flatMap((node) => {
+    const registry = new InstanceRegistry(path.join(nodesDir, node));
+    return registry.all().map((r) => ({ ...r, alive: registry.alive(r) }));
+  });
 }
 
 /**
@@ -98,17 +119,12 @@ export class LocalCluster {
  * processes that would keep consuming).
  */
 export function reapInstances(home: string): void {
-  const nodesDir = path.join(home, 'nodes');
-  if (!existsSync(nodesDir)) return;
-  for (const node of readdirSync(nodesDir)) {
-    const registry = new InstanceRegistry(path.join(nodesDir, node));
-    for (const rec of registry.all()) {
-      if (!registry.alive(rec)) continue;
-      try {
-        process.kill(rec.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
+  for (const rec of allInstances(home)) {
+    if (!rec.alive) continue;
+    try {
+      process.kill(rec.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
     }
   }
 }

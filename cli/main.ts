@@ -16,6 +16,8 @@ import { runOrchestrator } from '../workers/orchestrator';
 import { LocalCluster, reapInstances } from './local-cluster';
 import { formatReport, verdict } from './report';
 import { runScenario } from './scenario';
+import { FAULTS } from '../chaos/faults';
+import { runChaos } from '../chaos/run';
 
 function positive(name: string, integer = false) {
   return (value: string): number => {
@@ -57,7 +59,7 @@ program
   .option('--work-ms <ms>', 'CPU cost of processing one message', nonNegative('--work-ms'), 0)
   .option('--threshold <msgs>', 'fence when the copy is at most this many messages behind', nonNegative('--threshold'), 10)
   .option('--cutoff-ms <ms>', 'fence after this long in replay regardless', nonNegative('--cutoff-ms'), 120_000)
-  .option('--stall-ms <ms>', 'fence once replay has not converged for this long (0: never)', nonNegative('--stall-ms'), 5_000)
+  .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: never)', nonNegative('--stall-ms'), 3_000)
   .option('--json', 'print the MigrationReport as JSON on the last line of stdout')
   .option('--keep', 'leave the service and the workers running afterwards')
   .action(async (o) => {
@@ -113,8 +115,27 @@ program
   .command('agent')
   .description('run the node agent of one node (needs root for CRIU)')
   .requiredOption('--node <name>', 'node name, e.g. node-a')
-  .option('--port <port>', 'port for receiving images (0 = any)', nonNegative('--port'), 0)
+  .option('--port <port>', 'port for receiving images (0 = the one it had before, else any)', nonNegative('--port'), 0)
   .action((o) => runNodeAgent(o.node, o.port));
+
+program
+  .command('chaos')
+  .description('repeated migrations of the game service, each with a random fault (process kills, broken image path, RabbitMQ restart, crashes, cancellation); prints a summary')
+  .option('--rounds <n>', 'number of migrations', positive('--rounds', true), 20)
+  .option('--seed <n>', 'seed of the fault draw (the same seed draws the same faults)', nonNegative('--seed'), Date.now() % 100_000)
+  .option('--rate <msgs>', 'messages per second during each migration', positive('--rate'), 40)
+  .option('--faults <names>', `only these faults, comma-separated: ${FAULTS.map((f) => f.name).join(', ')}`, (v: string) => {
+    const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+    const unknown = names.filter((n) => !FAULTS.some((f) => f.name === n));
+    if (unknown.length) throw new InvalidArgumentError(`unknown fault(s) ${unknown.join(', ')}; choose from ${FAULTS.map((f) => f.name).join(', ')}`);
+    return names;
+  })
+  .option('--out <dir>', 'where to write rounds.csv and summary.md', path.join('chaos-results', new Date().toISOString().slice(0, 19).replace(/:/g, '-')))
+  .action(async (o) => {
+    console.log(`[chaos] ${o.rounds} rounds, seed ${o.seed}, ${o.rate} msg/s`);
+    const { clean } = await runChaos({ rounds: o.rounds, seed: o.seed, rate: o.rate, faults: o.faults, out: o.out, log: (l) => console.log(l) });
+    process.exitCode = clean ? 0 : 1;
+  });
 
 program
   .command('load')
@@ -153,7 +174,7 @@ program
   .addOption(strategyOption())
   .option('--threshold <msgs>', 'replay threshold', nonNegative('--threshold'), 10)
   .option('--cutoff-ms <ms>', 'replay cutoff', nonNegative('--cutoff-ms'), 120_000)
-  .option('--stall-ms <ms>', 'fence once replay has not converged for this long (0: never)', nonNegative('--stall-ms'), 5_000)
+  .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: never)', nonNegative('--stall-ms'), 3_000)
   .option('--json', 'print the report as JSON')
   .action(async (o) => {
     const input = { service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs } };

@@ -10,6 +10,8 @@ export function formatReport(r: MigrationReport, ui?: string): string {
   out.push('');
   out.push(`Migration ${r.migrationId}: ${r.service} ${r.sourceNode} → ${r.targetNode} (${r.strategy}) — ${ok ? 'COMPLETED' : 'ROLLED BACK'}`);
   if (r.failure) out.push(`  failed in ${r.failure.phase}: [${r.failure.type}] ${r.failure.message}`);
+  if (r.sourceLost) out.push(`  the source died during ${r.sourceLost.detectedIn}; the copy adopted its stream`);
+  if (r.cancelIgnored) out.push('  a cancellation arrived during the fence, too late to roll back; the migration finished');
   out.push(`  ${r.sourceInstance} → ${r.targetInstance}`);
 
   const phases = new Table({ head: ['phase', 'ms'], colAligns: ['left', 'right'], style: { head: [], border: [] } });
@@ -25,7 +27,11 @@ export function formatReport(r: MigrationReport, ui?: string): string {
   m.push(['CRIU freeze of the source', `${r.freezeMs} ms`]);
   m.push(['checkpoint size', kb(r.checkpointBytes)]);
   if (r.strategy === 'shadow') {
-    m.push(['replayed by the copy', `${r.replay.replayed} messages (final lag ${r.replay.finalLag}${r.replay.cutoffFired ? ', cutoff fired' : ''}${r.replay.stalled ? ', stopped converging' : ''})`]);
+    m.push(['replayed by the copy', `${r.replay.replayed} messages (final lag ${r.replay.finalLag}, ended by ${r.replay.endedBy})`]);
+    if (r.replay.lagSlopePerSec !== null) {
+      const est = r.replay.estimatedCatchUpMs;
+      m.push(['lag trend at the end of replay', `${r.replay.lagSlopePerSec.toFixed(1)} msg/s at ${(r.replay.applyRatePerSec ?? 0).toFixed(0)} msg/s applied${est !== null ? `; estimated catch-up ${est} ms` : ''}`]);
+    }
   }
   m.push(['state match at the fence', r.stateMatch ? 'yes (digests equal)' : 'NO']);
   const v = r.verification;

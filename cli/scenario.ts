@@ -5,8 +5,9 @@
  */
 import * as path from 'node:path';
 import * as amqp from 'amqplib';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ClusterStore } from '../runtime/cluster-store';
 import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
@@ -37,11 +38,21 @@ export interface ScenarioOptions {
   onProgress?: (p: MigrationProgress) => void;
   /** Runs once the service is deployed and before the load starts. */
   afterDeploy?: (placement: Placement) => Promise<void>;
+  /** Runs alongside the migration from its start (fault injection); the result waits for it. */
+  duringMigration?: (handle: WorkflowHandle) => Promise<void>;
+  /** Extra fields of the migration input (e.g. timeouts). */
+  input?: Record<string, unknown>;
   log?: (line: string) => void;
 }
 
 export interface ScenarioResult {
   report: MigrationReport;
+  /** The workflow ended cancelled (its report then comes from the `report` query). */
+  cancelled: boolean;
+  /** The instance the cluster's placement names at the end. */
+  placed: string;
+  /** Instances of the service alive at the end on any node. */
+  live: string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -135,7 +146,15 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     const handle = await client.workflow.start('migrateService', {
       taskQueue,
       workflowId: `migrate-${o.service}`,
-      args: [{ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000, stallMs: o.stallMs ?? 5_000 } }],
+      args: [
+        {
+          service: o.service,
+          targetNode: o.to,
+          strategy: o.strategy,
+          replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000, ...(o.stallMs !== undefined ? { stallMs: o.stallMs } : {}) },
+          ...o.input,
+        },
+      ],
     });
     log(`migration started: workflow ${handle.workflowId}`);
     let polling = true;
@@ -149,19 +168,25 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
         await sleep(150);
       }
     })();
+    const fault = o.duringMigration?.(handle);
     let report: MigrationReport;
+    let cancelled = false;
     try {
       report = (await handle.result()) as MigrationReport;
     } catch (err) {
       const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack' && cause.details?.[0]) {
         report = cause.details[0] as MigrationReport;
+      } else if (cause instanceof CancelledFailure) {
+        cancelled = true;
+        report = await handle.query<MigrationReport>('report');
       } else {
         throw err;
       }
     } finally {
       polling = false;
       await poller;
+      await fault;
     }
     const to = Date.now();
 
@@ -172,8 +197,8 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     await drained(collector, published);
     await sleep(300);
 
-    const serving = report.outcome === 'completed' ? report.targetInstance : (report.revivedInstance ?? report.sourceInstance);
-    const final = await control.command(serving, { kind: 'status', digest: false });
+    const placed = new ClusterStore(cluster.opts.home).placement<Placement>(o.service)?.instanceId ?? '';
+    const final = await control.command(placed, { kind: 'status', digest: false });
     const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
     report.verification = verify({
       published,
@@ -183,7 +208,7 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
       appliedByProducer: Object.fromEntries(Object.entries(board.appliedByProducer).filter(([p]) => p.startsWith(producerPrefix))),
       finalStateMatchesProducers: canonicalJson(expectedScoreboard(published, producerPrefix, players)) === canonicalJson(board),
     });
-    return { report };
+    return { report, cancelled, placed, live: cluster.liveInstances(o.service).map((i) => i.instanceId) };
   } finally {
     await load.stop().catch(() => undefined);
     await collector.stop();

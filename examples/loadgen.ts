@@ -1,7 +1,8 @@
 /**
  * Load generator for the example game service: several stamping producers sharing a total rate, each
  * with its own confirm channel, and a log of every message the broker confirmed (the "published" side of
- * the loss accounting).
+ * the loss accounting). It rides out a broker restart: the producers reconnect and send again, with the
+ * same stamps, whatever the broker had not confirmed.
  */
 import * as amqp from 'amqplib';
 import { StampingProducer, type Published } from '../service/producer';
@@ -20,9 +21,14 @@ export interface LoadOptions {
   durationMs?: number;
 }
 
+/** How long stop() and finished() wait for the broker to confirm what was sent before giving up on it. */
+const CONFIRM_TIMEOUT_MS = 30_000;
+
 export class LoadGenerator {
   readonly published: Published[] = [];
   private conn: amqp.ChannelModel | null = null;
+  private connecting: Promise<amqp.ChannelModel> | null = null;
+  private stopped = false;
   private producers: StampingProducer[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inflight = new Set<Promise<unknown>>();
@@ -35,22 +41,45 @@ export class LoadGenerator {
   async start(): Promise<void> {
     const { rate, producers = 4 } = this.opts;
     if (!(rate > 0)) throw new Error(`rate must be a positive number of messages per second, got ${rate}`);
-    this.conn = await amqp.connect(this.opts.amqpUrl, { clientProperties: { connection_name: 'ms2m-loadgen' } });
     for (let i = 0; i < producers; i++) {
-      const ch = await this.conn.createConfirmChannel();
-      await ch.assertExchange(this.opts.exchange, 'topic', { durable: true });
-      this.producers.push(new StampingProducer(ch, `${this.opts.producerPrefix}-p${i + 1}`, this.opts.exchange));
+      const reopen = () => this.openChannel();
+      this.producers.push(new StampingProducer(await reopen(), `${this.opts.producerPrefix}-p${i + 1}`, this.opts.exchange, 0, reopen));
     }
     this.startedAt = performance.now();
     // Pace by elapsed time rather than by timer ticks, so timer jitter does not change the rate.
     this.timer = setInterval(() => this.tick(), 5);
   }
 
-  /** Resolves when the duration has passed and the broker has confirmed everything sent. */
+  /** A confirm channel on the shared connection; after the broker dropped the connection, on a new one. */
+  private async openChannel(): Promise<amqp.ConfirmChannel> {
+    if (this.stopped) throw new Error('load generator stopped');
+    const conn = this.conn ?? (await (this.connecting ??= this.connect().finally(() => (this.connecting = null))));
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => undefined);
+    await ch.assertExchange(this.opts.exchange, 'topic', { durable: true });
+    return ch;
+  }
+
+  private async connect(): Promise<amqp.ChannelModel> {
+    const conn = await amqp.connect(this.opts.amqpUrl, { clientProperties: { connection_name: 'ms2m-loadgen' } });
+    // The producers notice the loss on their channels and reopen; this only forgets the dead connection.
+    conn.on('error', () => undefined);
+    conn.on('close', () => {
+      if (this.conn === conn) this.conn = null;
+    });
+    if (this.stopped) {
+      await conn.close().catch(() => undefined);
+      throw new Error('load generator stopped');
+    }
+    this.conn = conn;
+    return conn;
+  }
+
+  /** Resolves when the duration has passed and the broker has confirmed everything sent (or 30 s passed). */
   async finished(): Promise<void> {
     if (this.opts.durationMs === undefined) throw new Error('finished() needs a durationMs');
     while (this.timer) await new Promise((r) => setTimeout(r, 50));
-    await Promise.all([...this.inflight]);
+    await this.settle();
   }
 
   private tick(): void {
@@ -80,15 +109,28 @@ export class LoadGenerator {
     }
   }
 
+  /** Publishes the broker never confirmed (given up after 30 s of trying). */
   get publishFailures(): number {
     return this.failures;
+  }
+
+  /** Copies sent again because the broker did not confirm the first (same producer and sequence number). */
+  get republished(): number {
+    return this.producers.reduce((n, p) => n + p.republished, 0);
+  }
+
+  /** Waits for every producer's confirms (giving up after a bound) and stops them. */
+  private async settle(): Promise<void> {
+    await Promise.all(this.producers.map((p) => p.close(CONFIRM_TIMEOUT_MS)));
+    await Promise.all([...this.inflight]);
   }
 
   /** Stops sending and waits for the broker to confirm what is in flight. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await Promise.all([...this.inflight]);
+    await this.settle();
+    this.stopped = true;
     await this.conn?.close().catch(() => undefined);
     this.conn = null;
   }

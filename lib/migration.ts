@@ -17,6 +17,36 @@ const nameField = (field: string, example: string) =>
     .string({ required_error: `${field} is required, e.g. "${example}"`, invalid_type_error: `${field} must be a string, e.g. "${example}"` })
     .regex(NAME, `${field} must be 1-40 lowercase letters, digits or dashes starting with a letter, e.g. "${example}"`);
 
+const ms = (field: string, min: number, max: number, def: number) =>
+  z
+    .number({ invalid_type_error: `${field} must be a number of milliseconds` })
+    .int(`${field} must be a whole number of milliseconds`)
+    .min(min, `${field} must be at least ${min} ms`)
+    .max(max, `${field} must be at most ${max} ms`)
+    .default(def);
+
+/** A bound on every wait of a migration; the defaults suit one host or a LAN. */
+export const TimeoutsSchema = z
+  .object({
+    /** A node whose agent takes no work for this long is dead (Temporal schedule-to-start timeout on its queue). */
+    nodeScheduleToStartMs: ms('timeouts.nodeScheduleToStartMs', 1000, 600_000, 15_000),
+    /** A long activity that stops heartbeating for this long is lost with its worker and is retried. */
+    heartbeatMs: ms('timeouts.heartbeatMs', 1000, 600_000, 10_000),
+    /** Bound on one attempt of a node activity (checkpoint, transfer, restore). */
+    nodeActivityMs: ms('timeouts.nodeActivityMs', 1000, 3_600_000, 300_000),
+    /** Bound on an instance's reply to one control command. */
+    controlReplyMs: ms('timeouts.controlReplyMs', 200, 600_000, 5_000),
+    /** A restored copy must answer as a standby within this. */
+    copyReadyMs: ms('timeouts.copyReadyMs', 1000, 600_000, 30_000),
+    /** Bound on the copy's catch-up at the fence (it is downtime); past it the swap is refused and the source resumes. */
+    catchUpMs: ms('timeouts.catchUpMs', 1000, 3_600_000, 120_000),
+    /** While the broker or an instance is unreachable but alive (a broker restart), replay and fence keep trying this long. */
+    unreachableMs: ms('timeouts.unreachableMs', 1000, 3_600_000, 60_000),
+  })
+  .strict()
+  .default({});
+export type Timeouts = z.output<typeof TimeoutsSchema>;
+
 export const MigrateInputSchema = z
   .object({
     service: nameField('service', 'game'),
@@ -31,14 +61,15 @@ export const MigrateInputSchema = z
         /** Fence after this long in replay even if the threshold was not reached (the backlog then shows as downtime, never as loss). */
         cutoffMs: z.number({ invalid_type_error: 'replay.cutoffMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(120_000),
         /**
-         * Fence early when the lag has not reached a new low for this long: the copy is not converging
-         * (messages arrive as fast as it applies them), and waiting longer only delays the same catch-up.
-         * 0 waits for the threshold or the cutoff.
+         * How long the lag trend is watched before judging convergence: a copy whose lag is not falling (messages
+         * arrive as fast as it applies them), or would reach the threshold only after the cutoff, is fenced
+         * at once, since waiting only delays the same catch-up. 0 waits for the threshold or the cutoff.
          */
-        stallMs: z.number({ invalid_type_error: 'replay.stallMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(5_000),
+        stallMs: z.number({ invalid_type_error: 'replay.stallMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(3_000),
       })
       .strict()
       .default({}),
+    timeouts: TimeoutsSchema,
   })
   .strict();
 
@@ -87,8 +118,16 @@ export interface ReplayStats {
   finalLag: number;
   thresholdReached: boolean;
   cutoffFired: boolean;
-  /** Replay stopped converging and was ended early (see replay.stallMs). */
+  /** Replay was ended early because the copy was not converging (see replay.stallMs). */
   stalled: boolean;
+  /** Why replay ended. */
+  endedBy: 'threshold' | 'cutoff' | 'not-converging' | 'none';
+  /** The lag trend when replay ended, messages per second (negative: the copy was catching up). */
+  lagSlopePerSec: number | null;
+  /** The copy's apply rate during replay, messages per second. */
+  applyRatePerSec: number | null;
+  /** Predicted catch-up at the fence (lag / apply rate): compare with downtimeMs. */
+  estimatedCatchUpMs: number | null;
 }
 
 /** Measured from the producers' and the output logs by whoever generated the load, never by the workflow. */
@@ -97,7 +136,10 @@ export interface Verification {
   processed: number;
   lost: number;
   duplicated: number;
+  /** Outputs not flagged as resends that arrived more than once: must be 0. */
   duplicateOutputs: number;
+  /** Second copies of outputs flagged as resends (a broker connection lost before the confirm); consumers drop them by message id. */
+  resentOutputs: number;
   /** The longest wait, during the migration, of a message that nobody served (observed from outputs). */
   observedDowntimeMs: number;
   maxE2eLatencyMs: number;
@@ -121,6 +163,13 @@ export interface MigrationReport {
   failure?: { phase: Stage; type: string; message: string };
   /** After a rolled-back cold migration: the instance revived from the source's image on the source node. */
   revivedInstance?: string;
+  /**
+   * The source died after its checkpoint: the copy adopted its stream (replayed the sealed replay queue to
+   * its end, then took over the primary queue, emitting the outputs the source never emitted).
+   */
+  sourceLost?: { detectedIn: Stage; at: number };
+  /** A cancellation that arrived too late to roll back (during or after the swap) and was ignored. */
+  cancelIgnored?: boolean;
   startedAt: number;
   endedAt: number;
   totalMs: number;
@@ -141,6 +190,8 @@ export interface MigrationReport {
 
 export interface MigrationProgress {
   stage: Stage;
+  /** Replay's convergence estimate, once there is one. */
+  estimate?: LagTrend;
   service: string;
   strategy: Strategy;
   sourceNode: string | null;
@@ -158,4 +209,42 @@ export function phaseMs(report: Pick<MigrationReport, 'phases'>, phase: Phase): 
 /** Each node's agent polls its own task queue, named after the orchestrator's. */
 export function nodeTaskQueue(orchestratorQueue: string, node: string): string {
   return `${orchestratorQueue}-node-${node}`;
+}
+
+export interface LagSample {
+  at: number;
+  lag: number;
+  /** The copy's applied counter. */
+  applied: number;
+}
+
+export interface LagTrend {
+  /** Least-squares slope of the lag, messages per second (negative: converging). */
+  slopePerSec: number | null;
+  applyRatePerSec: number | null;
+  /** When the lag would reach the threshold at this slope; null if it is not falling. */
+  etaMs: number | null;
+}
+
+/** The replay lag's trend over samples (oldest first), to judge whether the copy converges. */
+export function lagTrend(samples: LagSample[], threshold: number): LagTrend {
+  if (samples.length < 2) return { slopePerSec: null, applyRatePerSec: null, etaMs: null };
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  const spanSec = (last.at - first.at) / 1000;
+  if (spanSec <= 0) return { slopePerSec: null, applyRatePerSec: null, etaMs: null };
+  const n = samples.length;
+  const mt = samples.reduce((a, s) => a + (s.at - first.at) / 1000, 0) / n;
+  const ml = samples.reduce((a, s) => a + s.lag, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    const t = (s.at - first.at) / 1000 - mt;
+    num += t * (s.lag - ml);
+    den += t * t;
+  }
+  const slopePerSec = den > 0 ? num / den : 0;
+  const applyRatePerSec = (last.applied - first.applied) / spanSec;
+  const etaMs = slopePerSec < 0 ? (Math.max(0, last.lag - threshold) / -slopePerSec) * 1000 : null;
+  return { slopePerSec, applyRatePerSec, etaMs };
 }

@@ -1,4 +1,9 @@
-/** The few RabbitMQ management API calls ms2m needs: bindings to copy and queue counters. */
+/** The few RabbitMQ management API calls ms2m needs (bindings to copy, queue counters), and a broker restart for fault tests. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as amqp from 'amqplib';
+import { loadConfig } from './config';
+
 export interface Binding {
   source: string;
   routing_key: string;
@@ -25,4 +30,48 @@ async function get<T>(mgmtUrl: string, amqpUrl: string, path: (vhost: string) =>
 export async function queueBindings(mgmtUrl: string, amqpUrl: string, queue: string): Promise<Binding[]> {
   const all = await get<Binding[]>(mgmtUrl, amqpUrl, (v) => `/api/queues/${v}/${encodeURIComponent(queue)}/bindings`);
   return all.filter((b) => b.source !== '');
+}
+
+const execFileP = promisify(execFile);
+
+async function rabbitmqctl(...args: string[]): Promise<void> {
+  try {
+    // Debian installs it in /usr/sbin, which a non-login PATH may lack.
+    await execFileP('rabbitmqctl', args, { timeout: 120_000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') {
+      throw new Error('rabbitmqctl not found: restarting the broker needs a local RabbitMQ (the one infra/stack.sh installs) and its CLI on PATH');
+    }
+    throw new Error(`rabbitmqctl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/**
+ * Restarts the local broker's application (not its Erlang VM): every client connection is closed, and
+ * durable queues with their persistent messages come back. `downMs` is how long the broker refused
+ * AMQP, from the moment it closed a probe connection until a new connection succeeded.
+ */
+export async function restartBroker(opts: { downMs?: number } = {}): Promise<{ downMs: number }> {
+  const url = loadConfig().amqpUrl;
+  let closedAt: number | null = null;
+  const probe = await amqp.connect(url, { clientProperties: { connection_name: 'ms2m-restart-probe' } }).catch(() => null);
+  probe?.on('error', () => undefined);
+  probe?.on('close', () => (closedAt ??= performance.now()));
+  const stopCalledAt = performance.now();
+  await rabbitmqctl('stop_app');
+  if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+  await rabbitmqctl('start_app');
+  for (const deadline = Date.now() + 60_000; ; ) {
+    const conn = await amqp.connect(url).catch((err: Error) => {
+      if (Date.now() > deadline) throw new Error(`RabbitMQ did not accept AMQP connections within 60 s of start_app: ${err.message}`);
+      return null;
+    });
+    if (conn) {
+      const upAt = performance.now();
+      await conn.close().catch(() => undefined);
+      return { downMs: Math.round(upAt - (closedAt ?? stopCalledAt)) };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -86,6 +86,9 @@ export class ClusterStore {
       return this.read<LockRecord>('locks', rec.service);
     }
   }
+  lockHolder(service: string): LockRecord | null {
+    return this.read<LockRecord>('locks', service);
+  }
   unlock(service: string): void {
     rmSync(path.join(this.dir('locks'), `${service}.json`), { force: true });
   }

@@ -43,11 +43,18 @@ export class ControlClient {
       }
     };
     conn.on('error', (e: Error) => fail(e));
-    conn.on('close', () => fail());
+    conn.on('close', (e?: Error) => fail(e));
+    // Replies arrive on this channel only: without it the client is useless, and callers reconnect when it is closed.
+    ch.on('error', () => undefined);
+    ch.on('close', () => {
+      fail(new Error('control channel closed'));
+      void conn.close().catch(() => undefined);
+    });
   }
 
   static async connect(url: string, name = 'ms2m-control'): Promise<ControlClient> {
     const conn = await amqp.connect(url, { clientProperties: { connection_name: name } });
+    conn.on('error', () => undefined);
     const ch = await conn.createChannel();
     const client = new ControlClient(conn, ch);
     await ch.consume(
@@ -70,8 +77,13 @@ export class ControlClient {
   }
 
   /** A channel of its own for topology changes: a broker error closes the channel it happened on. */
-  openChannel(): Promise<amqp.Channel> {
-    return this.conn.createChannel();
+  async openChannel(): Promise<amqp.Channel> {
+    if (this.closed) throw new ControlError('control connection is closed', 'disconnected');
+    try {
+      return await this.conn.createChannel();
+    } catch (err) {
+      throw new ControlError(`cannot open a channel: ${(err as Error).message}`, 'disconnected');
+    }
   }
 
   async close(): Promise<void> {
@@ -88,15 +100,27 @@ export class ControlClient {
         reject(new ControlError(`no reply to ${what} within ${timeoutMs} ms`, 'timeout'));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      publish(id);
+      try {
+        publish(id);
+      } catch (err) {
+        // amqplib throws synchronously on a channel that is closing.
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new ControlError(`cannot send ${what}: ${(err as Error).message}`, 'disconnected'));
+      }
     });
   }
 
   /** Sends a command to an instance and returns its result; a refusal becomes a ControlError with its code. */
   async command(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<InstanceStatus> {
     const queue = controlQueueName(instanceId);
+    if (this.closed) throw new ControlError('control connection is closed', 'disconnected');
     // Declared here too so a command sent before the instance (re)connects waits instead of being dropped.
-    await this.ch.assertQueue(queue, CONTROL_QUEUE_ARGS);
+    try {
+      await this.ch.assertQueue(queue, CONTROL_QUEUE_ARGS);
+    } catch (err) {
+      throw new ControlError(`cannot declare ${queue}: ${(err as Error).message}`, 'disconnected');
+    }
     const reply = await this.request<ControlReply>(
       (id) =>
         this.ch.sendToQueue(queue, Buffer.from(JSON.stringify(cmd)), {

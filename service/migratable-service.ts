@@ -15,6 +15,7 @@ import * as amqp from 'amqplib';
 import {
   CONTROL_QUEUE_ARGS,
   HEADER_CUT,
+  HEADER_END,
   HEADER_PRODUCER,
   HEADER_PUBLISHED_AT,
   HEADER_SEQ,
@@ -72,7 +73,16 @@ interface Output {
   routingKey: string;
   content: Buffer;
   headers: Record<string, unknown>;
+  /** `<producer>:<seq>:<n>`: the same for every copy of this output, so a consumer can drop a resend. */
+  messageId?: string;
 }
+
+/**
+ * Set on an output published again because the first attempt's confirm never came (the broker connection
+ * dropped), or emitted for a lost source that may already have emitted it. The broker may hold both
+ * copies; a consumer drops the second by message id. Every other output is published once.
+ */
+export const HEADER_RESENT = 'x-ms2m-resent';
 
 export class MigratableService<S> {
   state: S;
@@ -86,6 +96,16 @@ export class MigratableService<S> {
   private skippedDuplicates = 0;
   private gaps = 0;
   private outputsSuppressed = 0;
+  private unstamped = 0;
+  private lastUnstampedAt: number | null = null;
+  /**
+   * Outputs a copy computed but did not emit, by input message: if the source dies before the fence they
+   * may still be owed (the source applied a message but never emitted for it). Activation after a normal
+   * fence drops them; adoption emits those whose input the dead source had not acknowledged.
+   */
+  private owed = new Map<string, Output[]>();
+  /** Taking over from a source that is gone: replay without a bound up to the replay queue's end marker. */
+  private adopting = false;
   private fencedAt: number | null = null;
   private activatedAt: number | null = null;
   private activatedDigest: string | null = null;
@@ -170,8 +190,11 @@ export class MigratableService<S> {
     this.replayQueue = null;
     this.bound = {};
     this.target = null;
-    // Outputs owed by the source stay the source's: the copy must never emit them.
+    // Outputs the source still owed stay the source's, unless the source dies and the copy adopts its stream.
+    for (const o of this.outbox) this.owe(o);
     this.outbox = [];
+    this.owed = new Map([...this.owed].filter(([, outs]) => outs.length > 0));
+    this.adopting = false;
     this.deliveries = [];
     this.generation++;
     this.wakeHolders();
@@ -282,7 +305,7 @@ export class MigratableService<S> {
 
   /** A replayed message beyond the source's known progress waits until the bound moves or a target is set. */
   private holdFor(d: Delivery): Promise<void> | null {
-    if (d.from !== 'replay' || this.target) return null;
+    if (d.from !== 'replay' || this.target || this.adopting) return null;
     const stamp = readStamp(d.msg.properties.headers, d.msg.properties.messageId);
     if (!stamp || d.msg.properties.headers?.[HEADER_CUT]) return null;
     if (stamp.seq <= (this.bound[stamp.producer] ?? 0)) return null;
@@ -320,6 +343,11 @@ export class MigratableService<S> {
       this.ack(d);
       return;
     }
+    if (headers[HEADER_END]) {
+      if (d.from === 'replay' && this.adopting && headers[HEADER_END] === this.migrationId) await this.takeOver();
+      this.ack(d);
+      return;
+    }
     const stamp = readStamp(headers, msg.properties.messageId);
     if (stamp) {
       if (d.from === 'replay' && this.target && stamp.seq > (this.target[stamp.producer] ?? 0)) {
@@ -331,6 +359,15 @@ export class MigratableService<S> {
       const verdict = judge(this.marks, stamp);
       if (verdict === 'duplicate') {
         this.skippedDuplicates++;
+        const owed = d.from === 'primary' && this.role === 'primary' ? this.owed.get(ownedKey(stamp.producer, stamp.seq)) : undefined;
+        if (owed) {
+          // Adopted from a dead source that never acknowledged this message: its output was never emitted.
+          this.owed.delete(ownedKey(stamp.producer, stamp.seq));
+          // The source may have emitted them and died before acknowledging the input.
+          for (const o of owed) o.headers[HEADER_RESENT] = true;
+          this.outbox.push(...owed);
+          await this.flushOutbox();
+        }
         this.ack(d);
         return;
       }
@@ -343,6 +380,9 @@ export class MigratableService<S> {
       this.log('unstamped message on the replay queue skipped; stamp messages with the ms2m producer helper');
       this.ack(d);
       return;
+    } else {
+      this.unstamped++;
+      this.lastUnstampedAt = Date.now();
     }
 
     const outputs: Output[] = [];
@@ -350,6 +390,7 @@ export class MigratableService<S> {
       emit: (routingKey, body) =>
         outputs.push({
           routingKey,
+          messageId: stamp ? `${stamp.producer}:${stamp.seq}:${outputs.length}` : undefined,
           content: Buffer.from(JSON.stringify(body)),
           headers: {
             ...(stamp ? { [HEADER_PRODUCER]: stamp.producer, [HEADER_SEQ]: stamp.seq } : {}),
@@ -368,9 +409,30 @@ export class MigratableService<S> {
       await this.flushOutbox();
     } else {
       this.outputsSuppressed += outputs.length;
+      if (stamp) this.owed.set(ownedKey(stamp.producer, stamp.seq), outputs);
     }
     this.ack(d);
     this.checkCaughtUp();
+  }
+
+  private owe(o: Output): void {
+    const producer = o.headers[HEADER_PRODUCER];
+    const seq = o.headers[HEADER_SEQ];
+    if (typeof producer !== 'string' || typeof seq !== 'number') return;
+    const k = ownedKey(producer, seq);
+    this.owed.set(k, [...(this.owed.get(k) ?? []), o]);
+  }
+
+  /** The end of a sealed replay queue reached while adopting: everything before the seal is applied. */
+  private async takeOver(): Promise<void> {
+    await this.stopReplay();
+    this.adopting = false;
+    this.activatedDigest = this.digest();
+    this.role = 'primary';
+    this.target = null;
+    await this.consumePrimary();
+    this.activatedAt = Date.now();
+    this.log(`adopted the stream of a lost source: consuming ${this.opts.input.queue}, ${this.owed.size} outputs still owed`);
   }
 
   /** Publishes owed outputs with publisher confirms; on failure they stay owed and go out after reconnecting. */
@@ -382,10 +444,12 @@ export class MigratableService<S> {
     }
     const batch = this.outbox.slice();
     try {
-      for (const o of batch) this.pub.publish(out.exchange, o.routingKey, o.content, { headers: o.headers, persistent: true });
+      for (const o of batch) this.pub.publish(out.exchange, o.routingKey, o.content, { headers: o.headers, messageId: o.messageId, persistent: true });
       await this.pub.waitForConfirms();
       this.outbox.splice(0, batch.length);
     } catch (err) {
+      // Unconfirmed is not unpublished: the broker may have stored them, so the next attempt says so.
+      for (const o of batch) o.headers[HEADER_RESENT] = true;
       this.log(`output publish failed, kept for retry: ${(err as Error).message}`);
     }
   }
@@ -505,12 +569,26 @@ export class MigratableService<S> {
         this.activatedDigest = this.digest();
         this.role = 'primary';
         this.target = null;
+        // The source was fenced alive and emitted every output up to its final marks.
+        this.owed.clear();
         // Replayed messages still buffered lie beyond the fence marks and are in the primary queue too.
         this.deliveries = this.deliveries.filter((d) => d.from !== 'replay' || (this.ack(d), false));
         this.wakeHolders();
         await this.consumePrimary();
         this.activatedAt = Date.now();
         this.log(`activated: consuming ${this.opts.input.queue}`);
+        return { ok: true, result: this.status(false) };
+      }
+      case 'adopt': {
+        if (this.role === 'primary') return { ok: true, result: this.status(false) };
+        this.adopting = true;
+        this.target = null;
+        if (!this.replayTag) {
+          this.replayQueue = cmd.queue;
+          await this.consumeReplay(cmd.queue);
+        }
+        this.wakeHolders();
+        this.log('source lost: adopting its stream from the replay queue');
         return { ok: true, result: this.status(false) };
       }
       case 'unfence': {
@@ -546,6 +624,9 @@ export class MigratableService<S> {
       gaps: this.gaps,
       pending: this.deliveries.length,
       outputsSuppressed: this.outputsSuppressed,
+      outputsOwed: this.owed.size,
+      unstamped: this.unstamped,
+      lastUnstampedAt: this.lastUnstampedAt,
       fencedAt: this.fencedAt,
       activatedAt: this.activatedAt,
       activatedDigest: this.activatedDigest,
@@ -554,6 +635,8 @@ export class MigratableService<S> {
     };
   }
 }
+
+const ownedKey = (producer: string, seq: number) => `${producer}#${seq}`;
 
 function mergeMax(a: Marks, b: Marks): Marks {
   const out = { ...a };

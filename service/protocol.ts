@@ -11,6 +11,8 @@ export const HEADER_SEQ = 'x-ms2m-seq';
 export const HEADER_PUBLISHED_AT = 'x-ms2m-published-at';
 /** Set on the cut marker that Prepare publishes through the service's input exchange. */
 export const HEADER_CUT = 'x-ms2m-cut';
+/** Put at the end of a sealed replay queue: everything published before the seal lies before it. */
+export const HEADER_END = 'x-ms2m-end';
 
 /** Per-producer high-water marks: the highest sequence number applied from each producer. */
 export type Marks = Record<string, number>;
@@ -99,7 +101,9 @@ export type ControlCommand =
   | ({ kind: 'fence' } & Fencing)
   | ({ kind: 'catch-up'; target: Marks } & Fencing)
   | ({ kind: 'activate' } & Fencing)
-  | ({ kind: 'unfence' } & Fencing);
+  | ({ kind: 'unfence' } & Fencing)
+  /** The source is gone: replay all of `queue` up to its end marker, then take over the primary queue. */
+  | ({ kind: 'adopt'; queue: string } & Fencing);
 
 export type Role = 'primary' | 'standby';
 
@@ -119,6 +123,11 @@ export interface InstanceStatus {
   gaps: number;
   pending: number;
   outputsSuppressed: number;
+  /** Suppressed outputs a copy keeps until it knows whether the source emitted them (see `adopt`). */
+  outputsOwed: number;
+  /** Messages applied without a producer id and sequence number, and when the last one came. */
+  unstamped: number;
+  lastUnstampedAt: number | null;
   /** Wall-clock times of the instance's own transitions, for downtime accounting. */
   fencedAt: number | null;
   activatedAt: number | null;

@@ -7,6 +7,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBrokerActivities } from '../activities/broker';
 import { createClusterActivities } from '../activities/cluster';
 import { loadConfig } from '../lib/config';
+import { withFailpoints } from '../lib/failpoints';
 import { ClusterStore } from '../runtime/cluster-store';
 
 export async function runOrchestrator(): Promise<void> {
@@ -18,7 +19,8 @@ export async function runOrchestrator(): Promise<void> {
     namespace: cfg.temporalNamespace,
     taskQueue: cfg.taskQueue,
     workflowsPath: require.resolve('../workflows'),
-    activities: { ...createBrokerActivities(), ...createClusterActivities(new ClusterStore(cfg.home), client) },
+    dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
+    activities: withFailpoints('orchestrator', { ...createBrokerActivities(), ...createClusterActivities(new ClusterStore(cfg.home), client) }),
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
   console.log(`[ms2m] orchestrator ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);

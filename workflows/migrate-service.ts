@@ -2,16 +2,22 @@
  * migrateService: moves a running service instance from its node to another with CRIU, keeping every
  * message exactly once. Phases: validate → prepare → checkpoint → transfer → restore → replay → fence →
  * finalize. Anything that fails before the swap rolls back (the source keeps or resumes serving; the copy,
- * the replay queue and the images are removed); after the swap the workflow only rolls forward.
+ * the replay queue and the images are removed); after the swap the workflow only rolls forward. A source
+ * that dies once its copy exists is not rolled back to (there is nothing to roll back to): the copy
+ * adopts its stream instead.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
+  TimeoutFailure,
   defineQuery,
   isCancellation,
   log,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -19,6 +25,8 @@ import {
 import {
   MigrateInputSchema,
   describeInputError,
+  lagTrend,
+  type LagSample,
   type MigrateInput,
   type MigrationProgress,
   type MigrationReport,
@@ -26,13 +34,16 @@ import {
   type PhaseTiming,
   type Stage,
 } from '../lib/migration';
+import { malformedPayloadError } from '../lib/payload-converter';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { Placement } from '../activities/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
-import { broker, brokerLocal, cluster, onNode } from './activity-proxies';
+import { activitiesFor } from './activity-proxies';
 
 export const progressQuery = defineQuery<MigrationProgress>('progress');
+/** The report so far; after the end, the final one (also of a cancelled migration, whose result carries none). */
+export const reportQuery = defineQuery<MigrationReport>('report');
 
 /** Names derived from the workflow id (and run), so every retried activity addresses the same things. */
 function migrationIdOf(workflowId: string, runId: string): string {
@@ -47,16 +58,38 @@ function errorText(err: unknown): { type: string; message: string } {
   return { type: e?.type ?? e?.name ?? 'Error', message: e?.message ?? String(err) };
 }
 
+function isScheduleToStartTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
+/** A failure that says something definite (a refusal, a bound exceeded), as opposed to something being unreachable. */
+function isDefinite(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+/** Raised inside the workflow when the source process is gone after its copy exists. */
+class SourceLost extends Error {
+  constructor(readonly detectedIn: Stage) {
+    super(`the source instance died during ${detectedIn}`);
+  }
+}
+
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
+  const malformed = malformedPayloadError(rawInput);
+  if (malformed) throw ApplicationFailure.nonRetryable(`invalid migrateService input: ${malformed}`, 'InvalidInput');
   const parsed = MigrateInputSchema.safeParse(rawInput);
   if (!parsed.success) throw ApplicationFailure.nonRetryable(describeInputError('migrateService', parsed.error), 'InvalidInput');
   const input = parsed.data;
+  const t = input.timeouts;
+  const { cluster, brokerLocal, broker, onNode } = activitiesFor(t);
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
   const phases: PhaseTiming[] = [];
   let stage: Stage = 'validate';
   let lag: number | null = null;
+  let estimate: MigrationProgress['estimate'];
   let sourceNode: string | null = null;
 
   const report: MigrationReport = {
@@ -77,7 +110,17 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     freezeMs: 0,
     checkpointBytes: 0,
     tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
-    replay: { replayed: 0, finalLag: 0, thresholdReached: false, cutoffFired: false, stalled: false },
+    replay: {
+      replayed: 0,
+      finalLag: 0,
+      thresholdReached: false,
+      cutoffFired: false,
+      stalled: false,
+      endedBy: 'none',
+      lagSlopePerSec: null,
+      applyRatePerSec: null,
+      estimatedCatchUpMs: null,
+    },
     stateMatch: false,
     sourceDigest: '',
     targetDigest: '',
@@ -91,10 +134,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     sourceNode,
     targetNode: input.targetNode,
     lag,
+    estimate,
     phases,
     startedAt,
     elapsedMs: Date.now() - startedAt,
   }));
+  setHandler(reportQuery, () => report);
 
   const show = (): void => {
     upsertSearchAttributes([{ key: SA_PHASE, value: stage }]);
@@ -106,6 +151,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   };
 
   async function phase<T>(name: Phase, fn: () => Promise<T>): Promise<T> {
+    // A cancellation that arrived while an activity finished anyway still stops the next phase.
+    if (name !== 'finalize' && !report.sourceLost && CancellationScope.current().consideredCancelled) throw new CancelledFailure(`migration cancelled before ${name}`);
     stage = name;
     show();
     const t0 = Date.now();
@@ -133,6 +180,97 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let sourceInstance = '';
   let targetUrl = '';
   let placement: Placement | null = null;
+  let lastSourceSeenAt = startedAt;
+
+  /** Whether an instance's process is alive, per its node's agent; null when the agent does not answer. */
+  async function alive(node: string, instanceId: string): Promise<boolean | null> {
+    try {
+      return (await onNode(node).listInstances()).some((i) => i.instanceId === instanceId && i.alive);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return null;
+    }
+  }
+
+  /**
+   * Runs a step that talks to the source and the copy. When it fails without a definite answer, the node
+   * agents say whether an instance died: a dead source (once the copy exists) means adoption, a dead copy
+   * means rollback; if both live (the broker restarting, say) the step is tried again, for a bounded time.
+   */
+  async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+    const since = Date.now();
+    for (;;) {
+      try {
+        const r = await fn();
+        lastSourceSeenAt = Date.now();
+        return r;
+      } catch (err) {
+        if (isCancellation(err) || isDefinite(err)) throw err;
+        const [src, copy] = await Promise.all([
+          input.strategy === 'shadow' ? alive(sourceNode!, sourceInstance) : Promise.resolve(true),
+          alive(input.targetNode, copyId),
+        ]);
+        if (src === false) throw new SourceLost(stage);
+        if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${stage}`, 'CopyLost');
+        if (Date.now() - since > t.unreachableMs) throw err;
+        log.warn(`${stage}: ${errorText(err).message}; both instances alive, trying again`);
+        await sleep(1000);
+      }
+    }
+  }
+
+  async function describe(node: string, role: 'targetNode' | 'source node'): Promise<{ imageUrl: string }> {
+    try {
+      return await onNode(node).describeNode();
+    } catch (err) {
+      if (!isScheduleToStartTimeout(err)) throw err;
+      const what = role === 'targetNode' ? `targetNode: node "${node}"` : `the node of ${input.service} ("${node}")`;
+      throw ApplicationFailure.nonRetryable(
+        `${what} does not answer: no agent took work from its task queue within ${t.nodeScheduleToStartMs} ms; ` +
+          `start its agent (ms2m agent --node ${node})${role === 'targetNode' ? ' or choose another node' : ''}`,
+        'NodeUnreachable',
+      );
+    }
+  }
+
+  async function finalize(): Promise<void> {
+    const source = onNode(placement!.node);
+    const target = onNode(input.targetNode);
+    await phase('finalize', () =>
+      CancellationScope.nonCancellable(async () => {
+        await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
+        await Promise.all([
+          source.stopInstance({ instanceId: sourceInstance }),
+          undo.replayQueue ? brokerLocal.deleteQueue({ queue: undo.replayQueue }) : undefined,
+          source.removeImage({ imageId }),
+          target.removeImage({ imageId }),
+        ]);
+        await cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+      }),
+    );
+    stage = 'done';
+    report.endedAt = Date.now();
+    report.totalMs = report.endedAt - startedAt;
+    show();
+  }
+
+  /** The source is gone after its copy exists: the copy replays the sealed replay queue to its end and serves. */
+  async function adoptSourceStream(lost: SourceLost): Promise<void> {
+    report.sourceLost = { detectedIn: lost.detectedIn, at: Date.now() };
+    log.warn(`source ${sourceInstance} is gone (${lost.detectedIn}); ${copyId} adopts its stream`);
+    await phase('fence', () =>
+      CancellationScope.nonCancellable(async () => {
+        await brokerLocal.sealReplay({ primaryQueue: placement!.spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
+        const st = await broker.adopt({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
+        swapped = true;
+        report.targetDigest = st.activatedDigest ?? '';
+        report.marks = st.marks;
+        // Nobody to compare with; the downtime runs from the last time the source was seen serving.
+        report.downtimeMs = Math.max(0, (st.activatedAt ?? 0) - lastSourceSeenAt);
+      }),
+    );
+  }
+
   try {
     // ---- validate: change nothing until the request is known to make sense.
     placement = await phase('validate', async () => {
@@ -150,11 +288,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
       await cluster.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       undo.lock = true;
-      // Both agents must answer on their queues (a dead node times out on schedule-to-start).
+      // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
+      // service must speak the protocol with ids on its messages.
       const [, targetNode, status] = await Promise.all([
-        onNode(p.node).describeNode(),
-        onNode(input.targetNode).describeNode(),
-        brokerLocal.instanceStatus({ instanceId: p.instanceId }),
+        describe(p.node, 'source node'),
+        describe(input.targetNode, 'targetNode'),
+        brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
       ]);
       targetUrl = targetNode.imageUrl;
       if (status.role !== 'primary' || status.fenced) {
@@ -197,88 +336,99 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       undo.copy = true;
       report.tools.restoreMs = Math.round((await target.restore({ imageId, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
-      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: 30_000 });
+      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
       if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');
     });
 
-    let copyAppliedAtStart = 0;
-    if (input.strategy === 'shadow') {
-      await phase('replay', async () => {
-        const st = await brokerLocal.startReplay({ copy: copyId, source: sourceInstance, replayQueue: undo.replayQueue, fencing });
-        copyAppliedAtStart = st.applied;
-        const t0 = Date.now();
-        let bestLag = Infinity;
-        let improvedAt = t0;
-        for (;;) {
-          const remaining = input.replay.cutoffMs - (Date.now() - t0);
-          const p = await broker.replayUntil({
-            copy: copyId,
-            source: sourceInstance,
-            fencing,
-            threshold: input.replay.threshold,
-            windowMs: Math.max(0, Math.min(1000, remaining)),
-          });
-          lag = p.lag;
-          report.replay.finalLag = p.lag;
-          report.replay.replayed = p.replayed - copyAppliedAtStart;
-          show();
-          if (p.lag <= input.replay.threshold) {
-            report.replay.thresholdReached = true;
+    try {
+      let copyAppliedAtStart = 0;
+      if (input.strategy === 'shadow') {
+        await phase('replay', async () => {
+          const st = await guarded(() => broker.startReplay({ copy: copyId, source: sourceInstance, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+          copyAppliedAtStart = st.applied;
+          const t0 = Date.now();
+          const samples: LagSample[] = [];
+          for (;;) {
+            const remaining = input.replay.cutoffMs - (Date.now() - t0);
+            const p = await guarded(() =>
+              broker.replayUntil({
+                copy: copyId,
+                source: sourceInstance,
+                fencing,
+                threshold: input.replay.threshold,
+                windowMs: Math.max(0, Math.min(1000, remaining)),
+                timeoutMs: t.controlReplyMs,
+              }),
+            );
+            lag = p.lag;
+            report.replay.finalLag = p.lag;
+            report.replay.replayed = p.replayed - copyAppliedAtStart;
+            samples.push({ at: p.at, lag: p.lag, applied: p.replayed });
+            while (samples.length > 2 && p.at - samples[1].at >= input.replay.stallMs) samples.shift();
+            const trend = lagTrend(samples, input.replay.threshold);
+            estimate = trend;
+            report.replay.lagSlopePerSec = trend.slopePerSec;
+            report.replay.applyRatePerSec = trend.applyRatePerSec;
+            show();
+            const elapsed = Date.now() - t0;
+            let endedBy: typeof report.replay.endedBy = 'none';
+            if (p.lag <= input.replay.threshold) endedBy = 'threshold';
+            else if (elapsed >= input.replay.cutoffMs) endedBy = 'cutoff';
+            else if (input.replay.stallMs > 0 && p.at - samples[0].at >= input.replay.stallMs && trend.slopePerSec !== null) {
+              // Judged on a full window of the trend: a lag that does not fall, or falls too slowly to reach the
+              // threshold before the cutoff, only delays the same catch-up. Fencing now costs downtime, never messages.
+              if (trend.etaMs === null || elapsed + trend.etaMs > input.replay.cutoffMs) endedBy = 'not-converging';
+            }
+            if (endedBy === 'none') continue;
+            report.replay.endedBy = endedBy;
+            report.replay.thresholdReached = endedBy === 'threshold';
+            report.replay.cutoffFired = endedBy === 'cutoff';
+            report.replay.stalled = endedBy === 'not-converging';
+            const rate = trend.applyRatePerSec;
+            report.replay.estimatedCatchUpMs = rate && rate > 0 ? Math.round((p.lag / rate) * 1000) : null;
             break;
           }
-          if (p.lag < bestLag) {
-            bestLag = p.lag;
-            improvedAt = Date.now();
+        });
+      }
+
+      // Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it.
+      await phase('fence', () =>
+        CancellationScope.nonCancellable(async () => {
+          undo.sourceFenced = true;
+          const swap = await guarded(() =>
+            broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
+          );
+          report.sourceDigest = swap.source.digest;
+          report.targetDigest = swap.copy.digest;
+          report.marks = swap.source.marks;
+          report.stateMatch = swap.source.digest === swap.copy.digest;
+          if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
+          if (!swap.swapped) {
+            throw ApplicationFailure.nonRetryable(`state digest of ${copyId} differs from ${sourceInstance} at the fence`, 'StateMismatch');
           }
-          if (Date.now() - t0 >= input.replay.cutoffMs) {
-            // Fencing now is safe: the copy then catches up on a finite backlog; it costs downtime, never messages.
-            report.replay.cutoffFired = true;
-            break;
-          }
-          if (input.replay.stallMs > 0 && Date.now() - improvedAt >= input.replay.stallMs) {
-            report.replay.stalled = true;
-            break;
-          }
-        }
-      });
+          swapped = true;
+          report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof SourceLost)) throw err;
+      await adoptSourceStream(err);
     }
 
-    await phase('fence', async () => {
-      undo.sourceFenced = true;
-      const swap = await broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced });
-      report.sourceDigest = swap.source.digest;
-      report.targetDigest = swap.copy.digest;
-      report.marks = swap.source.marks;
-      report.stateMatch = swap.source.digest === swap.copy.digest;
-      if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
-      if (!swap.swapped) {
-        throw ApplicationFailure.nonRetryable(`state digest of ${copyId} differs from ${sourceInstance} at the fence`, 'StateMismatch');
-      }
-      swapped = true;
-      report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
-    });
-
-    await phase('finalize', () =>
-      CancellationScope.nonCancellable(async () => {
-        await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
-        await Promise.all([
-          source.stopInstance({ instanceId: sourceInstance }),
-          undo.replayQueue ? brokerLocal.deleteQueue({ queue: undo.replayQueue }) : undefined,
-          source.removeImage({ imageId }),
-          target.removeImage({ imageId }),
-        ]);
-        await cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
-      }),
-    );
-    stage = 'done';
-    report.endedAt = Date.now();
-    report.totalMs = report.endedAt - startedAt;
-    show();
+    if (CancellationScope.current().consideredCancelled) report.cancelIgnored = true;
+    await finalize();
     return report;
   } catch (err) {
-    if (swapped) throw err; // past the swap only rolling forward makes sense; finalize's activities retry
+    const at = stage as Stage; // set inside the phases' closures
+    // A fence that failed without an answer may still have swapped: the copy knows.
+    if (!swapped && at === 'fence' && undo.copy && !report.sourceLost) swapped = await CancellationScope.nonCancellable(copyTookOver);
+    if (swapped) {
+      if (at === 'finalize' || at === 'done') throw err; // finalize's activities retry; a failure here is for an operator
+      await finalize();
+      return report;
+    }
     const failedIn = stage;
-    const why = errorText(err);
+    const why = err instanceof SourceLost ? { type: 'SourceLost', message: err.message } : errorText(err);
     report.outcome = 'rolled-back';
     report.failure = { phase: failedIn, ...why };
     stage = 'rollback';
@@ -288,10 +438,19 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
     show();
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err)) throw err instanceof CancelledFailure ? err : new CancelledFailure(`migration cancelled in ${failedIn}; rolled back`);
     // A request refused during validation changed nothing: report the refusal itself.
     if (failedIn === 'validate') throw ApplicationFailure.nonRetryable(why.message, why.type, report);
     throw ApplicationFailure.nonRetryable(`migration of ${input.service} rolled back after ${failedIn} failed: ${why.message}`, 'MigrationRolledBack', report);
+  }
+
+  async function copyTookOver(): Promise<boolean> {
+    try {
+      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.controlReplyMs });
+      return st.role === 'primary' && st.migrationId === migrationId;
+    } catch {
+      return false;
+    }
   }
 
   async function rollback(): Promise<void> {
@@ -303,6 +462,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         log.warn(`rollback: ${what} failed`, { error: errorText(e).message });
       }
     };
+    if (report.sourceLost) {
+      // The copy is all that is left of the service: it keeps adopting, and an operator decides.
+      log.error(`adoption by ${copyId} failed; it is left running with ${undo.replayQueue} for an operator`);
+      await attempt('release the lock', () => cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
+      return;
+    }
     if (undo.copy) await attempt('stop the copy', () => onNode(input.targetNode).stopInstance({ instanceId: copyId }));
     let sourceGone = false;
     if (undo.sourceImage && sourceNode && placement && input.strategy === 'stop-and-copy') {

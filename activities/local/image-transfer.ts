@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { failpoint } from '../../lib/failpoints';
 
 export const COMPLETE_MARK = '.complete';
 const SAFE = /^[A-Za-z0-9._-]+$/;
@@ -100,8 +101,12 @@ function reply(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
-/** Request handler for the receiving side; images land in `<imagesDir>/<imageId>`. */
-export function imageReceiver(imagesDir: string) {
+/**
+ * Request handler for the receiving side; images land in `<imagesDir>/<imageId>`. The failpoint
+ * `<node>/receive-file` lets tests break the path: 'corrupt' flips a byte in transit, 'cut' drops the
+ * connection mid-file, 'fail' is a disk error.
+ */
+export function imageReceiver(imagesDir: string, node: string) {
   const incoming = path.join(imagesDir, '.incoming');
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://agent');
@@ -112,10 +117,17 @@ export function imageReceiver(imagesDir: string) {
       const imageId = parts[1];
       const staging = path.join(incoming, imageId);
       if (req.method === 'PUT' && parts[2] === 'files' && parts[3] && SAFE.test(parts[3]) && parts.length === 4) {
+        const fault = await failpoint(`${node}/receive-file`);
         mkdirSync(staging, { recursive: true });
         const target = path.join(staging, parts[3]);
         const h = createHash('sha256');
-        req.on('data', (chunk: Buffer) => h.update(chunk));
+        let first = true;
+        req.on('data', (chunk: Buffer) => {
+          if (first && fault === 'corrupt') chunk[0] ^= 0xff;
+          if (first && fault === 'cut') req.socket.destroy();
+          first = false;
+          h.update(chunk);
+        });
         await pipeline(req, createWriteStream(`${target}.part`));
         const actual = h.digest('hex');
         // The sender's SHA-256 comes as a trailer after the body (or, from simpler clients, as a header).

@@ -12,6 +12,7 @@ import type { CheckpointResult, InstanceRecord, NodeActivities, NodeDescription 
 import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
+import { failpoint } from '../../lib/failpoints';
 
 const run = promisify(execFile);
 
@@ -36,6 +37,8 @@ function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
 
 async function criu(node: LocalNode, args: string[], cwd: string): Promise<{ stdout: string; stderr: string; ms: number }> {
   const t0 = performance.now();
+  // A large image takes seconds; heartbeats tell Temporal the agent is alive (a dead one is noticed by their absence).
+  const beat = setInterval(() => Context.current().heartbeat({ criu: args[0] }), 1000);
   try {
     const { stdout, stderr } = await run(node.criu, args, { cwd, maxBuffer: 16 * 1024 * 1024 });
     return { stdout, stderr, ms: performance.now() - t0 };
@@ -44,6 +47,21 @@ async function criu(node: LocalNode, args: string[], cwd: string): Promise<{ std
     const logName = args[args.indexOf('-o') + 1];
     const logTail = logName && existsSync(path.join(cwd, logName)) ? readFileSync(path.join(cwd, logName), 'utf8').split('\n').filter((l) => /Error|error/.test(l)).slice(-8).join('\n') : '';
     throw new Error(`criu ${args[0]} failed: ${(e.stderr ?? e.message).trim()}\n${logTail}`);
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** Gives a restored (still stopped) copy its identity and lets it run. Safe to repeat. */
+async function resume(instanceId: string, pid: number): Promise<void> {
+  if (procStat(pid)?.state !== 'T') return;
+  try {
+    // The copy learns who it is before it runs a single instruction.
+    await run('nsenter', ['--uts', '--target', String(pid), 'hostname', instanceId]);
+    process.kill(pid, 'SIGCONT');
+  } catch (err) {
+    process.kill(pid, 'SIGKILL');
+    throw err;
   }
 }
 
@@ -160,7 +178,11 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
 
     async restore({ imageId, service, instanceId }) {
       const existing = liveInstance(instanceId);
-      if (existing) return { instance: publicRecord(existing), restoreMs: 0 };
+      if (existing) {
+        // A retry after the agent died mid-restore: the copy exists, maybe still stopped.
+        await resume(instanceId, existing.pid);
+        return { instance: publicRecord(existing), restoreMs: 0 };
+      }
       const dir = path.join(imagesDir, imageId);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
         throw ApplicationFailure.nonRetryable(`image ${imageId} has not arrived complete on ${node.node}`, 'ImageMissing');
@@ -171,18 +193,12 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       // Restored stopped, in a new PID namespace, with its broker socket closed: it reconnects once it runs.
       await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2'], dir);
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      try {
-        // The copy learns who it is before it runs a single instruction.
-        await run('nsenter', ['--uts', '--target', String(pid), 'hostname', instanceId]);
-        process.kill(pid, 'SIGCONT');
-      } catch (err) {
-        process.kill(pid, 'SIGKILL');
-        throw err;
-      }
-      const restoreMs = performance.now() - t0;
+      // Recorded before it runs, so that whoever retries this finds it instead of restoring a second copy.
       // The copy keeps writing to the file its stdout had in the checkpoint.
       const rec = track(instanceId, service, pid, 'restored', readlinkSafe(`/proc/${pid}/fd/1`));
-      return { instance: publicRecord(rec), restoreMs };
+      await failpoint(`${node.node}/restore-stopped`);
+      await resume(instanceId, pid);
+      return { instance: publicRecord(rec), restoreMs: performance.now() - t0 };
     },
 
     async stopInstance({ instanceId }) {

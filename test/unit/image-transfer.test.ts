@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPLETE_MARK, imageReceiver, sendImage } from '../../activities/local/image-transfer';
+import { armFailpoint } from '../../lib/failpoints';
 
 let server: Server;
 let url: string;
@@ -12,7 +13,9 @@ let root: string;
 
 beforeAll(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'ms2m-transfer-'));
-  server = createServer(imageReceiver(path.join(root, 'target')));
+  // Failpoints of the receiver live under MS2M_HOME.
+  process.env.MS2M_HOME = path.join(root, 'home');
+  server = createServer(imageReceiver(path.join(root, 'target'), 'node-t'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -50,6 +53,19 @@ describe('image transfer between agents', () => {
     const res = await fetch(`${url}/images/img3/files/core-1.img`, { method: 'PUT', body: 'no checksum' });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/SHA-256 is required/);
+  });
+
+  it('catches a file corrupted or cut off in transit; sending again delivers it', async () => {
+    const src = path.join(root, 'source', 'img4');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, 'pages-1.img'), Buffer.alloc(2 * 1024 * 1024, 9));
+    armFailpoint(process.env.MS2M_HOME!, 'node-t/receive-file', { action: 'corrupt' });
+    await expect(sendImage(src, url, 'img4', () => undefined)).rejects.toThrow(/HTTP 422 checksum mismatch for pages-1.img/);
+    armFailpoint(process.env.MS2M_HOME!, 'node-t/receive-file', { action: 'cut' });
+    await expect(sendImage(src, url, 'img4', () => undefined)).rejects.toThrow();
+    expect(existsSync(path.join(root, 'target', 'img4', COMPLETE_MARK))).toBe(false);
+    await sendImage(src, url, 'img4', () => undefined);
+    expect(readFileSync(path.join(root, 'target', 'img4', 'pages-1.img')).equals(Buffer.alloc(2 * 1024 * 1024, 9))).toBe(true);
   });
 
   it('rejects path tricks in image and file names', async () => {

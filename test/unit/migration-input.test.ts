@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeployInputSchema, MigrateInputSchema, describeInputError } from '../../lib/migration';
+import { DeployInputSchema, MigrateInputSchema, describeInputError, lagTrend } from '../../lib/migration';
 
 function errorOf(input: unknown): string {
   const r = MigrateInputSchema.safeParse(input);
@@ -13,7 +13,16 @@ describe('migrateService input', () => {
       service: 'game',
       targetNode: 'node-b',
       strategy: 'shadow',
-      replay: { threshold: 10, cutoffMs: 120_000, stallMs: 5_000 },
+      replay: { threshold: 10, cutoffMs: 120_000, stallMs: 3_000 },
+      timeouts: {
+        nodeScheduleToStartMs: 15_000,
+        heartbeatMs: 10_000,
+        nodeActivityMs: 300_000,
+        controlReplyMs: 5_000,
+        copyReadyMs: 30_000,
+        catchUpMs: 120_000,
+        unreachableMs: 60_000,
+      },
     });
   });
   it('names the field and the fix for each mistake', () => {
@@ -23,6 +32,9 @@ describe('migrateService input', () => {
     expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: 'ten' } })).toMatch(/replay.threshold: replay.threshold must be a number/);
     expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { cutoffMs: -1 } })).toMatch(/replay.cutoffMs/);
     expect(errorOf({ service: 'game', targetNode: 'node-b', target: 'x' })).toMatch(/unknown field\(s\) target; remove them/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { heartbeatMs: 10 } })).toMatch(/timeouts.heartbeatMs: timeouts.heartbeatMs must be at least 1000 ms/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { catchUpMs: 'soon' } })).toMatch(/timeouts.catchUpMs: timeouts.catchUpMs must be a number of milliseconds/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { nodeTimeout: 1 } })).toMatch(/timeouts: unknown field\(s\) nodeTimeout; remove them/);
   });
   it('rejects a non-object', () => {
     expect(errorOf('game')).toMatch(/invalid migrateService input/);
@@ -38,5 +50,24 @@ describe('deployService input', () => {
       expect(text).toMatch(/spec.command: spec.command needs at least the program/);
       expect(text).toMatch(/spec.primaryQueue: spec.primaryQueue is required/);
     }
+  });
+});
+
+describe('lag trend', () => {
+  const at = (sec: number, lag: number, applied: number) => ({ at: sec * 1000, lag, applied });
+  it('sees a converging copy and predicts when it reaches the threshold', () => {
+    const t = lagTrend([at(0, 100, 0), at(1, 80, 60), at(2, 60, 120), at(3, 40, 180)], 10);
+    expect(t.slopePerSec).toBeCloseTo(-20);
+    expect(t.applyRatePerSec).toBeCloseTo(60);
+    expect(t.etaMs).toBeCloseTo(1500);
+  });
+  it('sees a copy that does not converge', () => {
+    const t = lagTrend([at(0, 50, 0), at(1, 70, 80), at(2, 90, 160)], 10);
+    expect(t.slopePerSec).toBeCloseTo(20);
+    expect(t.etaMs).toBeNull();
+  });
+  it('needs two samples over some time', () => {
+    expect(lagTrend([at(0, 5, 0)], 1).slopePerSec).toBeNull();
+    expect(lagTrend([at(1, 5, 0), at(1, 6, 1)], 1).slopePerSec).toBeNull();
   });
 });

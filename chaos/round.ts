@@ -1,0 +1,42 @@
+/** One chaos round: a migration of the game service under load with one fault applied, then judged. */
+import type { LocalCluster } from '../cli/local-cluster';
+import { runScenario, undeploy, type ScenarioResult } from '../cli/scenario';
+import { disarmAllFailpoints } from '../lib/failpoints';
+import type { Fault } from './faults';
+import { violations } from './verdict';
+
+export interface RoundResult {
+  fault: Fault;
+  service: string;
+  result: ScenarioResult;
+  violations: string[];
+  /** What happened, with times: the fault's own notes and the scenario's. */
+  log: string[];
+}
+
+export async function runRound(cluster: LocalCluster, fault: Fault, service: string, opts: { rate?: number } = {}): Promise<RoundResult> {
+  const lines: string[] = [];
+  const log = (l: string) => lines.push(`${new Date().toISOString()} ${l}`);
+  try {
+    const result = await runScenario(cluster, {
+      service,
+      from: 'node-a',
+      to: 'node-b',
+      strategy: fault.strategy,
+      rate: opts.rate ?? 40,
+      warmupMs: 1000,
+      settleMs: 1000,
+      keep: true,
+      // Shorter than the defaults, so that a killed worker is noticed within seconds rather than tens of them.
+      input: { timeouts: { heartbeatMs: 4000, controlReplyMs: 3000 } },
+      ...fault.scenario,
+      log,
+      duringMigration: (handle) => fault.inject({ cluster, handle, service, from: 'node-a', to: 'node-b', log }),
+    });
+    const found = await violations(cluster, fault, service, result);
+    await undeploy(cluster, service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));
+    return { fault, service, result, violations: found, log: lines };
+  } finally {
+    disarmAllFailpoints(cluster.opts.home);
+  }
+}

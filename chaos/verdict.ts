@@ -1,0 +1,56 @@
+/**
+ * What every faulted migration must end in: migrated or rolled back (as the fault allows), nothing lost
+ * or applied twice, no output emitted twice, exactly one live instance of the service, the one the
+ * cluster places, serving the primary queue with the state rebuilt from the producers' log, and no
+ * migration leftovers (replay queue, lock).
+ */
+import * as amqp from 'amqplib';
+import type { LocalCluster } from '../cli/local-cluster';
+import type { ScenarioResult } from '../cli/scenario';
+import { loadConfig } from '../lib/config';
+import { ClusterStore } from '../runtime/cluster-store';
+import { ControlClient } from '../service/control-client';
+import { replayQueueName } from '../service/names';
+import type { Fault } from './faults';
+
+async function queueExists(queue: string): Promise<boolean> {
+  const conn = await amqp.connect(loadConfig().amqpUrl);
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    return await ch.checkQueue(queue).then(
+      () => true,
+      () => false,
+    );
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/** Every way the round broke the guarantees; empty when it held them. */
+export async function violations(cluster: LocalCluster, fault: Fault, service: string, r: ScenarioResult): Promise<string[]> {
+  const out: string[] = [];
+  const { report } = r;
+  const v = report.verification!;
+  if (!fault.outcomes.includes(report.outcome)) out.push(`outcome ${report.outcome}, expected ${fault.outcomes.join(' or ')}${report.failure ? ` (${report.failure.type}: ${report.failure.message})` : ''}`);
+  if (r.cancelled !== Boolean(fault.cancels)) out.push(r.cancelled ? 'the workflow ended cancelled' : 'the workflow was expected to end cancelled');
+  if (v.lost !== 0) out.push(`${v.lost} messages lost`);
+  if (v.duplicated !== 0) out.push(`${v.duplicated} messages applied twice`);
+  if (v.duplicateOutputs !== 0) out.push(`${v.duplicateOutputs} outputs emitted twice`);
+  if (v.processed !== v.published) out.push(`${v.processed} of ${v.published} messages processed`);
+  if (!v.finalStateMatchesProducers) out.push("final state differs from the one rebuilt from the producers' log");
+  if (r.live.length !== 1 || r.live[0] !== r.placed) out.push(`live instances ${JSON.stringify(r.live)}, placement names ${r.placed}`);
+  const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-verdict');
+  try {
+    const st = await control.command(r.placed, { kind: 'status', digest: false }, 10_000);
+    if (st.role !== 'primary' || st.consuming !== 'primary' || st.fenced) out.push(`${r.placed} is not serving: role ${st.role}, consuming ${st.consuming}, fenced ${st.fenced}`);
+  } catch (err) {
+    out.push(`${r.placed} does not answer: ${(err as Error).message}`);
+  } finally {
+    await control.close();
+  }
+  if (await queueExists(replayQueueName(service, report.migrationId))) out.push('the replay queue was left behind');
+  const lock = new ClusterStore(cluster.opts.home).lockHolder(service);
+  if (lock) out.push(`the migration lock is still held by ${lock.workflowId}`);
+  return out;
+}
