@@ -133,7 +133,6 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
   const collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
   await collector.start();
   const load = new LoadGenerator({ amqpUrl: cfg.amqpUrl, exchange: topo.exchange, rate: o.rate, producers: o.producers ?? 4, players, producerPrefix });
-  const control = await ControlClient.connect(cfg.amqpUrl, 'ms2m-scenario');
   try {
     log(`deploying ${o.service} on ${o.from}`);
     const placement = await deployGame(cluster, o.service, o.from, o.stateBytes ?? 0, o.workMs ?? 0);
@@ -198,7 +197,9 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     await sleep(300);
 
     const placed = new ClusterStore(cluster.opts.home).placement<Placement>(o.service)?.instanceId ?? '';
-    const final = await control.command(placed, { kind: 'status', digest: false });
+    // Connected only now: a broker restarted during the migration would have closed an earlier connection.
+    const control = await ControlClient.connect(cfg.amqpUrl, 'ms2m-scenario');
+    const final = await control.command(placed, { kind: 'status', digest: false }).finally(() => control.close());
     const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
     report.verification = verify({
       published,
@@ -212,7 +213,6 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
   } finally {
     await load.stop().catch(() => undefined);
     await collector.stop();
-    await control.close();
     if (!o.keep) await undeploy(cluster, o.service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));
   }
 }
