@@ -177,6 +177,7 @@ describe('overload', () => {
         settleMs: 500,
         threshold: 5,
       });
+      console.log(`overload: replay ${JSON.stringify(report.replay)}, downtime ${report.downtimeMs} ms, observed ${report.verification!.observedDowntimeMs} ms`);
       expect(report.outcome).toBe('completed');
       expect(report.replay.endedBy).toBe('not-converging');
       expect(report.replay.lagSlopePerSec).not.toBeNull();
