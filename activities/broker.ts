@@ -8,7 +8,7 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import type * as amqp from 'amqplib';
 import { loadConfig } from '../lib/config';
 import { failpoint } from '../lib/failpoints';
-import { queueBindings } from '../lib/rabbit-admin';
+import { queueBindings, queueDepth } from '../lib/rabbit-admin';
 import { ControlClient, ControlError } from '../service/control-client';
 import { HEADER_END, controlQueueName, lagBetween, reached, type ControlCommand, type InstanceStatus } from '../service/protocol';
 import type { BrokerActivities } from './types';
@@ -195,6 +195,12 @@ export function createBrokerActivities(): BrokerActivities {
 
     async unfence({ source, fencing }) {
       return send(source, { kind: 'unfence', ...fencing });
+    },
+
+    async queueDepths({ queues }) {
+      const cfg = loadConfig();
+      const depths = await Promise.all(queues.map((q) => queueDepth(cfg.amqpMgmtUrl, cfg.amqpUrl, q)));
+      return Object.fromEntries(queues.map((q, i) => [q, depths[i]]));
     },
 
     async deleteQueue({ queue }) {

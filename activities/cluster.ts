@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { ClusterStore } from '../runtime/cluster-store';
+import { ClusterStore, DEFAULT_CAPACITY } from '../runtime/cluster-store';
 import type { ClusterActivities, Placement } from './types';
 
 export function createClusterActivities(store: ClusterStore, client: Client): ClusterActivities {
@@ -66,6 +66,24 @@ export function createClusterActivities(store: ClusterStore, client: Client): Cl
 
     async nodeExists({ node }) {
       return store.node(node) !== null;
+    },
+
+    async listNodes() {
+      return store.nodes().map((n) => ({ node: n.node, capacity: n.capacity ?? DEFAULT_CAPACITY, schedulable: n.schedulable !== false }));
+    },
+
+    async listPlacements() {
+      return store.placements<Placement>();
+    },
+
+    async migratingServices() {
+      return store.placements<Placement>().filter((p) => store.lockHolder(p.service) !== null).map((p) => p.service);
+    },
+
+    async setNodeSchedulable({ node, schedulable }) {
+      if (!store.setSchedulable(node, schedulable)) {
+        throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
+      }
     },
   };
 }

@@ -53,6 +53,14 @@ export interface NodeActivities {
   stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
   removeImage(input: { imageId: string }): Promise<void>;
   listInstances(): Promise<Array<InstanceRecord & { alive: boolean }>>;
+  /** CPU (percent of one core) and memory of the live instances, sampled over `sampleMs`. */
+  instanceLoads(input: { sampleMs: number }): Promise<Array<{ instanceId: string; service: string; cpuPercent: number; rssBytes: number }>>;
+}
+
+export interface NodeInfo {
+  node: string;
+  capacity: number;
+  schedulable: boolean;
 }
 
 export interface Placement {
@@ -71,6 +79,11 @@ export interface ClusterActivities {
   commitPlacement(input: Placement): Promise<void>;
   removePlacement(input: { service: string }): Promise<void>;
   nodeExists(input: { node: string }): Promise<boolean>;
+  listNodes(): Promise<NodeInfo[]>;
+  listPlacements(): Promise<Placement[]>;
+  /** Services whose migration lock is held. */
+  migratingServices(): Promise<string[]>;
+  setNodeSchedulable(input: { node: string; schedulable: boolean }): Promise<void>;
 }
 
 export interface Fenced {
@@ -113,4 +126,6 @@ export interface BrokerActivities {
   activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
   unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   deleteQueue(input: { queue: string }): Promise<void>;
+  /** Messages waiting (ready + unacknowledged) in each queue; a missing queue counts 0. */
+  queueDepths(input: { queues: string[] }): Promise<Record<string, number>>;
 }

@@ -11,7 +11,7 @@ import { ClusterStore } from '../runtime/cluster-store';
 import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
-import type { MigrationProgress, MigrationReport, Strategy } from '../lib/migration';
+import type { MigrationProgress, MigrationReport, Strategy, Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
@@ -119,20 +119,73 @@ async function resetQueues(amqpUrl: string, queues: string[]): Promise<void> {
   }
 }
 
-export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Promise<ScenarioResult> {
-  const cfg = loadConfig();
-  const log = o.log ?? (() => undefined);
-  const topo = gameTopology(o.service);
-  const taskQueue = cluster.opts.taskQueue;
-  const players = 200;
-  const producerPrefix = `${o.service}-${Date.now().toString(36)}`;
-  const client = cluster.client;
+/**
+ * Load on one game service and the accounting of it: the producers' confirmed log against the output log
+ * and the final state of whichever instance the cluster places at the end.
+ */
+export class GameLoad {
+  private readonly players = 200;
+  private readonly producerPrefix: string;
+  private readonly collector: OutputCollector;
+  private readonly load: LoadGenerator;
 
-  // A clean primary queue: messages left by an earlier run would belong to nobody's log.
-  await resetQueues(cfg.amqpUrl, [topo.queue]);
-  const collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
-  await collector.start();
-  const load = new LoadGenerator({ amqpUrl: cfg.amqpUrl, exchange: topo.exchange, rate: o.rate, producers: o.producers ?? 4, players, producerPrefix });
+  constructor(
+    private readonly cluster: LocalCluster,
+    readonly service: string,
+    rate: number,
+    producers = 4,
+  ) {
+    const cfg = loadConfig();
+    const topo = gameTopology(service);
+    this.producerPrefix = `${service}-${Date.now().toString(36)}`;
+    this.collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
+    this.load = new LoadGenerator({ amqpUrl: cfg.amqpUrl, exchange: topo.exchange, rate, producers, players: this.players, producerPrefix: this.producerPrefix });
+  }
+
+  /** Before deploying: a clean primary queue (messages of an earlier run belong to nobody's log) and the output log. */
+  async prepare(): Promise<void> {
+    await resetQueues(loadConfig().amqpUrl, [gameTopology(this.service).queue]);
+    await this.collector.start();
+  }
+
+  start(): Promise<void> {
+    return this.load.start();
+  }
+
+  /** Stops the load, waits for the serving instance to drain it, and accounts for every message. */
+  async finish(span: { from: number; to: number }): Promise<{ verification: Verification; placed: string }> {
+    await this.load.stop();
+    const published = this.load.published;
+    // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
+    await drained(this.collector, published);
+    await sleep(300);
+    const placed = new ClusterStore(this.cluster.opts.home).placement<Placement>(this.service)?.instanceId ?? '';
+    // Connected only now: a broker restarted meanwhile would have closed an earlier connection.
+    const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-scenario');
+    const final = await control.command(placed, { kind: 'status', digest: false }).finally(() => control.close());
+    const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
+    const verification = verify({
+      published,
+      outputs: this.collector.outputs,
+      ...span,
+      appliedByProducer: Object.fromEntries(Object.entries(board.appliedByProducer).filter(([p]) => p.startsWith(this.producerPrefix))),
+      finalStateMatchesProducers: canonicalJson(expectedScoreboard(published, this.producerPrefix, this.players)) === canonicalJson(board),
+    });
+    return { verification, placed };
+  }
+
+  async close(): Promise<void> {
+    await this.load.stop().catch(() => undefined);
+    await this.collector.stop();
+  }
+}
+
+export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Promise<ScenarioResult> {
+  const log = o.log ?? (() => undefined);
+  const taskQueue = cluster.opts.taskQueue;
+  const client = cluster.client;
+  const load = new GameLoad(cluster, o.service, o.rate, o.producers);
+  await load.prepare();
   try {
     log(`deploying ${o.service} on ${o.from}`);
     const placement = await deployGame(cluster, o.service, o.from, o.stateBytes ?? 0, o.workMs ?? 0);
@@ -190,29 +243,11 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     const to = Date.now();
 
     await sleep(o.settleMs ?? 2000);
-    await load.stop();
-    const published = load.published;
-    // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
-    await drained(collector, published);
-    await sleep(300);
-
-    const placed = new ClusterStore(cluster.opts.home).placement<Placement>(o.service)?.instanceId ?? '';
-    // Connected only now: a broker restarted during the migration would have closed an earlier connection.
-    const control = await ControlClient.connect(cfg.amqpUrl, 'ms2m-scenario');
-    const final = await control.command(placed, { kind: 'status', digest: false }).finally(() => control.close());
-    const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
-    report.verification = verify({
-      published,
-      outputs: collector.outputs,
-      from,
-      to,
-      appliedByProducer: Object.fromEntries(Object.entries(board.appliedByProducer).filter(([p]) => p.startsWith(producerPrefix))),
-      finalStateMatchesProducers: canonicalJson(expectedScoreboard(published, producerPrefix, players)) === canonicalJson(board),
-    });
+    const { verification, placed } = await load.finish({ from, to });
+    report.verification = verification;
     return { report, cancelled, placed, live: cluster.liveInstances(o.service).map((i) => i.instanceId) };
   } finally {
-    await load.stop().catch(() => undefined);
-    await collector.stop();
+    await load.close();
     if (!o.keep) await undeploy(cluster, o.service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));
   }
 }

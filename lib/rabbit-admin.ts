@@ -26,6 +26,17 @@ async function get<T>(mgmtUrl: string, amqpUrl: string, path: (vhost: string) =>
   return (await res.json()) as T;
 }
 
+/** Messages ready plus unacknowledged in a queue; 0 if it does not exist. */
+export async function queueDepth(mgmtUrl: string, amqpUrl: string, queue: string): Promise<number> {
+  try {
+    const q = await get<{ messages?: number }>(mgmtUrl, amqpUrl, (v) => `/api/queues/${v}/${encodeURIComponent(queue)}`);
+    return q.messages ?? 0;
+  } catch (err) {
+    if (/HTTP 404/.test((err as Error).message)) return 0;
+    throw err;
+  }
+}
+
 /** Exchange bindings of a queue (the default exchange's implicit binding left out). */
 export async function queueBindings(mgmtUrl: string, amqpUrl: string, queue: string): Promise<Binding[]> {
   const all = await get<Binding[]>(mgmtUrl, amqpUrl, (v) => `/api/queues/${v}/${encodeURIComponent(queue)}/bindings`);

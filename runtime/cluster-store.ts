@@ -6,6 +6,9 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import * as path from 'node:path';
 
+/** Service instances a node takes unless its agent is told otherwise (--capacity). */
+export const DEFAULT_CAPACITY = 10;
+
 export interface NodeRecord {
   node: string;
   taskQueue: string;
@@ -13,6 +16,10 @@ export interface NodeRecord {
   dataDir: string;
   pid: number;
   updatedAt: number;
+  /** How many service instances the node takes (placement policy). */
+  capacity?: number;
+  /** false: no service is placed or migrated onto it (a drained node); absent means schedulable. */
+  schedulable?: boolean;
 }
 
 export interface LockRecord {
@@ -53,8 +60,16 @@ export class ClusterStore {
       .filter((v): v is NonNullable<typeof v> => v !== null) as T[];
   }
 
+  /** An agent (re)registering keeps the node's schedulability: a drained node stays drained across restarts. */
   registerNode(rec: NodeRecord): void {
-    this.write('nodes', rec.node, rec);
+    const old = this.node(rec.node);
+    this.write('nodes', rec.node, { ...rec, schedulable: rec.schedulable ?? old?.schedulable ?? true });
+  }
+  setSchedulable(node: string, schedulable: boolean): boolean {
+    const rec = this.node(node);
+    if (!rec) return false;
+    this.write('nodes', node, { ...rec, schedulable });
+    return true;
   }
   node(name: string): NodeRecord | null {
     return this.read('nodes', name);
@@ -68,6 +83,9 @@ export class ClusterStore {
   }
   setPlacement(service: string, value: unknown): void {
     this.write('placements', service, value);
+  }
+  placements<T>(): T[] {
+    return this.list<T>('placements');
   }
   removePlacement(service: string): void {
     rmSync(path.join(this.dir('placements'), `${service}.json`), { force: true });

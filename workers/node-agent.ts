@@ -13,7 +13,7 @@ import { createLocalNodeActivities } from '../activities/local/node-activities';
 import { loadConfig } from '../lib/config';
 import { withFailpoints } from '../lib/failpoints';
 import { nodeTaskQueue } from '../lib/migration';
-import { ClusterStore } from '../runtime/cluster-store';
+import { ClusterStore, DEFAULT_CAPACITY } from '../runtime/cluster-store';
 
 /**
  * A restarted agent listens where it listened before when it can: a migration that was sending it an
@@ -38,7 +38,7 @@ async function tryListen(server: Server, port: number, portFile: string): Promis
   return bound;
 }
 
-export async function runNodeAgent(node: string, port = 0): Promise<void> {
+export async function runNodeAgent(node: string, port = 0, capacity = DEFAULT_CAPACITY): Promise<void> {
   if (!/^[a-z][a-z0-9-]{0,39}$/.test(node)) throw new Error(`--node: "${node}" is not a node name (lowercase letters, digits, dashes), e.g. node-a`);
   const cfg = loadConfig();
   const dataDir = path.join(cfg.home, 'nodes', node);
@@ -53,7 +53,7 @@ export async function runNodeAgent(node: string, port = 0): Promise<void> {
     taskQueue,
     activities: withFailpoints(node, createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl })),
   });
-  new ClusterStore(cfg.home).registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now() });
+  new ClusterStore(cfg.home).registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
   console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);
   await worker.run();

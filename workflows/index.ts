@@ -1,2 +1,3 @@
 export { migrateService, progressQuery } from './migrate-service';
 export { deployService, undeployService } from './deploy-service';
+export * from './rebalance';

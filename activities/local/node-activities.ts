@@ -52,6 +52,18 @@ async function criu(node: LocalNode, args: string[], cwd: string): Promise<{ std
   }
 }
 
+/** Linux reports CPU times in USER_HZ ticks, 100 per second on every architecture it runs on. */
+const USER_HZ = 100;
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Gives a restored (still stopped) copy its identity and lets it run. Safe to repeat. */
 async function resume(instanceId: string, pid: number): Promise<void> {
   if (procStat(pid)?.state !== 'T') return;
@@ -221,6 +233,22 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     async removeImage({ imageId }) {
       rmSync(path.join(imagesDir, imageId), { recursive: true, force: true });
       rmSync(path.join(imagesDir, '.incoming', imageId), { recursive: true, force: true });
+    },
+
+    async instanceLoads({ sampleMs }) {
+      const live = registry.all().filter((r) => registry.alive(r));
+      const before = new Map(live.map((r) => [r.instanceId, procStat(r.pid)?.cpuTicks ?? 0]));
+      const t0 = performance.now();
+      await sleep(sampleMs);
+      const seconds = (performance.now() - t0) / 1000;
+      return live
+        .filter((r) => registry.alive(r))
+        .map((r) => ({
+          instanceId: r.instanceId,
+          service: r.service,
+          cpuPercent: (((procStat(r.pid)?.cpuTicks ?? 0) - (before.get(r.instanceId) ?? 0)) / USER_HZ / seconds) * 100,
+          rssBytes: rssBytes(r.pid),
+        }));
     },
 
     async listInstances() {

@@ -5,6 +5,8 @@ export interface ProcStat {
   state: string;
   ppid: number;
   startTime: number;
+  /** User plus system CPU time so far, in clock ticks (USER_HZ, 100 on Linux). */
+  cpuTicks: number;
 }
 
 export function procStat(pid: number): ProcStat | null {
@@ -12,7 +14,7 @@ export function procStat(pid: number): ProcStat | null {
     const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces and parentheses; the fields after the last ')' are fixed.
     const rest = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0], ppid: Number(rest[1]), startTime: Number(rest[19]) };
+    return { state: rest[0], ppid: Number(rest[1]), startTime: Number(rest[19]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
   } catch {
     return null;
   }

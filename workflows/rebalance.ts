@@ -1,0 +1,156 @@
+/**
+ * rebalance, drainNode and setNodeSchedulable: the fleet-level workflows. Both rebalance and drainNode
+ * read the cluster's load through activities, plan with the policy in lib/rebalance.ts, and move services
+ * by starting migrateService child workflows a few at a time. Each migration keeps its own guarantees;
+ * these workflows only decide where services go and report what happened.
+ */
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
+  executeChild,
+  log,
+  setCurrentDetails,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { describeInputError, type MigrationReport, type Strategy } from '../lib/migration';
+import {
+  DrainInputSchema,
+  NodeSchedulableInputSchema,
+  RebalanceInputSchema,
+  planDrain,
+  planRebalance,
+  type DrainInput,
+  type DrainReport,
+  type MoveOutcome,
+  type NodeLoad,
+  type NodeSchedulableInput,
+  type RebalanceInput,
+  type RebalanceResult,
+} from '../lib/rebalance';
+import { malformedPayloadError } from '../lib/payload-converter';
+import { cluster, brokerLocal, onNode } from './activity-proxies';
+import { migrateService } from './migrate-service';
+
+function parse<T>(what: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, raw: unknown): T {
+  const malformed = malformedPayloadError(raw);
+  if (malformed) throw ApplicationFailure.nonRetryable(`invalid ${what} input: ${malformed}`, 'InvalidInput');
+  const r = schema.safeParse(raw);
+  if (!r.success) throw ApplicationFailure.nonRetryable(describeInputError(what, r.error), 'InvalidInput');
+  return r.data;
+}
+
+/** Nodes, the services on them with their CPU, memory and queue depth, and which are being migrated. */
+async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
+  const [nodes, placements, migrating] = await Promise.all([cluster.listNodes(), cluster.listPlacements(), cluster.migratingServices()]);
+  const depths = await brokerLocal.queueDepths({ queues: placements.map((p) => p.spec.primaryQueue) });
+  return Promise.all(
+    nodes.map(async (n) => {
+      let loads: Awaited<ReturnType<ReturnType<typeof onNode>['instanceLoads']>> = [];
+      let reachable = true;
+      try {
+        loads = await onNode(n.node).instanceLoads({ sampleMs });
+      } catch (err) {
+        // A node that does not answer takes nothing new; its services are left where they are.
+        log.warn(`node ${n.node} did not report its load`, { error: String(err) });
+        reachable = false;
+      }
+      return {
+        node: n.node,
+        schedulable: n.schedulable && reachable,
+        capacity: n.capacity,
+        instances: placements
+          .filter((p) => p.node === n.node)
+          .map((p) => {
+            const l = loads.find((x) => x.instanceId === p.instanceId);
+            return {
+              service: p.service,
+              instanceId: p.instanceId,
+              cpuPercent: l?.cpuPercent ?? 0,
+              rssBytes: l?.rssBytes ?? 0,
+              queueDepth: depths[p.spec.primaryQueue] ?? 0,
+              placedAt: p.updatedAt,
+              migrating: migrating.includes(p.service) || !reachable,
+            };
+          }),
+      };
+    }),
+  );
+}
+
+/** Runs the moves as migrateService children, `limit` at a time, and reports each one's outcome. */
+async function move(moves: Array<{ service: string; from: string; to: string }>, strategy: Strategy, limit: number, show: (done: MoveOutcome[]) => void): Promise<MoveOutcome[]> {
+  const { workflowId, taskQueue } = workflowInfo();
+  const outcomes: MoveOutcome[] = [];
+  let next = 0;
+  const one = async (m: (typeof moves)[number]): Promise<MoveOutcome> => {
+    const childId = `${workflowId}-${m.service}`;
+    try {
+      const r = (await executeChild(migrateService, {
+        workflowId: childId,
+        taskQueue,
+        args: [{ service: m.service, targetNode: m.to, strategy }],
+        // Cancelling the parent asks each running migration to roll back cleanly.
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      })) as MigrationReport;
+      return { ...m, workflowId: childId, outcome: r.outcome, totalMs: r.totalMs, downtimeMs: r.downtimeMs };
+    } catch (err) {
+      const cause = err instanceof ChildWorkflowFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack') {
+        const r = cause.details?.[0] as MigrationReport | undefined;
+        return { ...m, workflowId: childId, outcome: 'rolled-back', totalMs: r?.totalMs, error: cause.message };
+      }
+      return { ...m, workflowId: childId, outcome: 'failed', error: (cause ?? (err as Error)).message };
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(limit, moves.length) }, async () => {
+      while (next < moves.length) {
+        const m = moves[next++];
+        outcomes.push(await one(m));
+        show(outcomes);
+      }
+    }),
+  );
+  return moves.map((m) => outcomes.find((o) => o.service === m.service)!);
+}
+
+const table = (outcomes: MoveOutcome[]) =>
+  outcomes.map((o) => `- ${o.service}: ${o.from} → ${o.to} **${o.outcome}**${o.downtimeMs !== undefined ? ` (downtime ${o.downtimeMs} ms)` : ''}`).join('\n');
+
+export async function rebalance(rawInput: RebalanceInput = {}): Promise<RebalanceResult> {
+  const input = parse('rebalance', RebalanceInputSchema, rawInput);
+  const state = await clusterLoad(input.sampleMs);
+  const plan = planRebalance(state, input, Date.now());
+  const summary =
+    `**rebalance** mean load ${plan.meanLoad} % CPU, overloaded above ${plan.upperLoad} %\n\n` +
+    plan.nodes.map((n) => `- ${n.node}: ${n.load} % in ${n.instances}/${n.capacity}${n.schedulable ? '' : ' (unschedulable)'}`).join('\n') +
+    `\n\nplanned: ${plan.moves.length ? plan.moves.map((m) => `${m.service} ${m.from} → ${m.to}`).join(', ') : 'nothing to move'}`;
+  setCurrentDetails(summary + (input.dryRun ? '\n\n(dry run)' : ''));
+  if (input.dryRun || plan.moves.length === 0) return { dryRun: input.dryRun, plan, outcomes: [] };
+  const outcomes = await move(plan.moves, input.strategy, input.concurrency, (done) => setCurrentDetails(`${summary}\n\n${table(done)}`));
+  return { dryRun: false, plan, outcomes };
+}
+
+export async function drainNode(rawInput: DrainInput): Promise<DrainReport> {
+  const input = parse('drainNode', DrainInputSchema, rawInput);
+  const startedAt = Date.now();
+  // Unschedulable first: nothing new lands on the node while it empties, and it stays so afterwards.
+  await cluster.setNodeSchedulable({ node: input.node, schedulable: false });
+  const state = await clusterLoad(input.sampleMs);
+  const { moves, stranded } = planDrain(state, input.node);
+  const head = `**drain ${input.node}**: ${moves.length} service(s) to move${stranded.length ? `, ${stranded.length} with nowhere to go: ${stranded.join(', ')}` : ''}`;
+  setCurrentDetails(head);
+  const services = await move(
+    moves.map((m) => ({ ...m, from: input.node })),
+    input.strategy,
+    input.concurrency,
+    (done) => setCurrentDetails(`${head}\n\n${table(done)}`),
+  );
+  return { node: input.node, startedAt, endedAt: Date.now(), services, stranded, schedulable: false };
+}
+
+export async function setNodeSchedulable(rawInput: NodeSchedulableInput): Promise<void> {
+  const input = parse('setNodeSchedulable', NodeSchedulableInputSchema, rawInput);
+  await cluster.setNodeSchedulable(input);
+}
