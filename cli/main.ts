@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
- * ms2m command line: the demo (`npm start`), the dev stack, the workers, and migrations.
+ * ms2m command line: the demo (`npm start`), the dev stack, the workers, migrations, rebalancing, draining
+ * and rebalance schedules. All but demo and chaos talk to running workers through the SDK (sdk/).
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Client, Connection } from '@temporalio/client';
+import Table from 'cli-table3';
 import { loadConfig, cacheDir } from '../lib/config';
-import { MigrateInputSchema, STRATEGIES, describeInputError, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
+import { STRATEGIES, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
+import type { MoveOutcome, RebalanceInput, RebalancePlan } from '../lib/rebalance';
+import { Ms2mClient, type Ms2mRun, type ScheduleDetails, type ScheduleInfo } from '../sdk';
 import { gameTopology } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
 import { runNodeAgent } from '../workers/node-agent';
+import { DEFAULT_CAPACITY } from '../runtime/cluster-store';
 import { runOrchestrator } from '../workers/orchestrator';
 import { LocalCluster, reapInstances } from './local-cluster';
 import { formatReport, verdict } from './report';
@@ -116,7 +120,8 @@ program
   .description('run the node agent of one node (needs root for CRIU)')
   .requiredOption('--node <name>', 'node name, e.g. node-a')
   .option('--port <port>', 'port for receiving images (0 = the one it had before, else any)', nonNegative('--port'), 0)
-  .action((o) => runNodeAgent(o.node, o.port));
+  .option('--capacity <n>', 'how many service instances the node takes (placement by rebalance and drain)', positive('--capacity', true), DEFAULT_CAPACITY)
+  .action((o) => runNodeAgent(o.node, o.port, o.capacity));
 
 program
   .command('chaos')
@@ -161,10 +166,8 @@ program
     console.log(`[ms2m] published ${load.published.length} messages (${load.publishFailures} failed) in ${o.durationMs} ms`);
   });
 
-async function temporalClient(): Promise<Client> {
-  const cfg = loadConfig();
-  return new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
-}
+/** Connects for one command; the process ends with the command, closing it. */
+const connect = () => Ms2mClient.connect();
 
 program
   .command('migrate')
@@ -177,18 +180,211 @@ program
   .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: never)', nonNegative('--stall-ms'), 3_000)
   .option('--json', 'print the report as JSON')
   .action(async (o) => {
-    const input = { service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs } };
-    const parsed = MigrateInputSchema.safeParse(input);
-    if (!parsed.success) throw new Error(describeInputError('migrate', parsed.error));
-    const client = await temporalClient();
-    const handle = await client.workflow.start('migrateService', { taskQueue: loadConfig().taskQueue, workflowId: `migrate-${o.service}`, args: [input] });
-    const print = progressPrinter((l) => console.error(l));
-    const timer = setInterval(() => void handle.query<MigrationProgress>('progress').then(print, () => undefined), 200);
+    const ms2m = await connect();
+    const handle = await ms2m.startMigration({ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs } });
+    const report = await handle.result({ onProgress: progressPrinter((l) => console.error(l)) });
+    console.log(o.json ? JSON.stringify(report) : formatReport(report, loadConfig().temporalUi));
+    process.exit(report.outcome === 'completed' ? 0 : 1);
+  });
+
+/** Numbers are passed on unchecked: the input schema refuses bad ones with the same message the workflow would. */
+const num = (v: string) => Number(v);
+
+function rebalanceOptions(cmd: Command): Command {
+  return cmd
+    .option('--dry-run', 'plan only; move nothing')
+    .option('--band <fraction>', 'overloaded: load above the mean by more than this fraction of it (default 0.2)', num)
+    .option('--min-excess <percent>', 'and by more than this much CPU (default 5)', num)
+    .option('--max-migrations <n>', 'moves per run at most (default 3)', num)
+    .option('--concurrency <n>', 'moves at a time (default 1)', num)
+    .option('--cooldown-ms <ms>', 'leave services placed this recently (default 600000)', num)
+    .option('--sample-ms <ms>', 'how long CPU use is sampled (default 1000)', num)
+    .addOption(new Option('--strategy <name>', 'migration strategy (default shadow)').choices([...STRATEGIES]));
+}
+
+function rebalanceInput(o: Record<string, unknown>): RebalanceInput {
+  const input: Record<string, unknown> = {
+    dryRun: o.dryRun,
+    band: o.band,
+    minExcessPercent: o.minExcess,
+    maxMigrations: o.maxMigrations,
+    concurrency: o.concurrency,
+    cooldownMs: o.cooldownMs,
+    sampleMs: o.sampleMs,
+    strategy: o.strategy,
+  };
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+}
+
+const table = (head: string[]) => new Table({ head, style: { head: [], border: [] } });
+const secs = (since: number) => `[${((Date.now() - since) / 1000).toFixed(1).padStart(6)} s]`;
+
+function formatPlan(plan: RebalancePlan): string {
+  const nodes = table(['node', 'schedulable', 'load (CPU %)', 'instances', 'capacity']);
+  for (const n of plan.nodes) nodes.push([n.node, n.schedulable ? 'yes' : 'no (cordoned)', n.load, n.instances, n.capacity]);
+  const out = [`mean load ${plan.meanLoad} %, overloaded above ${plan.upperLoad} %`, nodes.toString()];
+  if (!plan.moves.length) out.push('no moves planned');
+  else {
+    const moves = table(['service', 'from', 'to', 'CPU %', 'loads before (from / to)', 'after']);
+    for (const m of plan.moves) moves.push([m.service, m.from, m.to, m.cpuPercent, `${m.before.from} / ${m.before.to}`, `${m.after.from} / ${m.after.to}`]);
+    out.push('planned moves:', moves.toString());
+  }
+  for (const k of plan.kept) out.push(`  kept ${k.service} on ${k.node}: ${k.reason}`);
+  return out.join('\n');
+}
+
+function formatOutcomes(outcomes: MoveOutcome[]): string {
+  const t = table(['service', 'from', 'to', 'outcome', 'total ms', 'downtime ms', 'workflow / error']);
+  for (const m of outcomes) t.push([m.service, m.from, m.to, m.outcome, m.totalMs ?? '—', m.downtimeMs ?? '—', m.error ?? m.workflowId]);
+  return t.toString();
+}
+
+/** While a rebalance or drain runs, a line per stage change of each migration it started. */
+async function waitShowingMoves<T>(ms2m: Ms2mClient, run: Ms2mRun<T>, say: (l: string) => void): Promise<T> {
+  const t0 = Date.now();
+  const seen = new Map<string, string>();
+  const timer = setInterval(async () => {
     try {
-      const report = (await handle.result()) as MigrationReport;
-      console.log(o.json ? JSON.stringify(report) : formatReport(report, loadConfig().temporalUi));
-    } finally {
-      clearInterval(timer);
+      for (const m of await ms2m.listMigrations({ parentWorkflowId: run.workflowId })) {
+        const line = `${m.service} ${m.sourceNode ?? '?'} → ${m.targetNode}: ${m.phase ?? 'starting'}`;
+        if (seen.get(m.workflowId) !== line) say(`  ${secs(t0)} ${line}`);
+        seen.set(m.workflowId, line);
+      }
+    } catch {
+      // Visibility trails the workflows; the next poll catches up.
+    }
+  }, 1000);
+  try {
+    return await run.result();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+rebalanceOptions(program.command('rebalance'))
+  .description('move services off overloaded nodes (plans from measured CPU load), printing the plan and each move\'s outcome')
+  .option('--json', 'print the RebalanceResult as JSON')
+  .action(async (o) => {
+    const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+    const ms2m = await connect();
+    const run = await ms2m.startRebalance(rebalanceInput(o));
+    say(`[ms2m] rebalance ${run.workflowId} started${o.dryRun ? ' (dry run)' : ''}; measuring load…`);
+    const result = await waitShowingMoves(ms2m, run, say);
+    if (o.json) console.log(JSON.stringify(result));
+    else {
+      say(formatPlan(result.plan));
+      if (!result.dryRun && result.outcomes.length) say(`outcomes:\n${formatOutcomes(result.outcomes)}`);
+    }
+    process.exit(result.outcomes.every((m) => m.outcome === 'completed') ? 0 : 1);
+  });
+
+program
+  .command('drain')
+  .description('cordon a node and migrate every service off it, printing a report per service')
+  .requiredOption('--node <name>', 'node to drain')
+  .option('--concurrency <n>', 'migrations at a time (default 1)', num)
+  .addOption(new Option('--strategy <name>', 'migration strategy (default shadow)').choices([...STRATEGIES]))
+  .option('--json', 'print the DrainReport as JSON')
+  .action(async (o) => {
+    const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+    const ms2m = await connect();
+    const run = await ms2m.startDrain({ node: o.node, ...(o.concurrency !== undefined && { concurrency: o.concurrency }), ...(o.strategy && { strategy: o.strategy }) });
+    say(`[ms2m] drain ${run.workflowId} started`);
+    const report = await waitShowingMoves(ms2m, run, say);
+    if (o.json) console.log(JSON.stringify(report));
+    else {
+      say(report.services.length ? formatOutcomes(report.services) : `nothing moved off ${report.node}`);
+      if (report.stranded.length) say(`stranded (no schedulable node with room; still on ${report.node}): ${report.stranded.join(', ')}`);
+      say(`${report.node} stays cordoned; \`ms2m uncordon --node ${report.node}\` takes it back (${((report.endedAt - report.startedAt) / 1000).toFixed(1)} s)`);
+    }
+    process.exit(report.stranded.length || report.services.some((m) => m.outcome !== 'completed') ? 1 : 0);
+  });
+
+for (const [name, schedulable] of [['cordon', false], ['uncordon', true]] as const) {
+  program
+    .command(name)
+    .description(schedulable ? 'let rebalancing and draining place services on a node again' : 'keep rebalancing and draining from placing services on a node')
+    .requiredOption('--node <name>', 'node')
+    .action(async (o) => {
+      const ms2m = await connect();
+      await ms2m.setNodeSchedulable(o.node, schedulable);
+      console.log(`[ms2m] ${o.node} is ${schedulable ? 'schedulable' : 'cordoned'}`);
+      process.exit(0);
+    });
+}
+
+const when = (d?: Date) => (d ? d.toISOString().replace('T', ' ').slice(0, 19) : '—');
+
+function formatSchedule(s: ScheduleInfo | ScheduleDetails): string {
+  const out = [`${s.scheduleId}: every ${s.everyMs !== undefined ? `${s.everyMs / 1000} s` : '?'}${s.paused ? ', PAUSED' : ''}${s.note ? ` (${s.note})` : ''}`];
+  if ('input' in s) out.push(`  input ${JSON.stringify(s.input)} on task queue ${s.taskQueue}; ${s.numActionsTaken} runs, ${s.numActionsSkippedOverlap} skipped (overlap)`);
+  if ('runningWorkflowIds' in s && s.runningWorkflowIds.length) out.push(`  running: ${s.runningWorkflowIds.join(', ')}`);
+  for (const a of s.recentActions) out.push(`  ran ${when(a.takenAt)}: ${a.workflowId}`);
+  out.push(`  next: ${s.nextActionTimes.slice(0, 3).map((d) => when(d)).join(', ') || '—'}`);
+  return out.join('\n');
+}
+
+const schedule = program.command('schedule').description('periodic rebalancing (Temporal Schedules; a run due while the previous one runs is skipped)');
+rebalanceOptions(schedule.command('create'))
+  .description('create a schedule that runs the rebalance workflow every interval')
+  .requiredOption('--id <id>', 'schedule id')
+  .requiredOption('--every <duration>', 'interval, e.g. 10m, 90s, 1h')
+  .option('--paused', 'create it paused')
+  .action(async (o) => {
+    const ms2m = await connect();
+    console.log(formatSchedule(await ms2m.createRebalanceSchedule({ scheduleId: o.id, every: o.every, input: rebalanceInput(o), paused: o.paused })));
+    process.exit(0);
+  });
+schedule
+  .command('list')
+  .description('schedules that run the rebalance workflow')
+  .action(async () => {
+    const all = await (await connect()).listSchedules();
+    console.log(all.length ? all.map(formatSchedule).join('\n') : 'no rebalance schedules');
+    process.exit(0);
+  });
+schedule
+  .command('describe <id>')
+  .description('a schedule: its input, recent runs with their workflow ids, next run times')
+  .option('--json', 'as JSON')
+  .action(async (id: string, o) => {
+    const d = await (await connect()).describeSchedule(id);
+    console.log(o.json ? JSON.stringify(d) : formatSchedule(d));
+    process.exit(0);
+  });
+const scheduleActions = {
+  pause: (c: Ms2mClient, id: string, note?: string) => c.pauseSchedule(id, note),
+  unpause: (c: Ms2mClient, id: string, note?: string) => c.unpauseSchedule(id, note),
+  trigger: (c: Ms2mClient, id: string) => c.triggerSchedule(id),
+  delete: (c: Ms2mClient, id: string) => c.deleteSchedule(id),
+};
+for (const [name, act] of Object.entries(scheduleActions)) {
+  const cmd = schedule.command(`${name} <id>`).description(`${name} a schedule`);
+  if (name === 'pause' || name === 'unpause') cmd.option('--note <text>', 'why, shown with the schedule');
+  cmd.action(async (id: string, o) => {
+    await act(await connect(), id, o.note);
+    console.log(`[ms2m] schedule ${id}: ${name}${name.endsWith('e') ? 'd' : 'ed'}`);
+    process.exit(0);
+  });
+}
+
+program
+  .command('migrations')
+  .description('list migrations, newest first (from Temporal visibility)')
+  .option('--service <name>', 'of this service')
+  .option('--node <name>', 'from or to this node')
+  .option('--phase <stage>', 'now in (or ended in) this stage, e.g. replay, done, rolled-back')
+  .option('--running', 'only running ones')
+  .option('--limit <n>', 'at most this many', positive('--limit', true), 50)
+  .option('--json', 'as JSON')
+  .action(async (o) => {
+    const list = await (await connect()).listMigrations({ service: o.service, node: o.node, phase: o.phase, running: o.running ? true : undefined, limit: o.limit });
+    if (o.json) console.log(JSON.stringify(list));
+    else if (!list.length) console.log('no migrations found');
+    else {
+      const t = table(['workflow', 'service', 'from', 'to', 'strategy', 'stage', 'status', 'started', 'ended']);
+      for (const m of list) t.push([m.workflowId, m.service ?? '?', m.sourceNode ?? '?', m.targetNode ?? '?', m.strategy ?? '?', m.phase ?? '?', m.status, when(m.startTime), when(m.closeTime)]);
+      console.log(t.toString());
     }
     process.exit(0);
   });

@@ -5,8 +5,8 @@
  */
 import * as path from 'node:path';
 import * as amqp from 'amqplib';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import { MigrationHandle } from '../sdk';
 import { ClusterStore } from '../runtime/cluster-store';
 import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
@@ -209,37 +209,15 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
       ],
     });
     log(`migration started: workflow ${handle.workflowId}`);
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        try {
-          o.onProgress?.(await handle.query<MigrationProgress>('progress'));
-        } catch {
-          // The query can race the workflow's first task or its completion; the next poll answers.
-        }
-        await sleep(150);
-      }
-    })();
     const fault = o.duringMigration?.(handle);
     let report: MigrationReport;
-    let cancelled = false;
     try {
-      report = (await handle.result()) as MigrationReport;
-    } catch (err) {
-      const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack' && cause.details?.[0]) {
-        report = cause.details[0] as MigrationReport;
-      } else if (cause instanceof CancelledFailure) {
-        cancelled = true;
-        report = await handle.query<MigrationReport>('report');
-      } else {
-        throw err;
-      }
+      report = await new MigrationHandle(handle).result({ onProgress: o.onProgress, pollMs: 150 });
     } finally {
-      polling = false;
-      await poller;
       await fault;
     }
+    // A cancelled migration ends Canceled, its report naming the cancellation as the failure.
+    const cancelled = report.failure?.type === 'CancelledFailure';
     const to = Date.now();
 
     await sleep(o.settleMs ?? 2000);

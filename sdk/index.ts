@@ -1,0 +1,440 @@
+/**
+ * The ms2m client SDK: start and follow migrations, rebalancing and drains on running ms2m workers, find
+ * past migrations, and schedule periodic rebalancing.
+ *
+ * Inputs are checked here with the workflows' own schemas and messages, so a bad input fails before any
+ * workflow starts (Ms2mInputError) instead of as a failed workflow.
+ */
+import {
+  Client,
+  Connection,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowFailedError,
+  type ScheduleDescription,
+  type ScheduleExecutionResult,
+  type ScheduleHandle,
+  type ScheduleSummary,
+  type WorkflowExecutionInfo,
+  type WorkflowExecutionStatusName,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { z } from 'zod';
+import { loadConfig } from '../lib/config';
+import { MigrateInputSchema, describeInputError, type MigrateInput, type MigrationProgress, type MigrationReport } from '../lib/migration';
+import {
+  DrainInputSchema,
+  NodeSchedulableInputSchema,
+  RebalanceInputSchema,
+  type DrainInput,
+  type DrainReport,
+  type RebalanceInput,
+  type RebalanceResult,
+} from '../lib/rebalance';
+import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
+
+export type {
+  MigrateInput,
+  MigrateRequest,
+  MigrationProgress,
+  MigrationReport,
+  Phase,
+  PhaseTiming,
+  ReplayStats,
+  Stage,
+  Strategy,
+  Timeouts,
+  Verification,
+} from '../lib/migration';
+export type {
+  DrainInput,
+  DrainReport,
+  DrainRequest,
+  MoveOutcome,
+  NodeSchedulableInput,
+  PlannedMove,
+  RebalanceInput,
+  RebalancePlan,
+  RebalanceRequest,
+  RebalanceResult,
+} from '../lib/rebalance';
+
+/** Input refused before anything started; the message is the one the workflow itself would fail with. */
+export class Ms2mInputError extends Error {
+  readonly type = 'InvalidInput';
+  override name = 'Ms2mInputError';
+}
+
+function validated<S extends z.ZodTypeAny>(schema: S, workflow: string, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new Ms2mInputError(describeInputError(workflow, r.error));
+  return r.data;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class MigrationHandle {
+  constructor(readonly handle: WorkflowHandle) {}
+
+  get workflowId(): string {
+    return this.handle.workflowId;
+  }
+
+  progress(): Promise<MigrationProgress> {
+    return this.handle.query<MigrationProgress>('progress');
+  }
+
+  /** The report so far; after the end, the final one. */
+  report(): Promise<MigrationReport> {
+    return this.handle.query<MigrationReport>('report');
+  }
+
+  async cancel(): Promise<void> {
+    await this.handle.cancel();
+  }
+
+  /**
+   * Waits for the end and returns the report, also of a migration that rolled back or was cancelled (see
+   * `outcome`); throws only when there is no report (e.g. input refused during validation).
+   * `onProgress` gets the `progress` query's answer every `pollMs` while waiting, and once at the end.
+   */
+  async result(opts: { onProgress?: (p: MigrationProgress) => void; pollMs?: number } = {}): Promise<MigrationReport> {
+    const { onProgress, pollMs = 200 } = opts;
+    const report = async (): Promise<MigrationReport> => {
+      try {
+        return (await this.handle.result()) as MigrationReport;
+      } catch (err) {
+        const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack' && cause.details?.[0]) return cause.details[0] as MigrationReport;
+        // A cancelled workflow's result carries nothing; its report stays queryable.
+        if (cause instanceof CancelledFailure) return this.report();
+        throw err;
+      }
+    };
+    if (!onProgress) return report();
+    let waiting = true;
+    const show = () => this.progress().then(onProgress, () => undefined); // a query can race the first task or the end
+    const poller = (async () => {
+      while (waiting) {
+        await show();
+        await sleep(pollMs);
+      }
+    })();
+    try {
+      return await report();
+    } finally {
+      waiting = false;
+      await poller;
+      await show();
+    }
+  }
+}
+
+/** A rebalance or drain run. */
+export class Ms2mRun<T> {
+  constructor(readonly handle: WorkflowHandle) {}
+  get workflowId(): string {
+    return this.handle.workflowId;
+  }
+  result(): Promise<T> {
+    return this.handle.result() as Promise<T>;
+  }
+  async cancel(): Promise<void> {
+    await this.handle.cancel();
+  }
+}
+
+export interface MigrationFilter {
+  service?: string;
+  sourceNode?: string;
+  targetNode?: string;
+  /** Source or target. */
+  node?: string;
+  /** A stage, as in the Ms2mPhase search attribute (e.g. "replay", "done", "rolled-back"). */
+  phase?: string;
+  /** true: only running migrations; false: only closed ones. */
+  running?: boolean;
+  /** Only the migrations a rebalance or drain run started as its children. */
+  parentWorkflowId?: string;
+  /** Default 100. */
+  limit?: number;
+}
+
+export interface MigrationSummary {
+  workflowId: string;
+  runId: string;
+  status: WorkflowExecutionStatusName;
+  startTime: Date;
+  closeTime?: Date;
+  /** Search attributes the workflow set; a migration refused at once may lack some. */
+  service?: string;
+  sourceNode?: string;
+  targetNode?: string;
+  strategy?: string;
+  phase?: string;
+}
+
+/** A visibility query string literal (backslash and quote escaped, as the server's parser reads them). */
+export const quoteValue = (v: string): string => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** The visibility query listMigrations runs; `taskQueue` keeps out other ms2m installations sharing the namespace. */
+export function migrationsQuery(f: MigrationFilter, taskQueue?: string): string {
+  const terms = [`WorkflowType = 'migrateService'`];
+  if (taskQueue !== undefined) terms.push(`TaskQueue = ${quoteValue(taskQueue)}`);
+  const eq = (field: string, v: string | undefined) => {
+    if (v !== undefined) terms.push(`${field} = ${quoteValue(v)}`);
+  };
+  eq(SA_SERVICE.name, f.service);
+  eq(SA_SOURCE_NODE.name, f.sourceNode);
+  eq(SA_TARGET_NODE.name, f.targetNode);
+  if (f.node !== undefined) terms.push(`(${SA_SOURCE_NODE.name} = ${quoteValue(f.node)} OR ${SA_TARGET_NODE.name} = ${quoteValue(f.node)})`);
+  eq(SA_PHASE.name, f.phase);
+  eq('ParentWorkflowId', f.parentWorkflowId);
+  if (f.running !== undefined) terms.push(`ExecutionStatus ${f.running ? '=' : '!='} 'Running'`);
+  return terms.join(' AND ');
+}
+
+function migrationSummary(w: WorkflowExecutionInfo): MigrationSummary {
+  const sa = w.typedSearchAttributes;
+  return {
+    workflowId: w.workflowId,
+    runId: w.runId,
+    status: w.status.name,
+    startTime: w.startTime,
+    closeTime: w.closeTime,
+    service: sa.get(SA_SERVICE),
+    sourceNode: sa.get(SA_SOURCE_NODE),
+    targetNode: sa.get(SA_TARGET_NODE),
+    strategy: sa.get(SA_STRATEGY),
+    phase: sa.get(SA_PHASE),
+  };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A schedule interval, '90s', '10m', '2h', '1d' or milliseconds; Temporal counts whole seconds, so at least 1 s. */
+export function parseEvery(every: string | number): number {
+  const m = typeof every === 'number' ? null : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(every);
+  const ms = typeof every === 'number' ? every : m ? Number(m[1]) * UNITS[m[2]] : NaN;
+  if (!Number.isFinite(ms) || ms < 1000) {
+    throw new Ms2mInputError(`invalid schedule input: every: every must be a duration of at least 1 s, e.g. "10m", "90s", "1h" or 600000 (ms); got ${JSON.stringify(every)}`);
+  }
+  return Math.round(ms);
+}
+
+export interface RebalanceScheduleOptions {
+  scheduleId: string;
+  every: string | number;
+  input?: RebalanceInput;
+  paused?: boolean;
+  note?: string;
+}
+
+export interface ScheduledAction {
+  scheduledAt: Date;
+  takenAt: Date;
+  workflowId: string;
+  runId: string;
+}
+
+export interface ScheduleInfo {
+  scheduleId: string;
+  paused: boolean;
+  note?: string;
+  everyMs?: number;
+  /** Oldest first. */
+  recentActions: ScheduledAction[];
+  nextActionTimes: Date[];
+}
+
+export interface ScheduleDetails extends ScheduleInfo {
+  input: RebalanceInput;
+  taskQueue: string;
+  runningWorkflowIds: string[];
+  numActionsTaken: number;
+  numActionsSkippedOverlap: number;
+  createdAt: Date;
+}
+
+function scheduleInfo(s: ScheduleSummary | ScheduleDescription): ScheduleInfo {
+  return {
+    scheduleId: s.scheduleId,
+    paused: s.state.paused,
+    note: s.state.note || undefined,
+    everyMs: s.spec?.intervals?.[0]?.every,
+    recentActions: s.info.recentActions.map((a: ScheduleExecutionResult) => ({
+      scheduledAt: a.scheduledAt,
+      takenAt: a.takenAt,
+      workflowId: a.action.workflow.workflowId,
+      runId: a.action.workflow.firstExecutionRunId,
+    })),
+    nextActionTimes: s.info.nextActionTimes,
+  };
+}
+
+export interface ConnectOptions {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+}
+
+export class Ms2mClient {
+  /** The orchestrator's task queue, where the workflows run. */
+  readonly taskQueue: string;
+  private ownConnection?: Connection;
+
+  /** On an existing Temporal client; `close()` leaves its connection open. */
+  constructor(
+    readonly client: Client,
+    opts: { taskQueue?: string } = {},
+  ) {
+    this.taskQueue = opts.taskQueue ?? loadConfig().taskQueue;
+  }
+
+  /** Connects to Temporal; unset options come from the environment and the dev stack's stack.env (see lib/config.ts). */
+  static async connect(opts: ConnectOptions = {}): Promise<Ms2mClient> {
+    const cfg = loadConfig();
+    const address = opts.address ?? cfg.temporalAddress;
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({ address });
+    } catch (err) {
+      throw new Error(`cannot reach Temporal at ${address} (${(err as Error).message}); start the dev stack (ms2m stack) or set MS2M_TEMPORAL_ADDRESS`);
+    }
+    const ms2m = new Ms2mClient(new Client({ connection, namespace: opts.namespace ?? cfg.temporalNamespace }), { taskQueue: opts.taskQueue ?? cfg.taskQueue });
+    ms2m.ownConnection = connection;
+    return ms2m;
+  }
+
+  async close(): Promise<void> {
+    await this.ownConnection?.close();
+  }
+
+  /** The default workflow id, `migrate-<service>`, also keeps a second migration of the service from starting while one runs. */
+  async startMigration(input: MigrateInput, opts: { workflowId?: string } = {}): Promise<MigrationHandle> {
+    const request = validated(MigrateInputSchema, 'migrateService', input);
+    const handle = await this.client.workflow.start('migrateService', {
+      taskQueue: this.taskQueue,
+      workflowId: opts.workflowId ?? `migrate-${request.service}`,
+      args: [request],
+    });
+    return new MigrationHandle(handle);
+  }
+
+  /** The latest run of the workflow id unless `runId` is given. */
+  getMigration(workflowId: string, runId?: string): MigrationHandle {
+    return new MigrationHandle(this.client.workflow.getHandle(workflowId, runId));
+  }
+
+  async startRebalance(input: RebalanceInput = {}, opts: { workflowId?: string } = {}): Promise<Ms2mRun<RebalanceResult>> {
+    const request = validated(RebalanceInputSchema, 'rebalance', input);
+    const handle = await this.client.workflow.start('rebalance', {
+      taskQueue: this.taskQueue,
+      workflowId: opts.workflowId ?? `rebalance-${Date.now().toString(36)}`,
+      args: [request],
+    });
+    return new Ms2mRun<RebalanceResult>(handle);
+  }
+
+  /** The default workflow id, `drain-<node>`, keeps a node from being drained twice at once. */
+  async startDrain(input: DrainInput, opts: { workflowId?: string } = {}): Promise<Ms2mRun<DrainReport>> {
+    const request = validated(DrainInputSchema, 'drainNode', input);
+    const handle = await this.client.workflow.start('drainNode', {
+      taskQueue: this.taskQueue,
+      workflowId: opts.workflowId ?? `drain-${request.node}`,
+      args: [request],
+    });
+    return new Ms2mRun<DrainReport>(handle);
+  }
+
+  /** Cordons (false) or uncordons (true) a node: whether rebalancing and draining may place services on it. */
+  async setNodeSchedulable(node: string, schedulable: boolean): Promise<void> {
+    const request = validated(NodeSchedulableInputSchema, 'setNodeSchedulable', { node, schedulable });
+    await this.client.workflow.execute('setNodeSchedulable', {
+      taskQueue: this.taskQueue,
+      workflowId: `schedulable-${request.node}-${Date.now().toString(36)}`,
+      args: [request],
+    });
+  }
+
+  /** Migrations on this client's task queue, newest first, from Temporal's visibility store (which trails the workflows by a second or so). */
+  async listMigrations(filter: MigrationFilter = {}): Promise<MigrationSummary[]> {
+    const limit = filter.limit ?? 100;
+    const out: MigrationSummary[] = [];
+    if (limit <= 0) return out;
+    for await (const w of this.client.workflow.list({ query: migrationsQuery(filter, this.taskQueue), pageSize: Math.min(limit, 1000) })) {
+      out.push(migrationSummary(w));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * A schedule that starts the `rebalance` workflow every interval. A run due while the previous one still
+   * runs is skipped: two rebalances at once would plan against the same loads.
+   */
+  async createRebalanceSchedule(o: RebalanceScheduleOptions): Promise<ScheduleDetails> {
+    const request = validated(RebalanceInputSchema, 'rebalance', o.input ?? {});
+    const every = parseEvery(o.every);
+    await this.client.schedule.create({
+      scheduleId: o.scheduleId,
+      spec: { intervals: [{ every }] },
+      action: { type: 'startWorkflow', workflowType: 'rebalance', taskQueue: this.taskQueue, workflowId: o.scheduleId, args: [request] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { paused: o.paused ?? false, note: o.note },
+    });
+    return this.describeSchedule(o.scheduleId);
+  }
+
+  /** The schedules whose action starts the `rebalance` workflow (whoever created them); others are left out. */
+  async listSchedules(): Promise<ScheduleInfo[]> {
+    const out: ScheduleInfo[] = [];
+    for await (const s of this.client.schedule.list()) {
+      if (s.action?.workflowType === 'rebalance') out.push(scheduleInfo(s));
+    }
+    return out;
+  }
+
+  async describeSchedule(scheduleId: string): Promise<ScheduleDetails> {
+    const d = await this.onSchedule(scheduleId, (h) => h.describe());
+    return {
+      ...scheduleInfo(d),
+      input: d.action.args?.[0] as RebalanceInput,
+      taskQueue: d.action.taskQueue,
+      runningWorkflowIds: d.info.runningActions.map((a) => a.workflow.workflowId),
+      numActionsTaken: d.info.numActionsTaken,
+      numActionsSkippedOverlap: d.info.numActionsSkippedOverlap,
+      createdAt: d.info.createdAt,
+    };
+  }
+
+  pauseSchedule(scheduleId: string, note?: string): Promise<void> {
+    return this.onSchedule(scheduleId, (h) => h.pause(note));
+  }
+
+  unpauseSchedule(scheduleId: string, note?: string): Promise<void> {
+    return this.onSchedule(scheduleId, (h) => h.unpause(note));
+  }
+
+  /** Starts a run now, even if paused; skipped (as scheduled runs are) while a previous run still runs. */
+  triggerSchedule(scheduleId: string): Promise<void> {
+    return this.onSchedule(scheduleId, (h) => h.trigger());
+  }
+
+  deleteSchedule(scheduleId: string): Promise<void> {
+    return this.onSchedule(scheduleId, (h) => h.delete());
+  }
+
+  /** The server reports a missing schedule as its internal workflow not being found: say what is missing. */
+  private async onSchedule<T>(scheduleId: string, fn: (h: ScheduleHandle) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.client.schedule.getHandle(scheduleId));
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError || /not found/i.test((err as Error).message)) {
+        throw new ScheduleNotFoundError(`no schedule "${scheduleId}" (ms2m schedule list shows the rebalance schedules)`, scheduleId);
+      }
+      throw err;
+    }
+  }
+}
