@@ -64,9 +64,12 @@ function rssBytes(pid: number): number {
   }
 }
 
-/** Gives a restored (still stopped) copy its identity and lets it run. Safe to repeat. */
+/**
+ * Gives a restored (still stopped) copy its identity and lets it run. Safe to repeat: the hostname is the
+ * same and SIGCONT does nothing to a running process. Not conditional on the process state, which right
+ * after `criu restore --leave-stopped` may read as a tracing stop ('t') rather than 'T'.
+ */
 async function resume(instanceId: string, pid: number): Promise<void> {
-  if (procStat(pid)?.state !== 'T') return;
   try {
     // The copy learns who it is before it runs a single instruction.
     await run('nsenter', ['--uts', '--target', String(pid), 'hostname', instanceId]);
