@@ -3,14 +3,13 @@
  * placement that migrateService starts from.
  */
 import { ApplicationFailure, uuid4, workflowInfo } from '@temporalio/workflow';
-import { DeployInputSchema, describeInputError, type DeployInput } from '../lib/migration';
+import { DeployInputSchema, type DeployInput } from '../lib/migration';
+import { parseInput } from './input';
 import type { Placement } from '../activities/types';
 import { brokerLocal, cluster, onNode } from './activity-proxies';
 
 export async function deployService(rawInput: DeployInput): Promise<Placement> {
-  const parsed = DeployInputSchema.safeParse(rawInput);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(describeInputError('deployService', parsed.error), 'InvalidInput');
-  const { service, node, spec } = parsed.data;
+  const { service, node, spec } = parseInput('deployService', DeployInputSchema, rawInput);
   const existing = await cluster.findPlacement({ service });
   if (existing) {
     throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first`, 'InvalidInput');

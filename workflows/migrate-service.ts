@@ -24,7 +24,6 @@ import {
 } from '@temporalio/workflow';
 import {
   MigrateInputSchema,
-  describeInputError,
   lagTrend,
   type LagSample,
   type MigrateInput,
@@ -34,7 +33,7 @@ import {
   type PhaseTiming,
   type Stage,
 } from '../lib/migration';
-import { malformedPayloadError } from '../lib/payload-converter';
+import { parseInput } from './input';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { Placement } from '../activities/types';
 import { replayQueueName } from '../service/names';
@@ -76,11 +75,7 @@ class SourceLost extends Error {
 }
 
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
-  const malformed = malformedPayloadError(rawInput);
-  if (malformed) throw ApplicationFailure.nonRetryable(`invalid migrateService input: ${malformed}`, 'InvalidInput');
-  const parsed = MigrateInputSchema.safeParse(rawInput);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(describeInputError('migrateService', parsed.error), 'InvalidInput');
-  const input = parsed.data;
+  const input = parseInput('migrateService', MigrateInputSchema, rawInput);
   const t = input.timeouts;
   const { cluster, brokerLocal, broker, onNode } = activitiesFor(t);
   const info = workflowInfo();

@@ -13,7 +13,7 @@ import {
   setCurrentDetails,
   workflowInfo,
 } from '@temporalio/workflow';
-import { describeInputError, type MigrationReport, type Strategy } from '../lib/migration';
+import type { MigrationReport, Strategy } from '../lib/migration';
 import {
   DrainInputSchema,
   NodeSchedulableInputSchema,
@@ -28,17 +28,9 @@ import {
   type RebalanceInput,
   type RebalanceResult,
 } from '../lib/rebalance';
-import { malformedPayloadError } from '../lib/payload-converter';
+import { parseInput } from './input';
 import { cluster, brokerLocal, onNode } from './activity-proxies';
 import { migrateService } from './migrate-service';
-
-function parse<T>(what: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, raw: unknown): T {
-  const malformed = malformedPayloadError(raw);
-  if (malformed) throw ApplicationFailure.nonRetryable(`invalid ${what} input: ${malformed}`, 'InvalidInput');
-  const r = schema.safeParse(raw);
-  if (!r.success) throw ApplicationFailure.nonRetryable(describeInputError(what, r.error), 'InvalidInput');
-  return r.data;
-}
 
 /** Nodes, the services on them with their CPU, memory and queue depth, and which are being migrated. */
 async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
@@ -119,7 +111,7 @@ const table = (outcomes: MoveOutcome[]) =>
   outcomes.map((o) => `- ${o.service}: ${o.from} → ${o.to} **${o.outcome}**${o.downtimeMs !== undefined ? ` (downtime ${o.downtimeMs} ms)` : ''}`).join('\n');
 
 export async function rebalance(rawInput: RebalanceInput = {}): Promise<RebalanceResult> {
-  const input = parse('rebalance', RebalanceInputSchema, rawInput);
+  const input = parseInput('rebalance', RebalanceInputSchema, rawInput);
   const state = await clusterLoad(input.sampleMs);
   const plan = planRebalance(state, input, Date.now());
   const summary =
@@ -133,7 +125,7 @@ export async function rebalance(rawInput: RebalanceInput = {}): Promise<Rebalanc
 }
 
 export async function drainNode(rawInput: DrainInput): Promise<DrainReport> {
-  const input = parse('drainNode', DrainInputSchema, rawInput);
+  const input = parseInput('drainNode', DrainInputSchema, rawInput);
   const startedAt = Date.now();
   // Unschedulable first: nothing new lands on the node while it empties, and it stays so afterwards.
   await cluster.setNodeSchedulable({ node: input.node, schedulable: false });
@@ -151,6 +143,6 @@ export async function drainNode(rawInput: DrainInput): Promise<DrainReport> {
 }
 
 export async function setNodeSchedulable(rawInput: NodeSchedulableInput): Promise<void> {
-  const input = parse('setNodeSchedulable', NodeSchedulableInputSchema, rawInput);
+  const input = parseInput('setNodeSchedulable', NodeSchedulableInputSchema, rawInput);
   await cluster.setNodeSchedulable(input);
 }
