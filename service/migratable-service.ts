@@ -612,6 +612,7 @@ export class MigratableService<S> {
     return {
       instanceId: this.identity,
       service: this.opts.service,
+      input: { exchange: this.opts.input.exchange, queue: this.opts.input.queue },
       role: this.role,
       consuming: this.primaryTag ? 'primary' : this.replayTag ? 'replay' : 'none',
       fenced: this.fenced,

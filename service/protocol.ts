@@ -110,6 +110,8 @@ export type Role = 'primary' | 'standby';
 export interface InstanceStatus {
   instanceId: string;
   service: string;
+  /** The topology the instance consumes, so a deploy or a migration can check the spec against it. */
+  input: { exchange: string; queue: string };
   role: Role;
   /** Which stream the instance consumes now. */
   consuming: 'primary' | 'replay' | 'none';
