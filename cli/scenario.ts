@@ -1,27 +1,27 @@
 /**
- * One measured migration of the example game service under load: deploy on a node, produce at a rate,
+ * One measured migration of an example service (cli/workloads.ts) under load: deploy on a node, produce at a rate,
  * migrate, keep producing, then account for every message from the producers' and the output logs.
  * The demo, the end-to-end tests and the benchmark all run this.
  */
-import * as path from 'node:path';
 import * as amqp from 'amqplib';
 import type { WorkflowHandle } from '@temporalio/client';
 import { MigrationHandle } from '../sdk';
 import { ClusterStore } from '../runtime/cluster-store';
-import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy, Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
-import { canonicalJson } from '../service/protocol';
 import type { Published } from '../service/producer';
 import type { Placement } from '../activities/types';
 import type { LocalCluster } from './local-cluster';
+import { workload, type Workload, type WorkloadName } from './workloads';
 
 export interface ScenarioOptions {
   service: string;
+  /** Which example service to migrate (default `game`). */
+  workload?: WorkloadName;
   from: string;
   to: string;
   strategy: Strategy;
@@ -57,34 +57,26 @@ export interface ScenarioResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The order-independent state the final instance must hold if every published message was applied once. */
-export function expectedScoreboard(published: Published[], producerPrefix: string, players: number) {
-  const state = initialGameState(0);
-  for (const p of published) {
-    const index = Number(p.producer.slice(producerPrefix.length + 2)) - 1;
-    applyGameEvent(state, eventFor(index, p.seq, players), p.producer);
-  }
-  return scoreboard(state);
-}
-
-/** Deploys the example game service on a node and waits until it serves. */
-export async function deployGame(cluster: LocalCluster, service: string, node: string, stateBytes: number, workMs: number): Promise<Placement> {
-  const cfg = loadConfig();
+/** Deploys an example service on a node and waits until it serves. */
+export async function deployWorkload(
+  cluster: LocalCluster,
+  name: WorkloadName,
+  service: string,
+  node: string,
+  o: { stateBytes?: number; workMs?: number } = {},
+): Promise<Placement> {
+  const w = workload(name);
+  w.reset(service, cluster.opts.home);
   return (await cluster.client.workflow.execute('deployService', {
     taskQueue: cluster.opts.taskQueue,
     workflowId: `deploy-${service}-${Date.now()}`,
-    args: [
-      {
-        service,
-        node,
-        spec: {
-          command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
-          env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, MS2M_GAME_STATE_BYTES: String(stateBytes), MS2M_GAME_WORK_MS: String(workMs) },
-          primaryQueue: gameTopology(service).queue,
-        },
-      },
-    ],
+    args: [{ service, node, spec: w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }) }],
   })) as Placement;
+}
+
+/** Deploys the example game service on a node and waits until it serves. */
+export function deployGame(cluster: LocalCluster, service: string, node: string, stateBytes: number, workMs: number): Promise<Placement> {
+  return deployWorkload(cluster, 'game', service, node, { stateBytes, workMs });
 }
 
 export async function undeploy(cluster: LocalCluster, service: string): Promise<void> {
@@ -120,12 +112,12 @@ async function resetQueues(amqpUrl: string, queues: string[]): Promise<void> {
 }
 
 /**
- * Load on one game service and the accounting of it: the producers' confirmed log against the output log
- * and the final state of whichever instance the cluster places at the end.
+ * Load on one example service and the accounting of it: the producers' confirmed log against the output
+ * log and the final state of whichever instance the cluster places at the end.
  */
-export class GameLoad {
-  private readonly players = 200;
-  private readonly producerPrefix: string;
+export class ServiceLoad {
+  readonly producerPrefix: string;
+  readonly workload: Workload;
   private readonly collector: OutputCollector;
   private readonly load: LoadGenerator;
 
@@ -133,18 +125,29 @@ export class GameLoad {
     private readonly cluster: LocalCluster,
     readonly service: string,
     rate: number,
-    producers = 4,
+    producers?: number,
+    name: WorkloadName = 'game',
   ) {
     const cfg = loadConfig();
-    const topo = gameTopology(service);
+    this.workload = workload(name);
+    const topo = this.workload.topology(service);
+    const n = producers ?? (name === 'ledger' ? 3 : 4);
     this.producerPrefix = `${service}-${Date.now().toString(36)}`;
     this.collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
-    this.load = new LoadGenerator({ amqpUrl: cfg.amqpUrl, exchange: topo.exchange, rate, producers, players: this.players, producerPrefix: this.producerPrefix });
+    this.load = new LoadGenerator({
+      amqpUrl: cfg.amqpUrl,
+      exchange: topo.exchange,
+      rate,
+      producers: n,
+      message: (i, seq) => this.workload.message(i, seq),
+      weights: this.workload.weights(n),
+      producerPrefix: this.producerPrefix,
+    });
   }
 
   /** Before deploying: a clean primary queue (messages of an earlier run belong to nobody's log) and the output log. */
   async prepare(): Promise<void> {
-    await resetQueues(loadConfig().amqpUrl, [gameTopology(this.service).queue]);
+    await resetQueues(loadConfig().amqpUrl, [this.workload.topology(this.service).queue]);
     await this.collector.start();
   }
 
@@ -152,8 +155,11 @@ export class GameLoad {
     return this.load.start();
   }
 
-  /** Stops the load, waits for the serving instance to drain it, and accounts for every message. */
-  async finish(span: { from: number; to: number }): Promise<{ verification: Verification; placed: string }> {
+  /**
+   * Stops the load, waits for the serving instance to drain it, and accounts for every message. `killed`
+   * names instances killed outright during the run, whose last applications the oracle may not find again.
+   */
+  async finish(span: { from: number; to: number }, killed: string[] = []): Promise<{ verification: Verification; placed: string }> {
     await this.load.stop();
     const published = this.load.published;
     // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
@@ -163,14 +169,23 @@ export class GameLoad {
     // Connected only now: a broker restarted meanwhile would have closed an earlier connection.
     const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-scenario');
     const final = await control.command(placed, { kind: 'status', digest: false }).finally(() => control.close());
-    const board = final.app.scoreboard as ReturnType<typeof scoreboard>;
+    const judged = this.workload.judge({
+      service: this.service,
+      home: this.cluster.opts.home,
+      producerPrefix: this.producerPrefix,
+      published,
+      outputs: this.collector.outputs,
+      final,
+      killed,
+    });
     const verification = verify({
       published,
       outputs: this.collector.outputs,
       ...span,
-      appliedByProducer: Object.fromEntries(Object.entries(board.appliedByProducer).filter(([p]) => p.startsWith(this.producerPrefix))),
-      finalStateMatchesProducers: canonicalJson(expectedScoreboard(published, this.producerPrefix, this.players)) === canonicalJson(board),
+      appliedByProducer: judged.appliedByProducer,
+      finalStateMatchesProducers: judged.finalStateMatchesProducers,
     });
+    if (judged.order) verification.order = judged.order;
     return { verification, placed };
   }
 
@@ -184,11 +199,11 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
   const log = o.log ?? (() => undefined);
   const taskQueue = cluster.opts.taskQueue;
   const client = cluster.client;
-  const load = new GameLoad(cluster, o.service, o.rate, o.producers);
+  const load = new ServiceLoad(cluster, o.service, o.rate, o.producers, o.workload);
   await load.prepare();
   try {
     log(`deploying ${o.service} on ${o.from}`);
-    const placement = await deployGame(cluster, o.service, o.from, o.stateBytes ?? 0, o.workMs ?? 0);
+    const placement = await deployWorkload(cluster, o.workload ?? 'game', o.service, o.from, { stateBytes: o.stateBytes, workMs: o.workMs });
     log(`${placement.instanceId} serving on ${placement.node}; load ${o.rate} msg/s`);
     await o.afterDeploy?.(placement);
     await load.start();
@@ -221,7 +236,8 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     const to = Date.now();
 
     await sleep(o.settleMs ?? 2000);
-    const { verification, placed } = await load.finish({ from, to });
+    // A source lost mid-migration was killed outright: its last applications may be nobody else's.
+    const { verification, placed } = await load.finish({ from, to }, report.sourceLost ? [report.sourceInstance] : []);
     report.verification = verification;
     return { report, cancelled, placed, live: cluster.liveInstances(o.service).map((i) => i.instanceId) };
   } finally {

@@ -1,8 +1,9 @@
 /**
- * Load generator for the example game service: several stamping producers sharing a total rate, each
- * with its own confirm channel, and a log of every message the broker confirmed (the "published" side of
- * the loss accounting). It rides out a broker restart: the producers reconnect and send again, with the
- * same stamps, whatever the broker had not confirmed.
+ * Load generator for the example services: several stamping producers sharing a total rate, each with
+ * its own confirm channel on one connection (the broker orders messages per channel only, so this is the
+ * setting in which two queues can see different interleavings), and a log of every message the broker
+ * confirmed (the "published" side of the loss accounting). It rides out a broker restart: the producers
+ * reconnect and send again, with the same stamps, whatever the broker had not confirmed.
  */
 import * as amqp from 'amqplib';
 import { StampingProducer, type Published } from '../service/producer';
@@ -15,6 +16,10 @@ export interface LoadOptions {
   rate: number;
   producers?: number;
   players?: number;
+  /** The message producer `index` (from 0) sends as its `seq`-th (from 1); the game's events by default. */
+  message?: (index: number, seq: number) => { routingKey: string; body: unknown };
+  /** Relative rates of the producers (e.g. [10, 25, 45]); equal shares by default. */
+  weights?: number[];
   /** Prefix of producer ids; keep it unique per run so sequences never collide with an earlier run. */
   producerPrefix: string;
   /** Stop sending after this long (ms); without it the load runs until stop(). */
@@ -33,7 +38,9 @@ export class LoadGenerator {
   private timer: NodeJS.Timeout | null = null;
   private inflight = new Set<Promise<unknown>>();
   private failures = 0;
-  private sent = 0;
+  /** Messages sent by each producer so far. */
+  private sent: number[] = [];
+  private shares: number[] = [];
   private startedAt = 0;
 
   constructor(private readonly opts: LoadOptions) {}
@@ -41,6 +48,11 @@ export class LoadGenerator {
   async start(): Promise<void> {
     const { rate, producers = 4 } = this.opts;
     if (!(rate > 0)) throw new Error(`rate must be a positive number of messages per second, got ${rate}`);
+    const weights = this.opts.weights ?? Array.from({ length: producers }, () => 1);
+    if (weights.length !== producers || weights.some((w) => !(w > 0))) throw new Error(`weights must be ${producers} positive numbers, got ${JSON.stringify(weights)}`);
+    const total = weights.reduce((a, w) => a + w, 0);
+    this.shares = weights.map((w) => w / total);
+    this.sent = weights.map(() => 0);
     for (let i = 0; i < producers; i++) {
       const reopen = () => this.openChannel();
       this.producers.push(new StampingProducer(await reopen(), `${this.opts.producerPrefix}-p${i + 1}`, this.opts.exchange, 0, reopen));
@@ -94,18 +106,22 @@ export class LoadGenerator {
   }
 
   private tick0(elapsed: number): void {
-    const due = Math.floor((elapsed * this.opts.rate) / 1000);
-    while (this.sent < due) {
-      const index = this.sent % this.producers.length;
-      const producer = this.producers[index];
-      this.sent++;
-      const event = eventFor(index, Math.ceil(this.sent / this.producers.length), this.opts.players ?? 200);
-      const p = producer
-        .publish(`event.${event.player}`, event)
-        .then((rec) => void this.published.push(rec))
-        .catch(() => void this.failures++)
-        .finally(() => this.inflight.delete(p));
-      this.inflight.add(p);
+    const players = this.opts.players ?? 200;
+    const message = this.opts.message ?? ((index: number, seq: number) => {
+      const event = eventFor(index, seq, players);
+      return { routingKey: `event.${event.player}`, body: event };
+    });
+    for (const [index, producer] of this.producers.entries()) {
+      const due = Math.floor((elapsed * this.opts.rate * this.shares[index]) / 1000);
+      while (this.sent[index] < due) {
+        const m = message(index, ++this.sent[index]);
+        const p = producer
+          .publish(m.routingKey, m.body)
+          .then((rec) => void this.published.push(rec))
+          .catch(() => void this.failures++)
+          .finally(() => this.inflight.delete(p));
+        this.inflight.add(p);
+      }
     }
   }
 

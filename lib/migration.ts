@@ -146,8 +146,26 @@ export interface Verification {
   p99E2eLatencyMs: number;
   baselineMaxE2eLatencyMs: number;
   baselineP99E2eLatencyMs: number;
-  /** The final state equals the one rebuilt from the producers' log. */
+  /** The final state equals the one rebuilt from the producers' log (for the ledger: every check of `order` held). */
   finalStateMatchesProducers: boolean;
+  /** Order-sensitive services only: the apply sequences of every instance compared message by message. */
+  order?: OrderVerification;
+}
+
+/** What the ledger's oracle found (examples/ledger/oracle.ts). */
+export interface OrderVerification {
+  ok: boolean;
+  problems: string[];
+  positions: number;
+  compared: number;
+  divergences: number;
+  lost: number;
+  duplicated: number;
+  outOfOrder: number;
+  unlogged: number;
+  outputsChecked: number;
+  outputMismatches: number;
+  finalStateMatches: boolean;
 }
 
 export interface MigrationReport {

@@ -19,6 +19,8 @@ export interface OutputRecord {
   instance: string;
   /** Published again after a lost confirm (or for a lost source): a second copy of it is a resend, not a bug. */
   resent: boolean;
+  /** The output itself, for oracles that check what a service computed, not only that it answered. */
+  body?: string;
 }
 
 /** An abandoned collector's queue (its process died before stop()) goes away by itself. */
@@ -92,6 +94,7 @@ export class OutputCollector {
         receivedAt: Date.now(),
         instance: String(h['x-ms2m-instance'] ?? ''),
         resent: h[HEADER_RESENT] === true,
+        body: m.content.toString(),
       });
     }
     try {

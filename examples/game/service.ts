@@ -7,8 +7,8 @@ import { applyGameEvent, gameDigestView, gameTopology, initialGameState, scorebo
 
 const service = process.env.MS2M_SERVICE ?? 'game';
 const amqpUrl = process.env.MS2M_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const workMs = Number(process.env.MS2M_GAME_WORK_MS ?? '0');
-const ballastBytes = Number(process.env.MS2M_GAME_STATE_BYTES ?? '0');
+const workMs = Number(process.env.MS2M_WORK_MS ?? '0');
+const ballastBytes = Number(process.env.MS2M_STATE_BYTES ?? '0');
 const topology = gameTopology(service);
 
 function busyWork(ms: number): void {

@@ -13,7 +13,7 @@
 import * as os from 'node:os';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectedScoreboard } from '../../cli/scenario';
+import { expectedScoreboard } from '../../cli/workloads';
 import { applyGameEvent, gameDigestView, gameTopology, initialGameState, scoreboard, type GameEvent, type GameState } from '../../examples/game/game';
 import { LoadGenerator } from '../../examples/loadgen';
 import { loadConfig } from '../../lib/config';

@@ -10,7 +10,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Placement } from '../../activities/types';
 import { LocalCluster, reapInstances } from '../../cli/local-cluster';
-import { GameLoad, deployGame, undeploy } from '../../cli/scenario';
+import { ServiceLoad, deployGame, undeploy } from '../../cli/scenario';
 import type { Verification } from '../../lib/migration';
 import type { DrainReport, RebalanceResult } from '../../lib/rebalance';
 import { ensureStack } from '../../lib/stack';
@@ -33,10 +33,10 @@ afterAll(async () => {
 });
 
 /** Deploys services on a node, each under load with 4 ms of CPU per message (about 25 % of a core at 60 msg/s). */
-async function loaded(services: string[], node: string, rate = 60): Promise<GameLoad[]> {
-  const loads: GameLoad[] = [];
+async function loaded(services: string[], node: string, rate = 60): Promise<ServiceLoad[]> {
+  const loads: ServiceLoad[] = [];
   for (const s of services) {
-    const load = new GameLoad(cluster, s, rate);
+    const load = new ServiceLoad(cluster, s, rate);
     await load.prepare();
     await deployGame(cluster, s, node, 0, 4);
     await load.start();
@@ -45,7 +45,7 @@ async function loaded(services: string[], node: string, rate = 60): Promise<Game
   return loads;
 }
 
-async function accounted(loads: GameLoad[], from: number): Promise<Verification[]> {
+async function accounted(loads: ServiceLoad[], from: number): Promise<Verification[]> {
   await sleep(1000);
   const out: Verification[] = [];
   for (const l of loads) {

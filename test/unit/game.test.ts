@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyGameEvent, eventFor, initialGameState, scoreboard } from '../../examples/game/game';
-import { expectedScoreboard } from '../../cli/scenario';
+import { expectedScoreboard } from '../../cli/workloads';
 import { canonicalJson } from '../../service/protocol';
 
 describe('example game service', () => {
