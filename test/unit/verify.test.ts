@@ -3,7 +3,7 @@ import { percentile, verify } from '../../lib/verify';
 import type { OutputRecord } from '../../lib/output-log';
 
 const pub = (producer: string, seq: number, publishedAt: number) => ({ producer, seq, publishedAt });
-const out = (producer: string, seq: number, publishedAt: number, receivedAt: number): OutputRecord => ({ producer, seq, publishedAt, receivedAt, instance: 'i' });
+const out = (producer: string, seq: number, publishedAt: number, receivedAt: number): OutputRecord => ({ producer, seq, publishedAt, receivedAt, instance: 'i', resent: false });
 
 describe('verification from the producer and output logs', () => {
   it('counts nothing wrong when every message has exactly one output', () => {
