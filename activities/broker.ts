@@ -1,6 +1,6 @@
 /**
- * Broker activities: they shape RabbitMQ topology for a migration (the replay queue) and steer the
- * instances through their control queues. They run on the orchestrator's task queue and are the same for
+ * Broker activities: they shape RabbitMQ topology for a migration (the replay queue, which the source
+ * fills with its apply log) and steer the instances through their control queues. They run on the orchestrator's task queue and are the same for
  * every runtime. Every one is idempotent: the instances answer a repeated command of the same migration
  * with their current state.
  */
@@ -8,15 +8,18 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import type * as amqp from 'amqplib';
 import { loadConfig } from '../lib/config';
 import { failpoint } from '../lib/failpoints';
-import { queueBindings, queueDepth } from '../lib/rabbit-admin';
+import { queueDepth } from '../lib/rabbit-admin';
 import { ControlClient, ControlError } from '../service/control-client';
-import { HEADER_END, controlQueueName, lagBetween, reached, type ControlCommand, type InstanceStatus } from '../service/protocol';
+import { HEADER_END, controlQueueName, handoffRefusal, type ControlCommand, type InstanceStatus } from '../service/protocol';
 import type { BrokerActivities } from './types';
 
 const REPLAY_QUEUE_TTL_MS = 30 * 60_000;
 const POLL_MS = 25;
 /** Unstamped messages this recent make a service unsafe to migrate. */
 const UNSTAMPED_WINDOW_MS = 10 * 60_000;
+
+/** Control errors that say nothing about the command itself: the same command may well succeed later. */
+const RETRYABLE_CODES = new Set(['timeout', 'disconnected', 'unflushed']);
 
 let shared: Promise<ControlClient> | null = null;
 
@@ -46,7 +49,7 @@ async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000)
   try {
     return await (await control()).command(instanceId, cmd, timeoutMs);
   } catch (err) {
-    if (err instanceof ControlError && err.code !== 'timeout' && err.code !== 'disconnected') {
+    if (err instanceof ControlError && !RETRYABLE_CODES.has(err.code)) {
       // The instance refused (stale epoch, wrong role): retrying the same command cannot help.
       throw ApplicationFailure.nonRetryable(err.message, 'ControlRefused');
     }
@@ -95,33 +98,35 @@ export function createBrokerActivities(): BrokerActivities {
       return st;
     },
 
-    async prepareReplay({ primaryQueue, replayQueue, fencing }) {
-      const cfg = loadConfig();
-      const bindings = await queueBindings(cfg.amqpMgmtUrl, cfg.amqpUrl, primaryQueue);
-      if (bindings.length === 0) {
-        throw ApplicationFailure.nonRetryable(`queue ${primaryQueue} has no exchange bindings to copy to the replay queue`, 'NoBindings');
-      }
+    async prepareReplay({ source, replayQueue, fencing, timeoutMs }) {
       await withChannel(async (ch) => {
         await ch.assertQueue(replayQueue, { durable: true, arguments: { 'x-expires': REPLAY_QUEUE_TTL_MS } });
-        for (const b of bindings) await ch.bindQueue(replayQueue, b.source, b.routing_key, b.arguments);
       });
-      // The replay queue now receives everything the primary does; the marker shows when the source has
-      // applied everything that reached the primary queue alone.
-      return (await control()).cut(primaryQueue, fencing, 60_000);
+      // From the next message it applies on, the source writes it to the replay queue; the checkpoint comes after.
+      try {
+        return await send(source, { kind: 'shadow', queue: replayQueue, ...fencing }, timeoutMs);
+      } catch (err) {
+        if (err instanceof ControlError && err.code === 'timeout') {
+          throw ApplicationFailure.nonRetryable(
+            `the source ${source} did not confirm within ${timeoutMs} ms (timeouts.controlReplyMs) that it writes its apply log; nothing was checkpointed`,
+            'PrepareTimeout',
+          );
+        }
+        throw err;
+      }
     },
 
-    async startReplay({ copy, source, replayQueue, fencing, timeoutMs }) {
-      const src = await send(source, { kind: 'status', digest: false }, timeoutMs);
-      return send(copy, { kind: 'replay', queue: replayQueue, bound: src.marks, ...fencing }, timeoutMs);
+    async startReplay({ copy, replayQueue, fencing, timeoutMs }) {
+      return send(copy, { kind: 'replay', queue: replayQueue, ...fencing }, timeoutMs);
     },
 
-    async replayUntil({ copy, source, fencing, threshold, windowMs, timeoutMs }) {
+    async replayUntil({ copy, source, threshold, windowMs, timeoutMs }) {
       const until = Date.now() + windowMs;
       for (;;) {
         const src = await send(source, { kind: 'status', digest: false }, timeoutMs);
-        // The bound keeps the copy from running ahead of the source, so its state can equal the source's at the fence.
-        const cp = await send(copy, { kind: 'bound', bound: src.marks, ...fencing }, timeoutMs);
-        const lag = lagBetween(src.marks, cp.marks);
+        const cp = await send(copy, { kind: 'status', digest: false }, timeoutMs);
+        // Positions in one sequence: what the source applied and the copy has not yet.
+        const lag = Math.max(0, src.applied - cp.applied);
         heartbeat({ lag });
         if (lag <= threshold || Date.now() >= until) {
           return { lag, replayed: cp.applied, sourceMarks: src.marks, copyMarks: cp.marks, at: Date.now() };
@@ -136,8 +141,9 @@ export function createBrokerActivities(): BrokerActivities {
 
     /**
      * The fence and the swap in one activity, so that the downtime window holds no Temporal round trips:
-     * the source stops consuming and reports its final marks, the copy applies the replay queue up to
-     * exactly those marks, the digests are compared, and only if they are equal does the copy take over.
+     * the source stops consuming and reports its final position, marks and digest; the copy applies the
+     * apply log up to exactly that position; only if it stands at the same position with the same digest
+     * and no position missing does it take over.
      */
     async fenceAndSwap({ source, copy, fencing, fenced, timeoutMs, catchUpMs }) {
       const before = await send(copy, { kind: 'status', digest: false }, timeoutMs);
@@ -145,14 +151,14 @@ export function createBrokerActivities(): BrokerActivities {
       await failpoint('orchestrator/fenced');
       if (before.role === 'primary' && before.migrationId === fencing.migrationId) {
         // A retry after the swap happened: report the swap, never compare a state that has moved on since.
-        return { swapped: true, source: src, copy: { ...before, digest: before.activatedDigest ?? '' }, activatedAt: before.activatedAt };
+        return { swapped: true, source: src, copy: { ...before, digest: before.activatedDigest ?? '' }, activatedAt: before.activatedAt, refusal: null };
       }
       let cp: InstanceStatus;
       const until = Date.now() + catchUpMs;
       for (;;) {
-        cp = await send(copy, { kind: 'catch-up', target: src.marks, ...fencing }, timeoutMs);
-        if (cp.consuming !== 'replay' && reached(cp.marks, src.marks)) break;
-        const lag = lagBetween(src.marks, cp.marks);
+        cp = await send(copy, { kind: 'catch-up', upTo: src.applied, ...fencing }, timeoutMs);
+        if (cp.consuming !== 'replay' && cp.applied >= src.applied) break;
+        const lag = Math.max(0, src.applied - cp.applied);
         if (Date.now() > until) {
           // The bound on downtime: the copy is not done, so the source takes its stream back.
           throw ApplicationFailure.nonRetryable(`${copy} was still ${lag} messages behind after ${catchUpMs} ms of catch-up (timeouts.catchUpMs)`, 'CatchUpTimeout');
@@ -160,17 +166,15 @@ export function createBrokerActivities(): BrokerActivities {
         heartbeat({ lag });
         await sleep(POLL_MS / 5);
       }
-      if (cp.digest !== src.digest) return { swapped: false, source: src, copy: cp, activatedAt: null };
+      const refusal = handoffRefusal(src, cp);
+      if (refusal) return { swapped: false, source: src, copy: cp, activatedAt: null, refusal };
       const active = await send(copy, { kind: 'activate', ...fencing }, timeoutMs);
-      return { swapped: true, source: src, copy: cp, activatedAt: active.activatedAt };
+      return { swapped: true, source: src, copy: cp, activatedAt: active.activatedAt, refusal: null };
     },
 
-    async sealReplay({ primaryQueue, replayQueue, fencing }) {
-      const cfg = loadConfig();
-      const bindings = await queueBindings(cfg.amqpMgmtUrl, cfg.amqpUrl, primaryQueue);
+    async sealReplay({ replayQueue, fencing }) {
       await withChannel(async (ch) => {
-        // Unbound, the replay queue holds a finite history; the end marker follows everything routed to it.
-        for (const b of bindings) await ch.unbindQueue(replayQueue, b.source, b.routing_key, b.arguments);
+        // The source is gone, so nothing is written after this: the marker ends the apply log.
         ch.sendToQueue(replayQueue, Buffer.from(JSON.stringify(fencing)), { persistent: true, headers: { [HEADER_END]: fencing.migrationId } });
       });
     },
@@ -203,8 +207,13 @@ export function createBrokerActivities(): BrokerActivities {
       return Object.fromEntries(queues.map((q, i) => [q, depths[i]]));
     },
 
+    async queueConsumers({ queue }) {
+      return withChannel(async (ch) => (await ch.checkQueue(queue)).consumerCount);
+    },
+
     async deleteQueue({ queue }) {
       await withChannel((ch) => ch.deleteQueue(queue).then(() => undefined));
     },
   };
 }
+

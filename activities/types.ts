@@ -3,7 +3,7 @@
  * Kubernetes) implements NodeActivities on each node's task queue and ClusterActivities on the
  * orchestrator's; BrokerActivities speak to RabbitMQ and to the instances and are the same for both.
  */
-import type { InstanceStatus, Marks, CutReply } from '../service/protocol';
+import type { InstanceStatus, Marks } from '../service/protocol';
 import type { ServiceSpec } from '../lib/migration';
 
 export interface NodeDescription {
@@ -47,7 +47,12 @@ export interface RestoreResult {
 export interface NodeActivities {
   describeNode(): Promise<NodeDescription>;
   startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
-  checkpoint(input: { instanceId: string; imageId: string; leaveRunning: boolean }): Promise<CheckpointResult>;
+  /**
+   * Dumps the instance into image `imageId`, leaving it running (a stop-and-copy source is fenced, so it
+   * stays idle until the migration ends it or resumes it): the only live copy of a state is never ended
+   * before its image is complete. Safe to retry after the agent died at any moment of it.
+   */
+  checkpoint(input: { instanceId: string; imageId: string }): Promise<CheckpointResult>;
   sendImage(input: { imageId: string; targetNode: string; targetUrl: string }): Promise<TransferResult>;
   restore(input: { imageId: string; service: string; instanceId: string }): Promise<RestoreResult>;
   stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
@@ -104,28 +109,33 @@ export interface SwapResult {
   swapped: boolean;
   /** The source's status at the fence (its final marks and digest). */
   source: InstanceStatus;
-  /** The copy's status when it was compared (after catching up to the source's marks). */
+  /** The copy's status when it was compared (after catching up to the source's position). */
   copy: InstanceStatus;
   activatedAt: number | null;
+  /** Why the copy did not take over (another position, digest, or positions missing from the log). */
+  refusal: string | null;
 }
 
 export interface BrokerActivities {
   instanceStatus(input: { instanceId: string; timeoutMs?: number }): Promise<InstanceStatus>;
   /** The instance speaks the protocol and its messages carry ids; refuses with NotMigratable otherwise. */
   probeService(input: { service: string; instanceId: string; timeoutMs: number }): Promise<InstanceStatus>;
-  prepareReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<CutReply>;
-  startReplay(input: { copy: string; source: string; replayQueue: string; fencing: Fenced; timeoutMs: number }): Promise<InstanceStatus>;
-  replayUntil(input: { copy: string; source: string; fencing: Fenced; threshold: number; windowMs: number; timeoutMs: number }): Promise<ReplayProgress>;
+  /** Declares the replay queue and has the source write its apply log to it; returns the source's status then. */
+  prepareReplay(input: { source: string; replayQueue: string; fencing: Fenced; timeoutMs: number }): Promise<InstanceStatus>;
+  startReplay(input: { copy: string; replayQueue: string; fencing: Fenced; timeoutMs: number }): Promise<InstanceStatus>;
+  replayUntil(input: { copy: string; source: string; threshold: number; windowMs: number; timeoutMs: number }): Promise<ReplayProgress>;
   fenceSource(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   /** `fenced` is the source's fence result when it was fenced earlier (stop-and-copy: it no longer runs). */
   fenceAndSwap(input: { source: string; copy: string; fencing: Fenced; fenced?: InstanceStatus; timeoutMs: number; catchUpMs: number }): Promise<SwapResult>;
-  /** Unbinds the replay queue and puts the end marker behind what it holds (the source is gone). */
-  sealReplay(input: { primaryQueue: string; replayQueue: string; fencing: Fenced }): Promise<void>;
+  /** Puts the end marker behind the apply log (its writer, the source, is gone). */
+  sealReplay(input: { replayQueue: string; fencing: Fenced }): Promise<void>;
   /** The copy replays the sealed replay queue to its end and takes over the primary queue. */
   adopt(input: { copy: string; replayQueue: string; fencing: Fenced; timeoutMs: number; catchUpMs: number }): Promise<InstanceStatus>;
   activate(input: { copy: string; fencing: Fenced }): Promise<InstanceStatus>;
   unfence(input: { source: string; fencing: Fenced }): Promise<InstanceStatus>;
   deleteQueue(input: { queue: string }): Promise<void>;
+  /** How many consumers a queue has now, from the broker itself (not the sampled management statistics). */
+  queueConsumers(input: { queue: string }): Promise<number>;
   /** Messages waiting (ready + unacknowledged) in each queue; a missing queue counts 0. */
   queueDepths(input: { queues: string[] }): Promise<Record<string, number>>;
 }

@@ -4,17 +4,18 @@
  * is above the measured capacity and not a guess from the CPU cost per message.
  */
 import * as amqp from 'amqplib';
-import { eventFor, gameTopology } from '../examples/game/game';
 import { loadConfig } from '../lib/config';
 import { OutputCollector } from '../lib/output-log';
 import { StampingProducer, type Published } from '../service/producer';
 import type { LocalCluster } from '../cli/local-cluster';
-import { deployGame, drained, undeploy } from '../cli/scenario';
+import { deployWorkload, drained, undeploy } from '../cli/scenario';
+import { workload, type WorkloadName } from '../cli/workloads';
 
-export async function measureCapacity(cluster: LocalCluster, node: string, workMs: number, messages = 1500): Promise<number> {
+export async function measureCapacity(cluster: LocalCluster, node: string, workMs: number, name: WorkloadName = 'game', messages = 1500): Promise<number> {
   const cfg = loadConfig();
   const service = 'bench-capacity';
-  const topo = gameTopology(service);
+  const w = workload(name);
+  const topo = w.topology(service);
   const conn = await amqp.connect(cfg.amqpUrl);
   const collector = new OutputCollector(cfg.amqpUrl, topo.outputExchange);
   try {
@@ -27,11 +28,11 @@ export async function measureCapacity(cluster: LocalCluster, node: string, workM
     const producer = new StampingProducer(ch, `capacity-${Date.now().toString(36)}-p1`, topo.exchange);
     const published: Published[] = [];
     for (let seq = 1; seq <= messages; seq++) {
-      const e = eventFor(0, seq, 200);
-      published.push(await producer.publish(`event.${e.player}`, e));
+      const m = w.message(0, seq);
+      published.push(await producer.publish(m.routingKey, m.body));
     }
     await collector.start();
-    await deployGame(cluster, service, node, 0, workMs);
+    await deployWorkload(cluster, name, service, node, { workMs });
     await drained(collector, published);
     const times = collector.outputs.map((o) => o.receivedAt).sort((a, b) => a - b);
     if (times.length < messages / 2) throw new Error(`capacity run processed only ${times.length} of ${messages} messages`);

@@ -10,6 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { LocalCluster, reapInstances } from '../cli/local-cluster';
 import { runScenario } from '../cli/scenario';
+import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { cacheDir, loadConfig } from '../lib/config';
 import { STRATEGIES, type MigrationReport, type Strategy } from '../lib/migration';
 import { ensureStack } from '../lib/stack';
@@ -44,8 +45,14 @@ function strategies(value: string): Strategy[] {
   return xs as Strategy[];
 }
 
+function service(value: string): WorkloadName {
+  if (!(WORKLOADS as readonly string[]).includes(value)) throw new InvalidArgumentError(`unknown service ${value}; choose from ${WORKLOADS.join(', ')}`);
+  return value as WorkloadName;
+}
+
 const program = new Command('bench')
   .description('benchmark live migrations over strategies × message rates × repetitions (× state sizes)')
+  .option('--service <name>', `the example service to migrate: ${WORKLOADS.join(' or ')} (ledger: order-sensitive, three producers at 10:25:45)`, service, 'game' as WorkloadName)
   .option('--strategies <list>', 'strategies to compare', strategies, [...STRATEGIES] as Strategy[])
   .option('--rates <list>', 'message rates in msg/s', list('--rates', 1, 10_000), [10, 20, 40, 60, 80, 100, 120])
   .option('--no-overload', 'leave out the rate above the service capacity')
@@ -64,6 +71,7 @@ const program = new Command('bench')
   .option('--out <dir>', 'where to write runs.csv, report.md and the plots (default bench-results/<timestamp>)');
 
 interface Options {
+  service: WorkloadName;
   strategies: Strategy[];
   rates: number[];
   overload: boolean;
@@ -102,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.overload) {
       capacity = new Map();
       for (const w of o.workMs) {
-        const c = await measureCapacity(cluster, 'node-a', w);
+        const c = await measureCapacity(cluster, 'node-a', w, o.service);
         capacity.set(w, c);
         console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s; above-capacity rate ${Math.ceil(c * 1.25)} msg/s`);
       }
@@ -118,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
       stateRate: o.stateRate,
       stateRepetitions: o.stateRepetitions,
     });
-    console.error(`[bench] ${plans.length} runs → ${out}`);
+    console.error(`[bench] ${plans.length} runs of the ${o.service} service → ${out}`);
     // In a log (no terminal) the bar still prints a line every few seconds.
     const bar = new SingleBar({ format: '[bench] {bar} {value}/{total} runs | ETA {eta_formatted} | {what}', stream: process.stderr, etaBuffer: 8, hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000 });
     bar.start(plans.length, 0, { what: 'starting' });
@@ -146,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
   console.log(formatSummaryTable(summary, r));
   const plots = await writePlots(out, rows);
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
-  writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, machine, profile });
+  writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, machine, service: o.service, profile });
   writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: capacity ? Object.fromEntries(capacity) : null }, null, 2));
   console.log(`\n[bench] wrote ${path.join(out, 'runs.csv')}, ${path.join(out, 'report.md')} and ${plots.length} plots`);
   const bad = rows.filter((x) => x.outcome !== 'completed' || x.lost > 0 || x.duplicated > 0 || x.duplicate_outputs > 0 || !x.state_match);
@@ -158,6 +166,7 @@ async function runOne(cluster: LocalCluster, plan: RunPlan, o: Options): Promise
   try {
     const { report } = await runScenario(cluster, {
       service: 'bench',
+      workload: o.service,
       from: 'node-a',
       to: 'node-b',
       strategy: plan.strategy,

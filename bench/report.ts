@@ -24,6 +24,8 @@ export interface ReportInput {
   plots: readonly string[];
   /** Free text: CPU, memory, kernel, Node version. */
   machine: string;
+  /** The example service migrated, e.g. "ledger". */
+  service?: string;
   profile?: ReportProfile;
 }
 
@@ -187,8 +189,9 @@ const med = (g: SummaryGroup, m: Metric): string => (g.stats[m] ? fmtMs(g.stats[
 const nCell = (g: SummaryGroup): string => (g.notCompleted ? `${g.n} (+${g.notCompleted} not completed)` : String(g.n));
 const lossCell = (g: SummaryGroup): string => `${g.lost}/${g.duplicated}/${g.duplicate_outputs}`;
 
-function whatWasRun(rows: readonly BenchRow[], machine: string): string {
+function whatWasRun(rows: readonly BenchRow[], machine: string, service?: string): string {
   const lines: string[] = [];
+  if (service) lines.push(`- **Service**: the example \`${service}\` service (cli/workloads.ts).`);
   for (const sweep of ['rate', 'state'] as const) {
     const rs = rows.filter((r) => r.sweep === sweep);
     if (!rs.length) continue;
@@ -319,7 +322,7 @@ function serviceState(rows: readonly BenchRow[]): string {
 export function renderMarkdownReport(input: ReportInput, reportDir = '.'): string {
   const rate = input.summary.filter((g) => g.sweep === 'rate');
   const state = input.summary.filter((g) => g.sweep === 'state');
-  const out: string[] = ['# ms2m benchmark: shadow vs stop-and-copy', '', '## What was run', '', whatWasRun(input.rows, input.machine), ''];
+  const out: string[] = ['# ms2m benchmark: shadow vs stop-and-copy', '', '## What was run', '', whatWasRun(input.rows, input.machine, input.service), ''];
   out.push(
     '## Medians',
     '',

@@ -1,6 +1,6 @@
 /**
- * The faults ms2m is tested against, each a way to break one migration of the example game service on
- * the local runtime: worker processes killed (SIGKILL) and restarted inside a given phase, a broken image
+ * The faults ms2m is tested against, each a way to break one migration of an example service on the
+ * local runtime: worker processes killed (SIGKILL) and restarted inside a given phase, a broken image
  * path, RabbitMQ restarted, the copy or the source crashing, the migration cancelled. Failpoints (see
  * lib/failpoints.ts) hold the migration inside the phase while the fault is applied, so each fault lands
  * where its name says. The fault tests and `ms2m chaos` share this list.
@@ -116,6 +116,17 @@ function cancelled(phase: Phase): Fault {
   };
 }
 
+/**
+ * The source's agent killed at each moment of a cold checkpoint: before CRIU starts, while CRIU dumps
+ * (held by its post-dump action script, the process frozen), and after CRIU exited but before the image
+ * was recorded complete. CRIU outlives its agent; the retry must neither lose the source nor the image.
+ */
+const COLD_CHECKPOINT_MOMENTS: Array<{ moment: string; point: (node: string) => string; what: string }> = [
+  { moment: 'before-criu', point: (n) => `${n}/checkpoint`, what: 'before CRIU starts' },
+  { moment: 'criu-dumping', point: (n) => `${n}/criu-dump`, what: 'while CRIU dumps (the process frozen)' },
+  { moment: 'criu-exited', point: (n) => `${n}/checkpoint-dumped`, what: 'after CRIU exited, before the image is recorded' },
+];
+
 export const FAULTS: Fault[] = [
   ...PHASES_SHADOW.map(orchestratorKilled),
   {
@@ -124,6 +135,22 @@ export const FAULTS: Fault[] = [
     strategy: 'shadow',
     outcomes: ['completed'],
     inject: (ctx) => at(ctx, `${ctx.from}/checkpoint`, () => ctx.cluster.crashAndRestart(`agent-${ctx.from}`)),
+  },
+  ...COLD_CHECKPOINT_MOMENTS.map(
+    ({ moment, point, what }): Fault => ({
+      name: `source-agent-killed@cold-checkpoint:${moment}`,
+      description: `stop-and-copy: the source node's agent is SIGKILLed ${what}, and restarted`,
+      strategy: 'stop-and-copy',
+      outcomes: ['completed', 'rolled-back'],
+      inject: (ctx) => at(ctx, point(ctx.from), () => ctx.cluster.crashAndRestart(`agent-${ctx.from}`)),
+    }),
+  ),
+  {
+    name: 'source-agent-killed@transfer',
+    description: "the source node's agent is SIGKILLed while it sends the image, and restarted",
+    strategy: 'shadow',
+    outcomes: ['completed'],
+    inject: (ctx) => at(ctx, `${ctx.to}/receive-file`, () => ctx.cluster.crashAndRestart(`agent-${ctx.from}`)),
   },
   {
     name: 'target-agent-killed@transfer',

@@ -1,6 +1,7 @@
-/** One chaos round: a migration of the game service under load with one fault applied, then judged. */
+/** One chaos round: a migration of an example service under load with one fault applied, then judged. */
 import type { LocalCluster } from '../cli/local-cluster';
 import { runScenario, undeploy, type ScenarioResult } from '../cli/scenario';
+import { workload, type WorkloadName } from '../cli/workloads';
 import { disarmAllFailpoints } from '../lib/failpoints';
 import type { Fault } from './faults';
 import { violations } from './verdict';
@@ -8,18 +9,21 @@ import { violations } from './verdict';
 export interface RoundResult {
   fault: Fault;
   service: string;
+  workload: WorkloadName;
   result: ScenarioResult;
   violations: string[];
   /** What happened, with times: the fault's own notes and the scenario's. */
   log: string[];
 }
 
-export async function runRound(cluster: LocalCluster, fault: Fault, service: string, opts: { rate?: number } = {}): Promise<RoundResult> {
+export async function runRound(cluster: LocalCluster, fault: Fault, service: string, opts: { rate?: number; workload?: WorkloadName } = {}): Promise<RoundResult> {
+  const name = opts.workload ?? 'game';
   const lines: string[] = [];
   const log = (l: string) => lines.push(`${new Date().toISOString()} ${l}`);
   try {
     const result = await runScenario(cluster, {
       service,
+      workload: name,
       from: 'node-a',
       to: 'node-b',
       strategy: fault.strategy,
@@ -33,9 +37,9 @@ export async function runRound(cluster: LocalCluster, fault: Fault, service: str
       log,
       duringMigration: (handle) => fault.inject({ cluster, handle, service, from: 'node-a', to: 'node-b', log }),
     });
-    const found = await violations(cluster, fault, service, result);
+    const found = await violations(cluster, fault, service, result, workload(name).topology(service).queue);
     await undeploy(cluster, service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));
-    return { fault, service, result, violations: found, log: lines };
+    return { fault, service, workload: name, result, violations: found, log: lines };
   } finally {
     disarmAllFailpoints(cluster.opts.home);
   }

@@ -1,6 +1,6 @@
 /**
- * `ms2m chaos`: repeated migrations of the game service, each with a fault drawn at random (seeded) from
- * chaos/faults.ts, judged like the fault tests. Prints a line per round and a summary per fault, and
+ * `ms2m chaos`: repeated migrations of the example services, each with a fault and a service drawn at
+ * random (seeded) from chaos/faults.ts and cli/workloads.ts, judged like the fault tests. Prints a line per round and a summary per fault, and
  * writes rounds.csv and summary.md.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { LocalCluster, reapInstances } from '../cli/local-cluster';
 import { ensureStack } from '../lib/stack';
+import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { FAULTS, faultNamed, type Fault } from './faults';
 import { runRound, type RoundResult } from './round';
 
@@ -18,6 +19,8 @@ export interface ChaosOptions {
   rate: number;
   /** Only these faults (names from chaos/faults.ts); all of them by default. */
   faults?: string[];
+  /** Which example services to draw from (default: all). */
+  workloads?: WorkloadName[];
   out: string;
   log: (line: string) => void;
 }
@@ -37,6 +40,7 @@ function random(seed: number): () => number {
 interface Row {
   round: number;
   fault: string;
+  service: WorkloadName;
   outcome: string;
   cancelled: boolean;
   published: number;
@@ -45,6 +49,9 @@ interface Row {
   duplicate_outputs: number;
   resent_outputs: number;
   state_match: boolean;
+  /** The ledger's positions compared between instances, message by message (empty for the game). */
+  positions_compared: number | '';
+  handoff: string;
   total_ms: number;
   downtime_ms: number;
   failure: string;
@@ -57,6 +64,7 @@ function rowOf(round: number, r: RoundResult): Row {
   return {
     round,
     fault: r.fault.name,
+    service: r.workload,
     outcome: rep.sourceLost ? 'completed (adopted)' : rep.outcome,
     cancelled: r.result.cancelled,
     published: v.published,
@@ -65,6 +73,8 @@ function rowOf(round: number, r: RoundResult): Row {
     duplicate_outputs: v.duplicateOutputs,
     resent_outputs: v.resentOutputs,
     state_match: v.finalStateMatchesProducers,
+    positions_compared: v.order ? v.order.compared : '',
+    handoff: rep.accounting.handoff,
     total_ms: rep.totalMs,
     downtime_ms: rep.downtimeMs,
     failure: rep.failure ? `${rep.failure.phase}: ${rep.failure.type}` : '',
@@ -112,6 +122,7 @@ function summarize(rows: Row[]): { table: string; markdown: string } {
 
 export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: boolean }> {
   const pool: Fault[] = o.faults?.length ? o.faults.map(faultNamed) : FAULTS;
+  const services: WorkloadName[] = o.workloads?.length ? o.workloads : [...WORKLOADS];
   await ensureStack();
   mkdirSync(o.out, { recursive: true });
   const home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-chaos-'));
@@ -123,12 +134,13 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
   try {
     for (let round = 1; round <= o.rounds; round++) {
       const fault = pool[Math.floor(next() * pool.length)];
-      const r = await runRound(cluster, fault, `chaos${round}-${stamp}`, { rate: o.rate });
+      const service = services[Math.floor(next() * services.length)];
+      const r = await runRound(cluster, fault, `chaos${round}-${stamp}`, { rate: o.rate, workload: service });
       const row = rowOf(round, r);
       rows.push(row);
       const eta = ((Date.now() - t0) / round) * (o.rounds - round);
       o.log(
-        `[chaos] round ${round}/${o.rounds} ${fault.name}: ${row.outcome}${row.failure ? ` (${row.failure})` : ''}, ` +
+        `[chaos] round ${round}/${o.rounds} ${fault.name} (${service}): ${row.outcome}${row.failure ? ` (${row.failure})` : ''}, ` +
           `${row.published} published, lost ${row.lost}, duplicated ${row.duplicated}, dup outputs ${row.duplicate_outputs}` +
           `${row.violations ? ` — VIOLATED: ${row.violations}` : ''} | ETA ${Math.round(eta / 1000)} s`,
       );
@@ -148,7 +160,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
   o.log(clean ? `[chaos] ${rows.length} rounds: every one migrated or rolled back, nothing lost or duplicated` : '[chaos] VIOLATIONS: see above and round-*.log');
   writeFileSync(
     path.join(o.out, 'summary.md'),
-    `# ms2m chaos: ${rows.length} rounds, seed ${o.seed}, ${o.rate} msg/s\n\n${markdown}\n\n${Math.round((Date.now() - t0) / 1000)} s in all.\n`,
+    `# ms2m chaos: ${rows.length} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${services.join(', ')}\n\n${markdown}\n\n${Math.round((Date.now() - t0) / 1000)} s in all.\n`,
   );
   o.log(`[chaos] results in ${o.out} (rounds.csv, summary.md)`);
   return { rows, clean };

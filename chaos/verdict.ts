@@ -1,8 +1,10 @@
 /**
  * What every faulted migration must end in: migrated or rolled back (as the fault allows), nothing lost
  * or applied twice, no output emitted twice, exactly one live instance of the service, the one the
- * cluster places, serving the primary queue with the state rebuilt from the producers' log, and no
- * migration leftovers (replay queue, lock).
+ * cluster places, serving the primary queue alone (the broker's own consumer count) with the state
+ * rebuilt from the producers' log (for the ledger: every instance's apply sequence equal, message by
+ * message), the workflow's own post-condition and accounting agreeing, and no migration leftovers
+ * (replay queue, lock).
  */
 import * as amqp from 'amqplib';
 import type { LocalCluster } from '../cli/local-cluster';
@@ -13,14 +15,15 @@ import { ControlClient } from '../service/control-client';
 import { replayQueueName } from '../service/names';
 import type { Fault } from './faults';
 
-async function queueExists(queue: string): Promise<boolean> {
+/** The broker's own view of a queue: its consumers, or null when it does not exist. */
+async function queueConsumers(queue: string): Promise<number | null> {
   const conn = await amqp.connect(loadConfig().amqpUrl);
   try {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined);
     return await ch.checkQueue(queue).then(
-      () => true,
-      () => false,
+      (q) => q.consumerCount,
+      () => null,
     );
   } finally {
     await conn.close().catch(() => undefined);
@@ -28,7 +31,7 @@ async function queueExists(queue: string): Promise<boolean> {
 }
 
 /** Every way the round broke the guarantees; empty when it held them. */
-export async function violations(cluster: LocalCluster, fault: Fault, service: string, r: ScenarioResult): Promise<string[]> {
+export async function violations(cluster: LocalCluster, fault: Fault, service: string, r: ScenarioResult, primaryQueue: string): Promise<string[]> {
   const out: string[] = [];
   const { report } = r;
   const v = report.verification!;
@@ -39,6 +42,13 @@ export async function violations(cluster: LocalCluster, fault: Fault, service: s
   if (v.duplicateOutputs !== 0) out.push(`${v.duplicateOutputs} outputs emitted twice`);
   if (v.processed !== v.published) out.push(`${v.processed} of ${v.published} messages processed`);
   if (!v.finalStateMatchesProducers) out.push("final state differs from the one rebuilt from the producers' log");
+  for (const p of v.order?.problems ?? []) out.push(`order: ${p}`);
+  if (report.notServing) out.push(`the workflow's post-condition failed: ${report.notServing}`);
+  const handoffs = report.outcome === 'completed' ? ['exact', 'adopted'] : ['none', 'refused'];
+  if (!handoffs.includes(report.accounting.handoff)) out.push(`handoff ${report.accounting.handoff} after ${report.outcome}`);
+  if (report.accounting.serving?.instance !== r.placed) out.push(`the workflow's post-condition names ${report.accounting.serving?.instance ?? 'no serving instance'}, the placement ${r.placed}`);
+  const consumers = await queueConsumers(primaryQueue);
+  if (consumers !== 1) out.push(`${primaryQueue} has ${consumers ?? 'no queue and no'} consumers`);
   if (r.live.length !== 1 || r.live[0] !== r.placed) out.push(`live instances ${JSON.stringify(r.live)}, placement names ${r.placed}`);
   const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-verdict');
   try {
@@ -49,7 +59,7 @@ export async function violations(cluster: LocalCluster, fault: Fault, service: s
   } finally {
     await control.close();
   }
-  if (await queueExists(replayQueueName(service, report.migrationId))) out.push('the replay queue was left behind');
+  if ((await queueConsumers(replayQueueName(service, report.migrationId))) !== null) out.push('the replay queue was left behind');
   const lock = new ClusterStore(cluster.opts.home).lockHolder(service);
   if (lock) out.push(`the migration lock is still held by ${lock.workflowId}`);
   return out;

@@ -20,6 +20,7 @@ import { runOrchestrator } from '../workers/orchestrator';
 import { LocalCluster, reapInstances } from './local-cluster';
 import { formatReport, verdict } from './report';
 import { runScenario } from './scenario';
+import { WORKLOADS, type WorkloadName } from './workloads';
 import { FAULTS } from '../chaos/faults';
 import { runChaos } from '../chaos/run';
 
@@ -38,6 +39,12 @@ function nonNegative(name: string) {
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
     return n;
   };
+}
+function workloadList(v: string): WorkloadName[] {
+  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(WORKLOADS as readonly string[]).includes(n));
+  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`unknown service(s) ${unknown.join(', ') || '(none given)'}; choose from ${WORKLOADS.join(', ')}`);
+  return names as WorkloadName[];
 }
 const strategyOption = () => new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('shadow');
 
@@ -58,7 +65,8 @@ program
   .description('bring up the stack and two nodes, deploy the example game service on node-a under load, migrate it to node-b, print the report')
   .addOption(strategyOption())
   .option('--rate <msgs>', 'messages per second from the load generator', positive('--rate'), 50)
-  .option('--producers <n>', 'number of producers sharing the rate', positive('--producers', true), 4)
+  .addOption(new Option('--service <name>', 'the example service: game (per-player scores) or ledger (order-sensitive transfers)').choices([...WORKLOADS]).default('game'))
+  .option('--producers <n>', 'number of producers sharing the rate (default 4 for the game, 3 for the ledger)', positive('--producers', true))
   .option('--state-mb <mb>', 'extra in-memory state of the service, in MB', nonNegative('--state-mb'), 8)
   .option('--work-ms <ms>', 'CPU cost of processing one message', nonNegative('--work-ms'), 0)
   .option('--threshold <msgs>', 'fence when the copy is at most this many messages behind', nonNegative('--threshold'), 10)
@@ -79,7 +87,8 @@ program
     let report: MigrationReport;
     try {
       ({ report } = await runScenario(cluster, {
-        service: 'game',
+        service: o.service,
+        workload: o.service as WorkloadName,
         from: 'node-a',
         to: 'node-b',
         strategy: o.strategy as Strategy,
@@ -125,7 +134,7 @@ program
 
 program
   .command('chaos')
-  .description('repeated migrations of the game service, each with a random fault (process kills, broken image path, RabbitMQ restart, crashes, cancellation); prints a summary')
+  .description('repeated migrations of the example services (game, ledger), each with a random fault (process kills, broken image path, RabbitMQ restart, crashes, cancellation); prints a summary')
   .option('--rounds <n>', 'number of migrations', positive('--rounds', true), 20)
   .option('--seed <n>', 'seed of the fault draw (the same seed draws the same faults)', nonNegative('--seed'), Date.now() % 100_000)
   .option('--rate <msgs>', 'messages per second during each migration', positive('--rate'), 40)
@@ -135,10 +144,11 @@ program
     if (unknown.length) throw new InvalidArgumentError(`unknown fault(s) ${unknown.join(', ')}; choose from ${FAULTS.map((f) => f.name).join(', ')}`);
     return names;
   })
+  .addOption(new Option('--services <names>', 'draw the migrated service from these, comma-separated').default([...WORKLOADS]).argParser(workloadList))
   .option('--out <dir>', 'where to write rounds.csv and summary.md', path.join('chaos-results', new Date().toISOString().slice(0, 19).replace(/:/g, '-')))
   .action(async (o) => {
-    console.log(`[chaos] ${o.rounds} rounds, seed ${o.seed}, ${o.rate} msg/s`);
-    const { clean } = await runChaos({ rounds: o.rounds, seed: o.seed, rate: o.rate, faults: o.faults, out: o.out, log: (l) => console.log(l) });
+    console.log(`[chaos] ${o.rounds} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${o.services.join(', ')}`);
+    const { clean } = await runChaos({ rounds: o.rounds, seed: o.seed, rate: o.rate, faults: o.faults, workloads: o.services, out: o.out, log: (l) => console.log(l) });
     process.exitCode = clean ? 0 : 1;
   });
 

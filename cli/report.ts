@@ -34,13 +34,35 @@ export function formatReport(r: MigrationReport, ui?: string): string {
     }
   }
   m.push(['state match at the fence', r.stateMatch ? 'yes (digests equal)' : 'NO']);
+  const a = r.accounting;
+  m.push(['handoff (instances\' own counts)', a.handoff]);
+  m.push([
+    'source during the migration',
+    `applied ${a.source.applied}, skipped ${a.source.skippedDuplicates} duplicates, ${a.source.gaps} gaps, logged ${a.source.logged} for the copy, emitted ${a.source.outputsEmitted} outputs; position ${a.source.position}`,
+  ]);
+  if (a.copy) {
+    m.push([
+      'copy',
+      `restored at ${a.copy.restoredAt}, replayed ${a.copy.replayed} (skipped ${a.copy.replaySkipped} already in the checkpoint, ${a.copy.replayGaps} missing), suppressed ${a.copy.outputsSuppressed} outputs` +
+        (a.copy.afterSwap ? `; serving: applied ${a.copy.afterSwap.applied}, skipped ${a.copy.afterSwap.skippedDuplicates} duplicates, ${a.copy.afterSwap.gaps} gaps, emitted ${a.copy.afterSwap.outputsEmitted} outputs` : ''),
+    ]);
+  }
+  m.push(['serving at the end', a.serving ? `${a.serving.instance} at position ${a.serving.position}, the only consumer (${a.serving.consumers}) of the primary queue` : `NONE: ${r.notServing ?? 'not checked'}`]);
   const v = r.verification;
   if (v) {
+    m.push(['— test oracle —', 'from the producers\' and the output logs']);
     m.push(['published / processed', `${v.published} / ${v.processed}`]);
     m.push(['lost', String(v.lost)]);
     m.push(['applied twice', String(v.duplicated)]);
     m.push(['duplicate outputs', String(v.duplicateOutputs)]);
     m.push(['final state = producers\' log', v.finalStateMatchesProducers ? 'yes' : 'NO']);
+    if (v.order) {
+      m.push([
+        'apply sequences (ledger oracle)',
+        `${v.order.ok ? 'one sequence' : 'DIFFER'}: ${v.order.positions} positions, ${v.order.compared} compared across instances, ${v.order.divergences} divergences, ${v.order.outOfOrder} out of order, ${v.order.outputMismatches} wrong outputs`,
+      ]);
+      for (const p of v.order.problems.slice(0, 5)) m.push(['', p]);
+    }
     m.push(['observed downtime (outputs)', `${v.observedDowntimeMs} ms`]);
     m.push(['e2e latency during: max / p99', `${v.maxE2eLatencyMs} / ${v.p99E2eLatencyMs} ms`]);
     m.push(['e2e latency before: max / p99', `${v.baselineMaxE2eLatencyMs} / ${v.baselineP99E2eLatencyMs} ms`]);
@@ -52,5 +74,7 @@ export function formatReport(r: MigrationReport, ui?: string): string {
 
 export function verdict(r: MigrationReport): boolean {
   const v = r.verification;
-  return r.outcome === 'completed' && r.stateMatch && !!v && v.lost === 0 && v.duplicated === 0 && v.duplicateOutputs === 0 && v.finalStateMatchesProducers;
+  return (
+    r.outcome === 'completed' && r.stateMatch && r.accounting.handoff === 'exact' && !!v && v.lost === 0 && v.duplicated === 0 && v.duplicateOutputs === 0 && v.finalStateMatchesProducers
+  );
 }

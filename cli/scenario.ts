@@ -4,7 +4,8 @@
  * The demo, the end-to-end tests and the benchmark all run this.
  */
 import * as amqp from 'amqplib';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
 import { ClusterStore } from '../runtime/cluster-store';
 import { LoadGenerator } from '../examples/loadgen';
@@ -168,16 +169,14 @@ export class ServiceLoad {
     const placed = new ClusterStore(this.cluster.opts.home).placement<Placement>(this.service)?.instanceId ?? '';
     // Connected only now: a broker restarted meanwhile would have closed an earlier connection.
     const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-scenario');
-    const final = await control.command(placed, { kind: 'status', digest: false }).finally(() => control.close());
-    const judged = this.workload.judge({
-      service: this.service,
-      home: this.cluster.opts.home,
-      producerPrefix: this.producerPrefix,
-      published,
-      outputs: this.collector.outputs,
-      final,
-      killed,
-    });
+    const final = await control
+      .command(placed, { kind: 'status', digest: false })
+      .catch(() => null)
+      .finally(() => control.close());
+    // Nothing serves (a failed post-condition): every message after the failure counts as lost, and no state matches.
+    const judged = final
+      ? this.workload.judge({ service: this.service, home: this.cluster.opts.home, producerPrefix: this.producerPrefix, published, outputs: this.collector.outputs, final, killed })
+      : { appliedByProducer: {}, finalStateMatchesProducers: false };
     const verification = verify({
       published,
       outputs: this.collector.outputs,
@@ -185,7 +184,7 @@ export class ServiceLoad {
       appliedByProducer: judged.appliedByProducer,
       finalStateMatchesProducers: judged.finalStateMatchesProducers,
     });
-    if (judged.order) verification.order = judged.order;
+    if ('order' in judged && judged.order) verification.order = judged.order;
     return { verification, placed };
   }
 
@@ -227,7 +226,12 @@ export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Pr
     const fault = o.duringMigration?.(handle);
     let report: MigrationReport;
     try {
-      report = await new MigrationHandle(handle).result({ onProgress: o.onProgress, pollMs: 150 });
+      report = await new MigrationHandle(handle).result({ onProgress: o.onProgress, pollMs: 150 }).catch((err: unknown) => {
+        // The post-condition failed (no instance, or more than one, serves): the report says so for the verdict.
+        const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === 'ServiceNotServing' && cause.details?.[0]) return cause.details[0] as MigrationReport;
+        throw err;
+      });
     } finally {
       await fault;
     }

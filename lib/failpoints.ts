@@ -86,6 +86,27 @@ function consume(home: string, name: string): FailpointSpec | null {
   return spec;
 }
 
+/**
+ * A failpoint held by another program, such as a CRIU action script: if `name` is armed to pause, its pass
+ * is counted and the shell lines that hit it (at the moment the program runs them) and wait for its
+ * release are returned; otherwise null.
+ */
+export function externalPause(name: string, home = loadConfig().home): string | null {
+  const file = path.join(dir(home), `${fileName(name)}.json`);
+  let spec: FailpointSpec;
+  try {
+    spec = JSON.parse(readFileSync(file, 'utf8')) as FailpointSpec;
+  } catch {
+    return null;
+  }
+  const left = (spec.times ?? 1) - 1;
+  if (left < 0 || spec.action !== 'pause') return null;
+  writeFileSync(file, JSON.stringify({ ...spec, times: left }));
+  const hit = path.join(dir(home), `${fileName(name)}.hit`);
+  const ticks = Math.ceil((spec.ms ?? 120_000) / 50);
+  return `date +%s%3N > '${hit}'; n=0; while [ -e '${hit}' ] && [ $n -lt ${ticks} ]; do sleep 0.05; n=$((n+1)); done; rm -f '${file}'`;
+}
+
 function activityContext(): Context | null {
   try {
     return Context.current();

@@ -179,8 +179,13 @@ export interface MigrationReport {
   targetInstance: string;
   outcome: 'completed' | 'rolled-back';
   failure?: { phase: Stage; type: string; message: string };
-  /** After a rolled-back cold migration: the instance revived from the source's image on the source node. */
-  revivedInstance?: string;
+  /** When the source died before its copy could take over: where the last checkpoint of its state is kept. */
+  stateKeptIn?: string[];
+  /**
+   * Set when the post-condition failed: not exactly one instance serves the primary queue at the end. The
+   * workflow then fails with ServiceNotServing (an alert, not a rollback), this report in its details.
+   */
+  notServing?: string;
   /**
    * The source died after its checkpoint: the copy adopted its stream (replayed the sealed replay queue to
    * its end, then took over the primary queue, emitting the outputs the source never emitted).
@@ -203,7 +208,63 @@ export interface MigrationReport {
   sourceDigest: string;
   targetDigest: string;
   marks: Marks;
+  /** From the instances' own counters, in every report however the migration was started. */
+  accounting: HandoffAccounting;
+  /** The test oracle: only when whoever ran the migration also kept the producers' and the output logs. */
   verification?: Verification;
+}
+
+/**
+ * What the instances themselves counted across the handoff. The source's figures run from the migration's
+ * start to its fence (or, rolled back, to its end); the copy's from its restore. Positions are places in
+ * the service's apply sequence (its applied count).
+ */
+export interface HandoffAccounting {
+  /**
+   * `exact`: the copy took over at exactly the fenced source's position, marks and digest, with no position
+   * missing from the apply log. `adopted`: the source died and the copy took over after replaying its whole
+   * apply log. `refused`: the copy was compared and did not match, so the source kept the stream.
+   * `none`: the migration ended before a handoff was attempted.
+   */
+  handoff: 'exact' | 'adopted' | 'refused' | 'none';
+  source: {
+    instance: string;
+    /** Messages the source applied during the migration. */
+    applied: number;
+    /** Redeliveries and producer resends skipped by the marks. */
+    skippedDuplicates: number;
+    /** Jumps in a producer's sequence: a message that never arrived. */
+    gaps: number;
+    /** Apply-log entries the source wrote for its copy. */
+    logged: number;
+    outputsEmitted: number;
+    position: number;
+  };
+  copy: {
+    instance: string;
+    /** The position the checkpoint held. */
+    restoredAt: number;
+    /** Log entries applied before the handoff. */
+    replayed: number;
+    /** Log entries the checkpoint already held. */
+    replaySkipped: number;
+    replayGaps: number;
+    outputsSuppressed: number;
+    position: number;
+    /** Once serving, until the end of the migration. */
+    afterSwap: { applied: number; skippedDuplicates: number; gaps: number; outputsEmitted: number } | null;
+  } | null;
+  /** The post-condition's evidence: the one instance serving at the end, and the broker's consumer count of the primary queue. */
+  serving: { instance: string; position: number; consumers: number } | null;
+}
+
+export function emptyAccounting(): HandoffAccounting {
+  return {
+    handoff: 'none',
+    source: { instance: '', applied: 0, skippedDuplicates: 0, gaps: 0, logged: 0, outputsEmitted: 0, position: 0 },
+    copy: null,
+    serving: null,
+  };
 }
 
 export interface MigrationProgress {

@@ -1,14 +1,8 @@
-/** The few RabbitMQ management API calls ms2m needs (bindings to copy, queue counters), and a broker restart for fault tests. */
+/** The few RabbitMQ management API calls ms2m needs (queue counters), and a broker restart for fault tests. */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
 import { loadConfig } from './config';
-
-export interface Binding {
-  source: string;
-  routing_key: string;
-  arguments: Record<string, unknown>;
-}
 
 function split(mgmtUrl: string, amqpUrl: string): { base: string; auth: string; vhost: string } {
   const u = new URL(mgmtUrl);
@@ -35,12 +29,6 @@ export async function queueDepth(mgmtUrl: string, amqpUrl: string, queue: string
     if (/HTTP 404/.test((err as Error).message)) return 0;
     throw err;
   }
-}
-
-/** Exchange bindings of a queue (the default exchange's implicit binding left out). */
-export async function queueBindings(mgmtUrl: string, amqpUrl: string, queue: string): Promise<Binding[]> {
-  const all = await get<Binding[]>(mgmtUrl, amqpUrl, (v) => `/api/queues/${v}/${encodeURIComponent(queue)}/bindings`);
-  return all.filter((b) => b.source !== '');
 }
 
 const execFileP = promisify(execFile);

@@ -1,19 +1,10 @@
 /**
- * Request/reply over RabbitMQ to service instances (their control queues) and to the source through the
- * primary queue (the cut marker), using direct reply-to so no reply queue has to be created or removed.
+ * Request/reply over RabbitMQ to service instances through their control queues, using direct reply-to
+ * so no reply queue has to be created or removed.
  */
 import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
-import {
-  CONTROL_QUEUE_ARGS,
-  HEADER_CUT,
-  controlQueueName,
-  type ControlCommand,
-  type ControlReply,
-  type CutReply,
-  type Fencing,
-  type InstanceStatus,
-} from './protocol';
+import { CONTROL_QUEUE_ARGS, controlQueueName, type ControlCommand, type ControlReply, type InstanceStatus } from './protocol';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -134,24 +125,5 @@ export class ControlClient {
     );
     if (!reply.ok || !reply.result) throw new ControlError(reply.error ?? `${cmd.kind} refused`, reply.code ?? 'refused');
     return reply.result;
-  }
-
-  /**
-   * Puts the cut marker into the primary queue (after the replay queue is bound) and waits until its
-   * consumer has applied it: every message that reached only the primary queue is then applied. It goes
-   * to the queue directly, not through the exchange, so other consumers of the exchange never see it.
-   */
-  async cut(primaryQueue: string, fencing: Fencing, timeoutMs: number): Promise<CutReply> {
-    return this.request<CutReply>(
-      (id) =>
-        this.ch.sendToQueue(primaryQueue, Buffer.from(JSON.stringify(fencing)), {
-          correlationId: id,
-          replyTo: REPLY_TO,
-          persistent: true,
-          headers: { [HEADER_CUT]: fencing.migrationId },
-        }),
-      timeoutMs,
-      `cut marker ${fencing.migrationId}`,
-    );
   }
 }

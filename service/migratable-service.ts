@@ -4,7 +4,15 @@
  * It owns the consume → apply → emit → ack loop so that it can hold the guarantees of the handoff:
  * per-producer high-water marks live next to the application state (a checkpoint carries them), anything
  * at or below a mark is skipped, outputs are emitted only by the instance that owns the stream, and the
- * instance obeys the control commands of the orchestrator (replay, fence, catch-up, activate, unfence).
+ * instance obeys the control commands of the orchestrator (shadow, replay, fence, catch-up, activate,
+ * unfence, adopt).
+ *
+ * While a migration shadows it, the source writes every message it applies, in apply order, to the
+ * migration's replay queue (the apply log), and the copy replays that log and nothing else. The copy
+ * therefore applies exactly the source's sequence: the broker orders messages per publishing channel
+ * only, so a second queue bound to the same exchange could hold the producers' messages in another
+ * interleaving, and a copy that replayed it would reach the same marks with a different state whenever
+ * the application's transitions do not commute.
  *
  * Identity is the UTS hostname, never an environment variable or a file: a process restored by CRIU keeps
  * its whole memory and environment, but the node agent gives it a new hostname before letting it run, so
@@ -14,8 +22,10 @@ import * as os from 'node:os';
 import * as amqp from 'amqplib';
 import {
   CONTROL_QUEUE_ARGS,
-  HEADER_CUT,
   HEADER_END,
+  HEADER_LOG_EXCHANGE,
+  HEADER_LOG_INDEX,
+  HEADER_LOG_ROUTING_KEY,
   HEADER_PRODUCER,
   HEADER_PUBLISHED_AT,
   HEADER_SEQ,
@@ -23,12 +33,9 @@ import {
   controlQueueName,
   judge,
   readStamp,
-  reached,
   stateDigest,
   type ControlCommand,
   type ControlReply,
-  type CutReply,
-  type Fencing,
   type InstanceStatus,
   type Marks,
   type Role,
@@ -54,7 +61,10 @@ export interface ServiceOptions<S> {
   output?: { exchange: string; exchangeType?: 'topic' | 'direct' | 'fanout' };
   prefetch?: number;
   initialState(): S;
-  /** Must be synchronous and deterministic: it is the state transition the copy replays. */
+  /**
+   * Must be synchronous and deterministic: it is the state transition the copy replays. It need not
+   * commute: the copy applies the source's messages in the source's order.
+   */
   apply(state: S, message: InputMessage, ctx: ApplyContext): void;
   /** The part of the state compared at the fence (default: all of it). */
   digestOf?(state: S): unknown;
@@ -69,12 +79,16 @@ interface Delivery {
   generation: number;
 }
 
-interface Output {
+/** Something to publish with confirms before the input it came from is acknowledged. */
+interface Outgoing {
+  exchange: string;
   routingKey: string;
   content: Buffer;
   headers: Record<string, unknown>;
-  /** `<producer>:<seq>:<n>`: the same for every copy of this output, so a consumer can drop a resend. */
+  /** `<producer>:<seq>:<n>` for an output: the same for every copy of it, so a consumer can drop a resend. */
   messageId?: string;
+  /** An apply-log entry (sent to the replay queue, returned if that queue is gone) rather than an output. */
+  log?: true;
 }
 
 /**
@@ -83,6 +97,8 @@ interface Output {
  * copies; a consumer drops the second by message id. Every other output is published once.
  */
 export const HEADER_RESENT = 'x-ms2m-resent';
+
+const LOG_HEADERS = [HEADER_LOG_INDEX, HEADER_LOG_ROUTING_KEY, HEADER_LOG_EXCHANGE];
 
 export class MigratableService<S> {
   state: S;
@@ -95,17 +111,25 @@ export class MigratableService<S> {
   private applied = 0;
   private skippedDuplicates = 0;
   private gaps = 0;
+  private outputsEmitted = 0;
   private outputsSuppressed = 0;
   private unstamped = 0;
   private lastUnstampedAt: number | null = null;
+  /** While shadowed: the replay queue the source writes its apply log to. */
+  private applyLog: string | null = null;
+  private logged = 0;
+  private replaySkipped = 0;
+  private replayGaps = 0;
   /**
    * Outputs a copy computed but did not emit, by input message: if the source dies before the fence they
    * may still be owed (the source applied a message but never emitted for it). Activation after a normal
    * fence drops them; adoption emits those whose input the dead source had not acknowledged.
    */
-  private owed = new Map<string, Output[]>();
-  /** Taking over from a source that is gone: replay without a bound up to the replay queue's end marker. */
+  private owed = new Map<string, Outgoing[]>();
+  /** Taking over from a source that is gone: replay the whole apply log up to its end marker. */
   private adopting = false;
+  /** The end marker of the apply log arrived before the adopt command did: the log is fully applied. */
+  private sealed = false;
   private fencedAt: number | null = null;
   private activatedAt: number | null = null;
   private activatedDigest: string | null = null;
@@ -119,13 +143,10 @@ export class MigratableService<S> {
   private primaryTag: string | null = null;
   private replayTag: string | null = null;
   private replayQueue: string | null = null;
-  /** During replay the copy applies nothing beyond the source's progress, so it is never ahead of it. */
-  private bound: Marks = {};
-  /** At the fence: the copy applies exactly up to these marks and drops the rest of the replay queue. */
-  private target: Marks | null = null;
-  private boundChanged: (() => void) | null = null;
+  /** At the fence: the copy applies the log exactly up to this position (the fenced source's count). */
+  private upTo: number | null = null;
   private deliveries: Delivery[] = [];
-  private outbox: Output[] = [];
+  private outbox: Outgoing[] = [];
   private pumping = false;
   private idleWaiters: Array<() => void> = [];
   private stopping = false;
@@ -185,19 +206,24 @@ export class MigratableService<S> {
     this.activatedAt = null;
     this.activatedDigest = null;
     this.outputsSuppressed = 0;
+    this.outputsEmitted = 0;
+    this.replaySkipped = 0;
+    this.replayGaps = 0;
+    this.logged = 0;
     this.primaryTag = null;
     this.replayTag = null;
     this.replayQueue = null;
-    this.bound = {};
-    this.target = null;
+    this.upTo = null;
+    // The source writes the apply log; its copy only reads it.
+    this.applyLog = null;
     // Outputs the source still owed stay the source's, unless the source dies and the copy adopts its stream.
-    for (const o of this.outbox) this.owe(o);
+    for (const o of this.outbox) if (!o.log) this.owe(o);
     this.outbox = [];
     this.owed = new Map([...this.owed].filter(([, outs]) => outs.length > 0));
     this.adopting = false;
+    this.sealed = false;
     this.deliveries = [];
     this.generation++;
-    this.wakeHolders();
     this.log(`restored copy of ${previous}: standby, outputs suppressed`);
     return true;
   }
@@ -231,13 +257,19 @@ export class MigratableService<S> {
       this.pub = null;
       this.primaryTag = null;
       this.replayTag = null;
-      this.wakeHolders();
       this.scheduleReconnect();
     });
     const ch = await conn.createChannel();
     const pub = await conn.createConfirmChannel();
     ch.on('error', () => undefined);
     pub.on('error', () => undefined);
+    // A log entry the broker could not route: the replay queue is gone (the migration ended or was rolled back).
+    pub.on('return', (m: amqp.Message) => {
+      if (this.applyLog && m.fields.routingKey === this.applyLog) {
+        this.log(`apply log ${this.applyLog} is gone; no longer writing it`);
+        this.applyLog = null;
+      }
+    });
     await ch.prefetch(this.opts.prefetch ?? 20);
     const { input, output } = this.opts;
     await ch.assertExchange(input.exchange, input.exchangeType ?? 'topic', { durable: true });
@@ -283,41 +315,16 @@ export class MigratableService<S> {
       for (;;) {
         // Becoming a copy empties the buffer (those deliveries belong to the source's dead channel).
         this.checkIdentity();
-        const d = this.deliveries[0];
+        const d = this.deliveries.shift();
         if (!d) break;
-        if (d.generation !== this.generation) {
-          this.deliveries.shift();
-          continue;
-        }
-        const hold = this.holdFor(d);
-        if (hold) {
-          await hold;
-          continue;
-        }
-        this.deliveries.shift();
-        await this.handle(d);
+        if (d.generation !== this.generation) continue;
+        if (d.from === 'replay') await this.replayEntry(d);
+        else await this.consumeInput(d);
       }
     } finally {
       this.pumping = false;
     }
     for (const w of this.idleWaiters.splice(0)) w();
-  }
-
-  /** A replayed message beyond the source's known progress waits until the bound moves or a target is set. */
-  private holdFor(d: Delivery): Promise<void> | null {
-    if (d.from !== 'replay' || this.target || this.adopting) return null;
-    const stamp = readStamp(d.msg.properties.headers, d.msg.properties.messageId);
-    if (!stamp || d.msg.properties.headers?.[HEADER_CUT]) return null;
-    if (stamp.seq <= (this.bound[stamp.producer] ?? 0)) return null;
-    return new Promise((resolve) => {
-      this.boundChanged = resolve;
-    });
-  }
-
-  private wakeHolders(): void {
-    const w = this.boundChanged;
-    this.boundChanged = null;
-    w?.();
   }
 
   private waitIdle(): Promise<void> {
@@ -335,34 +342,19 @@ export class MigratableService<S> {
     }
   }
 
-  private async handle(d: Delivery): Promise<void> {
+  /** A message from the primary queue: skip what the marks say was applied, apply the rest. */
+  private async consumeInput(d: Delivery): Promise<void> {
     const { msg } = d;
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    if (headers[HEADER_CUT]) {
-      if (d.from === 'primary') await this.onCut(msg);
-      this.ack(d);
-      return;
-    }
-    if (headers[HEADER_END]) {
-      if (d.from === 'replay' && this.adopting && headers[HEADER_END] === this.migrationId) await this.takeOver();
-      this.ack(d);
-      return;
-    }
     const stamp = readStamp(headers, msg.properties.messageId);
     if (stamp) {
-      if (d.from === 'replay' && this.target && stamp.seq > (this.target[stamp.producer] ?? 0)) {
-        // Past the source's final marks: the message is also in the primary queue, where the copy gets it after activation.
-        this.ack(d);
-        this.checkCaughtUp();
-        return;
-      }
       const verdict = judge(this.marks, stamp);
       if (verdict === 'duplicate') {
         this.skippedDuplicates++;
-        const owed = d.from === 'primary' && this.role === 'primary' ? this.owed.get(ownedKey(stamp.producer, stamp.seq)) : undefined;
+        const owed = this.role === 'primary' ? this.owed.get(owedKey(stamp.producer, stamp.seq)) : undefined;
         if (owed) {
           // Adopted from a dead source that never acknowledged this message: its output was never emitted.
-          this.owed.delete(ownedKey(stamp.producer, stamp.seq));
+          this.owed.delete(owedKey(stamp.producer, stamp.seq));
           // The source may have emitted them and died before acknowledging the input.
           for (const o of owed) o.headers[HEADER_RESENT] = true;
           this.outbox.push(...owed);
@@ -375,20 +367,75 @@ export class MigratableService<S> {
         this.gaps++;
         this.log(`gap from ${stamp.producer}: expected ${(this.marks[stamp.producer] ?? 0) + 1}, got ${stamp.seq}`);
       }
-    } else if (d.from === 'replay') {
-      // Without a stamp a replayed message cannot be told from one the checkpoint already holds.
-      this.log('unstamped message on the replay queue skipped; stamp messages with the ms2m producer helper');
-      this.ack(d);
-      return;
     } else {
       this.unstamped++;
       this.lastUnstampedAt = Date.now();
     }
+    const outputs = this.applyMessage({ body: msg.content, routingKey: msg.fields.routingKey, stamp, headers });
+    this.lastPrimaryApplyAt = Date.now();
+    this.checkIdentity();
+    if (this.role === 'primary') {
+      // The log entry goes out first on the same channel: an output the broker routed implies its entry is in the log.
+      if (this.applyLog) this.outbox.push(this.logEntry(msg, headers));
+      this.outbox.push(...outputs);
+      await this.flushOutbox();
+    } else {
+      this.suppress(stamp, outputs);
+    }
+    this.ack(d);
+  }
 
-    const outputs: Output[] = [];
+  /** An entry of the apply log: applied at exactly its position in the source's sequence, or skipped. */
+  private async replayEntry(d: Delivery): Promise<void> {
+    const { msg } = d;
+    const logged = (msg.properties.headers ?? {}) as Record<string, unknown>;
+    if (logged[HEADER_END]) {
+      if (logged[HEADER_END] === this.migrationId) {
+        // Sealed before or after the adopt command arrived: whichever comes second takes over.
+        if (this.adopting) await this.takeOver();
+        else this.sealed = true;
+      }
+      this.ack(d);
+      return;
+    }
+    const index = Number(logged[HEADER_LOG_INDEX]);
+    if (!Number.isSafeInteger(index) || index <= 0) {
+      this.log(`a message without a log position in the replay queue was skipped`);
+      this.ack(d);
+      return;
+    }
+    if (index <= this.applied || (this.upTo !== null && index > this.upTo)) {
+      // Already in the checkpoint (or written twice after a lost confirm); or past the fenced source's last position.
+      if (index <= this.applied) this.replaySkipped++;
+      this.ack(d);
+      this.checkCaughtUp();
+      return;
+    }
+    if (index > this.applied + 1) {
+      // Something the source applied is not in its log: the copy cannot follow exactly, and the fence will say so.
+      this.replayGaps++;
+      this.log(`apply log ${this.replayQueue}: positions ${this.applied + 1}..${index - 1} are missing`);
+    }
+    const headers = Object.fromEntries(Object.entries(logged).filter(([k]) => !LOG_HEADERS.includes(k)));
+    const stamp = readStamp(headers, msg.properties.messageId);
+    const outputs = this.applyMessage({ body: msg.content, routingKey: String(logged[HEADER_LOG_ROUTING_KEY] ?? ''), stamp, headers });
+    this.applied = index;
+    this.checkIdentity();
+    this.suppress(stamp, outputs);
+    this.ack(d);
+    this.checkCaughtUp();
+  }
+
+  /** The state transition itself, with the marks and the count that make it part of the sequence. */
+  private applyMessage(m: InputMessage): Outgoing[] {
+    const outputs: Outgoing[] = [];
+    const out = this.opts.output;
+    const { stamp } = m;
     const ctx: ApplyContext = {
-      emit: (routingKey, body) =>
+      emit: (routingKey, body) => {
+        if (!out) return;
         outputs.push({
+          exchange: out.exchange,
           routingKey,
           messageId: stamp ? `${stamp.producer}:${stamp.seq}:${outputs.length}` : undefined,
           content: Buffer.from(JSON.stringify(body)),
@@ -397,79 +444,76 @@ export class MigratableService<S> {
             ...(stamp?.publishedAt ? { [HEADER_PUBLISHED_AT]: stamp.publishedAt } : {}),
             'x-ms2m-instance': this.identity,
           },
-        }),
+        });
+      },
     };
-    this.opts.apply(this.state, { body: msg.content, routingKey: msg.fields.routingKey, stamp, headers }, ctx);
+    this.opts.apply(this.state, m, ctx);
     if (stamp) this.marks[stamp.producer] = stamp.seq;
     this.applied++;
-    if (d.from === 'primary') this.lastPrimaryApplyAt = Date.now();
-    this.checkIdentity();
-    if (this.role === 'primary') {
-      this.outbox.push(...outputs);
-      await this.flushOutbox();
-    } else {
-      this.outputsSuppressed += outputs.length;
-      if (stamp) this.owed.set(ownedKey(stamp.producer, stamp.seq), outputs);
-    }
-    this.ack(d);
-    this.checkCaughtUp();
+    return outputs;
   }
 
-  private owe(o: Output): void {
+  private logEntry(msg: amqp.ConsumeMessage, headers: Record<string, unknown>): Outgoing {
+    return {
+      exchange: '',
+      routingKey: this.applyLog!,
+      content: msg.content,
+      messageId: msg.properties.messageId,
+      headers: { ...headers, [HEADER_LOG_INDEX]: this.applied, [HEADER_LOG_ROUTING_KEY]: msg.fields.routingKey, [HEADER_LOG_EXCHANGE]: msg.fields.exchange },
+      log: true,
+    };
+  }
+
+  /** A copy's outputs: counted, and kept in case the source dies without having emitted them. */
+  private suppress(stamp: Stamp | undefined, outputs: Outgoing[]): void {
+    this.outputsSuppressed += outputs.length;
+    if (stamp) this.owed.set(owedKey(stamp.producer, stamp.seq), outputs);
+  }
+
+  private owe(o: Outgoing): void {
     const producer = o.headers[HEADER_PRODUCER];
     const seq = o.headers[HEADER_SEQ];
     if (typeof producer !== 'string' || typeof seq !== 'number') return;
-    const k = ownedKey(producer, seq);
+    const k = owedKey(producer, seq);
     this.owed.set(k, [...(this.owed.get(k) ?? []), o]);
   }
 
-  /** The end of a sealed replay queue reached while adopting: everything before the seal is applied. */
+  /** The end of a sealed apply log reached while adopting: everything the source logged is applied. */
   private async takeOver(): Promise<void> {
     await this.stopReplay();
     this.adopting = false;
+    this.sealed = false;
     this.activatedDigest = this.digest();
     this.role = 'primary';
-    this.target = null;
+    this.upTo = null;
     await this.consumePrimary();
     this.activatedAt = Date.now();
     this.log(`adopted the stream of a lost source: consuming ${this.opts.input.queue}, ${this.owed.size} outputs still owed`);
   }
 
-  /** Publishes owed outputs with publisher confirms; on failure they stay owed and go out after reconnecting. */
+  /** Publishes with publisher confirms; on failure everything stays queued and goes out after reconnecting. */
   private async flushOutbox(): Promise<void> {
-    const out = this.opts.output;
-    if (!out || !this.pub || this.outbox.length === 0) {
-      if (!out) this.outbox = [];
-      return;
-    }
+    if (!this.pub || this.outbox.length === 0) return;
     const batch = this.outbox.slice();
     try {
-      for (const o of batch) this.pub.publish(out.exchange, o.routingKey, o.content, { headers: o.headers, messageId: o.messageId, persistent: true });
+      for (const o of batch) {
+        this.pub.publish(o.exchange, o.routingKey, o.content, { headers: o.headers, messageId: o.messageId, persistent: true, mandatory: o.log === true });
+      }
       await this.pub.waitForConfirms();
       this.outbox.splice(0, batch.length);
+      for (const o of batch) {
+        if (o.log) this.logged++;
+        else this.outputsEmitted++;
+      }
     } catch (err) {
       // Unconfirmed is not unpublished: the broker may have stored them, so the next attempt says so.
-      for (const o of batch) o.headers[HEADER_RESENT] = true;
-      this.log(`output publish failed, kept for retry: ${(err as Error).message}`);
-    }
-  }
-
-  private async onCut(msg: amqp.ConsumeMessage): Promise<void> {
-    const cut = JSON.parse(msg.content.toString()) as Fencing;
-    const verdict = acceptFencing({ epoch: this.epoch, migrationId: this.migrationId }, cut);
-    if (verdict === 'stale') return;
-    if (verdict === 'adopt') {
-      this.epoch = cut.epoch;
-      this.migrationId = cut.migrationId;
-    }
-    const reply: CutReply = { migrationId: cut.migrationId, instanceId: this.identity, marks: { ...this.marks }, appliedAt: Date.now() };
-    if (msg.properties.replyTo && this.pub) {
-      this.pub.sendToQueue(msg.properties.replyTo, Buffer.from(JSON.stringify(reply)), { correlationId: msg.properties.correlationId });
+      for (const o of batch) if (!o.log) o.headers[HEADER_RESENT] = true;
+      this.log(`publish failed, kept for retry: ${(err as Error).message}`);
     }
   }
 
   private checkCaughtUp(): void {
-    if (this.target && this.replayTag && reached(this.marks, this.target)) void this.stopReplay();
+    if (this.upTo !== null && this.replayTag && this.applied >= this.upTo) void this.stopReplay();
   }
 
   private async stopReplay(): Promise<void> {
@@ -516,19 +560,20 @@ export class MigratableService<S> {
       this.migrationId = cmd.migrationId;
     }
     switch (cmd.kind) {
+      case 'shadow': {
+        if (this.role !== 'primary' || this.fenced) return this.reject('wrong-role', 'only a serving primary is shadowed');
+        if (this.applyLog !== cmd.queue) {
+          this.applyLog = cmd.queue;
+          this.log(`shadowed: writing the apply log to ${cmd.queue} from position ${this.applied + 1}`);
+        }
+        return { ok: true, result: this.status(false) };
+      }
       case 'replay': {
         if (this.role !== 'standby') return this.reject('wrong-role', 'only a restored copy replays');
-        this.bound = mergeMax(this.bound, cmd.bound);
         if (!this.replayTag) {
           this.replayQueue = cmd.queue;
           await this.consumeReplay(cmd.queue);
         }
-        this.wakeHolders();
-        return { ok: true, result: this.status(false) };
-      }
-      case 'bound': {
-        this.bound = mergeMax(this.bound, cmd.bound);
-        this.wakeHolders();
         return { ok: true, result: this.status(false) };
       }
       case 'fence': {
@@ -540,7 +585,7 @@ export class MigratableService<S> {
           this.primaryTag = null;
           if (tag && this.ch) await this.ch.cancel(tag);
           // Deliveries not yet started go back to the queue instead of delaying the handover: the copy takes
-          // them from there after the swap. The one being applied finishes, so the marks are final.
+          // them from there after the swap. The one being applied finishes, so the count and marks are final.
           this.deliveries = this.deliveries.filter((d) => {
             if (d.from !== 'primary' || d.generation !== this.generation || !this.ch) return true;
             try {
@@ -551,16 +596,17 @@ export class MigratableService<S> {
             return false;
           });
           await this.waitIdle();
-          await this.flushOutbox();
         }
+        // Every log entry and output is confirmed before the fence answers: the log is complete up to `applied`.
+        await this.flushOutbox();
+        if (this.outbox.length > 0) return this.reject('unflushed', `${this.outbox.length} apply-log entries or outputs are not confirmed yet; ask again`);
         return { ok: true, result: this.status(true) };
       }
       case 'catch-up': {
         if (this.role === 'primary' && this.activatedAt) return { ok: true, result: this.status(true) };
         if (this.role !== 'standby') return this.reject('wrong-role', 'only a restored copy catches up');
-        this.target = { ...cmd.target };
-        this.wakeHolders();
-        if (reached(this.marks, this.target)) await this.stopReplay();
+        this.upTo = cmd.upTo;
+        if (this.applied >= this.upTo) await this.stopReplay();
         return { ok: true, result: this.status(!this.replayTag) };
       }
       case 'activate': {
@@ -568,12 +614,11 @@ export class MigratableService<S> {
         if (this.replayTag) return this.reject('still-replaying', 'catch up before activation');
         this.activatedDigest = this.digest();
         this.role = 'primary';
-        this.target = null;
-        // The source was fenced alive and emitted every output up to its final marks.
+        this.upTo = null;
+        // The source was fenced alive and emitted every output up to its last position.
         this.owed.clear();
-        // Replayed messages still buffered lie beyond the fence marks and are in the primary queue too.
+        // Log entries still buffered lie past the fence (there are none unless the log was written twice).
         this.deliveries = this.deliveries.filter((d) => d.from !== 'replay' || (this.ack(d), false));
-        this.wakeHolders();
         await this.consumePrimary();
         this.activatedAt = Date.now();
         this.log(`activated: consuming ${this.opts.input.queue}`);
@@ -582,17 +627,22 @@ export class MigratableService<S> {
       case 'adopt': {
         if (this.role === 'primary') return { ok: true, result: this.status(false) };
         this.adopting = true;
-        this.target = null;
+        this.upTo = null;
+        this.log('source lost: adopting its stream from its apply log');
+        if (this.sealed) {
+          await this.takeOver();
+          return { ok: true, result: this.status(false) };
+        }
         if (!this.replayTag) {
           this.replayQueue = cmd.queue;
           await this.consumeReplay(cmd.queue);
         }
-        this.wakeHolders();
-        this.log('source lost: adopting its stream from the replay queue');
         return { ok: true, result: this.status(false) };
       }
       case 'unfence': {
         if (this.role !== 'primary') return this.reject('wrong-role', 'only the primary can be unfenced');
+        if (this.applyLog) this.log(`no longer shadowed: stopped writing ${this.applyLog}`);
+        this.applyLog = null;
         if (this.fenced) {
           this.fenced = false;
           this.fencedAt = null;
@@ -624,6 +674,11 @@ export class MigratableService<S> {
       skippedDuplicates: this.skippedDuplicates,
       gaps: this.gaps,
       pending: this.deliveries.length,
+      applyLog: this.applyLog,
+      logged: this.logged,
+      replaySkipped: this.replaySkipped,
+      replayGaps: this.replayGaps,
+      outputsEmitted: this.outputsEmitted,
       outputsSuppressed: this.outputsSuppressed,
       outputsOwed: this.owed.size,
       unstamped: this.unstamped,
@@ -637,10 +692,4 @@ export class MigratableService<S> {
   }
 }
 
-const ownedKey = (producer: string, seq: number) => `${producer}#${seq}`;
-
-function mergeMax(a: Marks, b: Marks): Marks {
-  const out = { ...a };
-  for (const [p, s] of Object.entries(b)) out[p] = Math.max(out[p] ?? 0, s);
-  return out;
-}
+const owedKey = (producer: string, seq: number) => `${producer}#${seq}`;

@@ -9,9 +9,18 @@ import { createHash } from 'node:crypto';
 export const HEADER_PRODUCER = 'x-ms2m-producer';
 export const HEADER_SEQ = 'x-ms2m-seq';
 export const HEADER_PUBLISHED_AT = 'x-ms2m-published-at';
-/** Set on the cut marker that Prepare publishes through the service's input exchange. */
-export const HEADER_CUT = 'x-ms2m-cut';
-/** Put at the end of a sealed replay queue: everything published before the seal lies before it. */
+/**
+ * The apply log. While a migration shadows it, the source writes every message it applies to the replay
+ * queue, in apply order, on one channel, confirmed before the message is acknowledged: the copy replays
+ * exactly the source's sequence, whatever order the broker gives other queues. An entry is the message
+ * itself (body, headers, message id) plus these headers.
+ */
+/** The entry's position in the source's apply sequence: the source's applied count after applying it. */
+export const HEADER_LOG_INDEX = 'x-ms2m-log-index';
+/** The routing key the message arrived with (the entry itself is sent to the replay queue directly). */
+export const HEADER_LOG_ROUTING_KEY = 'x-ms2m-log-routing-key';
+export const HEADER_LOG_EXCHANGE = 'x-ms2m-log-exchange';
+/** Put at the end of the apply log when its writer is gone: the copy adopting the stream stops there. */
 export const HEADER_END = 'x-ms2m-end';
 
 /** Per-producer high-water marks: the highest sequence number applied from each producer. */
@@ -56,18 +65,6 @@ export function judge(marks: Marks, stamp: Stamp): MarkVerdict {
   return stamp.seq === mark + 1 ? 'apply' : 'gap';
 }
 
-/** True when `marks` has reached `target` for every producer in `target`. */
-export function reached(marks: Marks, target: Marks): boolean {
-  return Object.entries(target).every(([p, seq]) => (marks[p] ?? 0) >= seq);
-}
-
-/** How many messages `behind` still has to apply to reach `ahead`. */
-export function lagBetween(ahead: Marks, behind: Marks): number {
-  let lag = 0;
-  for (const [p, seq] of Object.entries(ahead)) lag += Math.max(0, seq - (behind[p] ?? 0));
-  return lag;
-}
-
 /** JSON with sorted keys, so that equal states have equal digests whatever their insertion order. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => {
@@ -96,11 +93,15 @@ export interface Fencing {
 
 export type ControlCommand =
   | { kind: 'status'; digest?: boolean }
-  | ({ kind: 'replay'; queue: string; bound: Marks } & Fencing)
-  | ({ kind: 'bound'; bound: Marks } & Fencing)
+  /** The source: write the apply log to `queue` from the next message it applies on. */
+  | ({ kind: 'shadow'; queue: string } & Fencing)
+  /** The copy: replay the apply log in `queue`. */
+  | ({ kind: 'replay'; queue: string } & Fencing)
   | ({ kind: 'fence' } & Fencing)
-  | ({ kind: 'catch-up'; target: Marks } & Fencing)
+  /** The copy: apply the log up to position `upTo` (the fenced source's applied count), nothing beyond. */
+  | ({ kind: 'catch-up'; upTo: number } & Fencing)
   | ({ kind: 'activate' } & Fencing)
+  /** The source serves alone again: it stops writing the apply log and, if fenced, consumes again. */
   | ({ kind: 'unfence' } & Fencing)
   /** The source is gone: replay all of `queue` up to its end marker, then take over the primary queue. */
   | ({ kind: 'adopt'; queue: string } & Fencing);
@@ -120,10 +121,23 @@ export interface InstanceStatus {
   migrationId: string | null;
   marks: Marks;
   digest: string;
+  /** Messages applied in the instance's history (a copy's count includes its source's up to the checkpoint): its position in the apply sequence. */
   applied: number;
+  /** Messages at or below a producer's mark that were skipped (a redelivery or a producer's resend). */
   skippedDuplicates: number;
+  /** Jumps in a producer's sequence: a message that never arrived. */
   gaps: number;
   pending: number;
+  /** The replay queue the instance writes its apply log to, while a migration shadows it. */
+  applyLog: string | null;
+  /** Apply-log entries written (confirmed by the broker). */
+  logged: number;
+  /** A copy's replay: entries it skipped because its checkpoint already held them. */
+  replaySkipped: number;
+  /** A copy's replay: positions missing from the apply log. Any makes the handoff inexact (refused). */
+  replayGaps: number;
+  /** Outputs published and confirmed by the broker. */
+  outputsEmitted: number;
   outputsSuppressed: number;
   /** Suppressed outputs a copy keeps until it knows whether the source emitted them (see `adopt`). */
   outputsOwed: number;
@@ -147,13 +161,6 @@ export interface ControlReply<T = InstanceStatus> {
   result?: T;
 }
 
-export interface CutReply {
-  migrationId: string;
-  instanceId: string;
-  marks: Marks;
-  appliedAt: number;
-}
-
 /**
  * Whether an instance at (epoch, migrationId) accepts a command fenced with `cmd`: a newer epoch starts a
  * migration, the same epoch must name the same migration, an older one is stale.
@@ -162,4 +169,12 @@ export function acceptFencing(current: { epoch: number; migrationId: string | nu
   if (cmd.epoch > current.epoch) return 'adopt';
   if (cmd.epoch === current.epoch && cmd.migrationId === current.migrationId) return 'same';
   return 'stale';
+}
+
+/** Why a caught-up copy must not take over, or null: it must stand exactly where the fenced source stands. */
+export function handoffRefusal(src: Pick<InstanceStatus, 'instanceId' | 'applied' | 'digest'>, cp: Pick<InstanceStatus, 'instanceId' | 'applied' | 'digest' | 'replayGaps'>): string | null {
+  if (cp.replayGaps > 0) return `${cp.instanceId} found ${cp.replayGaps} position(s) missing from the apply log`;
+  if (cp.applied !== src.applied) return `${cp.instanceId} stands at position ${cp.applied}, the source at ${src.applied}`;
+  if (cp.digest !== src.digest) return `the state digest of ${cp.instanceId} differs from ${src.instanceId}'s at position ${src.applied}`;
+  return null;
 }

@@ -15,7 +15,7 @@ const NON_RETRYABLE = [
   'ControlRefused',
   'InstanceNotFound',
   'ImageMissing',
-  'NoBindings',
+  'PrepareTimeout',
   'CatchUpTimeout',
 ];
 
@@ -32,6 +32,8 @@ export function activitiesFor(t: Timeouts) {
       startToCloseTimeout: Math.max(90_000, t.copyReadyMs + 10_000),
       retry: ORCHESTRATOR_RETRY,
     }),
+    /** One look, no retries: the post-condition's own loop decides how long to wait. */
+    probe: proxyLocalActivities<BrokerActivities>({ startToCloseTimeout: t.controlReplyMs + 5000, retry: { maximumAttempts: 1 } }),
     /**
      * Long broker activities that report progress by heartbeat (replay, fence-and-swap). They get two
      * attempts: the workflow decides what a failure means (an instance lost, or the broker still away).

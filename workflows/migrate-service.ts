@@ -1,10 +1,12 @@
 /**
  * migrateService: moves a running service instance from its node to another with CRIU, keeping every
- * message exactly once. Phases: validate → prepare → checkpoint → transfer → restore → replay → fence →
- * finalize. Anything that fails before the swap rolls back (the source keeps or resumes serving; the copy,
- * the replay queue and the images are removed); after the swap the workflow only rolls forward. A source
- * that dies once its copy exists is not rolled back to (there is nothing to roll back to): the copy
- * adopts its stream instead.
+ * message exactly once and the copy's apply sequence equal to the source's. Phases: validate → prepare →
+ * checkpoint → transfer → restore → replay → fence → finalize. Anything that fails before the swap rolls
+ * back (the source keeps or resumes serving; the copy, the replay queue and the images are removed); after
+ * the swap the workflow only rolls forward. A source that dies once its copy exists is not rolled back to
+ * (there is nothing to roll back to): the copy adopts its stream instead. Whatever the outcome, the
+ * workflow ends by checking that exactly one instance serves the service's primary queue, and fails
+ * loudly (ServiceNotServing) if none or more than one does.
  */
 import {
   ActivityFailure,
@@ -24,6 +26,7 @@ import {
 } from '@temporalio/workflow';
 import {
   MigrateInputSchema,
+  emptyAccounting,
   lagTrend,
   type LagSample,
   type MigrateInput,
@@ -77,7 +80,7 @@ class SourceLost extends Error {
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
   const input = parseInput('migrateService', MigrateInputSchema, rawInput);
   const t = input.timeouts;
-  const { cluster, brokerLocal, broker, onNode } = activitiesFor(t);
+  const { cluster, brokerLocal, probe, broker, onNode } = activitiesFor(t);
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
@@ -120,6 +123,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     sourceDigest: '',
     targetDigest: '',
     marks: {},
+    accounting: emptyAccounting(),
   };
 
   setHandler(progressQuery, () => ({
@@ -165,7 +169,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   ]);
 
   // What exists and must be undone if the migration fails before the swap.
-  const undo = { lock: false, replayQueue: '', sourceFenced: false, copy: false, sourceImage: false, targetImage: false };
+  const undo = { lock: false, replayQueue: '', sourceShadowed: false, sourceFenced: false, copy: false, sourceImage: false, targetImage: false };
   let swapped = false;
   const fencing = { migrationId, epoch: 0 };
   const copyId = `${input.service}-${uuid4().slice(0, 8)}`;
@@ -176,6 +180,11 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let targetUrl = '';
   let placement: Placement | null = null;
   let lastSourceSeenAt = startedAt;
+  // The instances' own counters at the start and the end of their parts, for the report's accounting.
+  let sourceAtStart: InstanceStatus | null = null;
+  let sourceAtEnd: InstanceStatus | null = null;
+  let copyAtRestore: InstanceStatus | null = null;
+  let copyAtSwap: InstanceStatus | null = null;
 
   /** Whether an instance's process is alive, per its node's agent; null when the agent does not answer. */
   async function alive(node: string, instanceId: string): Promise<boolean | null> {
@@ -243,6 +252,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         await cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       }),
     );
+    await CancellationScope.nonCancellable(() => checkServing(copyId));
     stage = 'done';
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
@@ -255,9 +265,11 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     log.warn(`source ${sourceInstance} is gone (${lost.detectedIn}); ${copyId} adopts its stream`);
     await phase('fence', () =>
       CancellationScope.nonCancellable(async () => {
-        await brokerLocal.sealReplay({ primaryQueue: placement!.spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
+        await brokerLocal.sealReplay({ replayQueue: undo.replayQueue, fencing });
         const st = await broker.adopt({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
         swapped = true;
+        copyAtSwap = st;
+        report.accounting.handoff = 'adopted';
         report.targetDigest = st.activatedDigest ?? '';
         report.marks = st.marks;
         // Nobody to compare with; the downtime runs from the last time the source was seen serving.
@@ -294,6 +306,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       if (status.role !== 'primary' || status.fenced) {
         throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, 'SourceNotServing');
       }
+      if (status.input.queue !== p.spec.primaryQueue) {
+        throw ApplicationFailure.nonRetryable(
+          `spec.primaryQueue: ${input.service} was deployed with "${p.spec.primaryQueue}" but its instance consumes "${status.input.queue}"; redeploy it with spec.primaryQueue "${status.input.queue}"`,
+          'InvalidSpec',
+        );
+      }
+      sourceAtStart = status;
       fencing.epoch = status.epoch + 1;
       return p;
     });
@@ -301,12 +320,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     const { spec } = placement;
     const target = onNode(input.targetNode);
 
-    // ---- prepare: shadow binds the replay queue and cuts; stop-and-copy stops the source consuming.
+    // ---- prepare: shadow has the source write its apply log; stop-and-copy stops the source consuming.
     let fenced: InstanceStatus | undefined;
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
         undo.replayQueue = replayQueueName(input.service, migrationId);
-        await brokerLocal.prepareReplay({ primaryQueue: spec.primaryQueue, replayQueue: undo.replayQueue, fencing });
+        undo.sourceShadowed = true;
+        await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs });
       } else {
         undo.sourceFenced = true;
         fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
@@ -315,8 +335,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
     await phase('checkpoint', async () => {
       undo.sourceImage = true;
-      // stop-and-copy is the cold baseline: the dump ends the (already fenced) source process.
-      const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, leaveRunning: input.strategy === 'shadow' });
+      // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
+      const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
       report.checkpointBytes = ck.bytes;
       report.freezeMs = Math.round(ck.freezeMs);
       report.tools.dumpMs = Math.round(ck.dumpMs);
@@ -333,13 +353,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       // The copy answers on its own control queue once it has reconnected under its new identity.
       const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
       if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');
+      copyAtRestore = st;
     });
 
     try {
       let copyAppliedAtStart = 0;
       if (input.strategy === 'shadow') {
         await phase('replay', async () => {
-          const st = await guarded(() => broker.startReplay({ copy: copyId, source: sourceInstance, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+          const st = await guarded(() => broker.startReplay({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
           copyAppliedAtStart = st.applied;
           const t0 = Date.now();
           const samples: LagSample[] = [];
@@ -349,7 +370,6 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
               broker.replayUntil({
                 copy: copyId,
                 source: sourceInstance,
-                fencing,
                 threshold: input.replay.threshold,
                 windowMs: Math.max(0, Math.min(1000, remaining)),
                 timeoutMs: t.controlReplyMs,
@@ -397,11 +417,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           report.targetDigest = swap.copy.digest;
           report.marks = swap.source.marks;
           report.stateMatch = swap.source.digest === swap.copy.digest;
+          sourceAtEnd = swap.source;
+          copyAtSwap = swap.copy;
           if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
           if (!swap.swapped) {
-            throw ApplicationFailure.nonRetryable(`state digest of ${copyId} differs from ${sourceInstance} at the fence`, 'StateMismatch');
+            report.accounting.handoff = 'refused';
+            throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, 'StateMismatch');
           }
           swapped = true;
+          report.accounting.handoff = 'exact';
           report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
         }),
       );
@@ -433,6 +457,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
     show();
+    // A refusal in validate changed nothing; unless the source answered, it may not speak the protocol at all.
+    if (failedIn !== 'validate' || sourceAtStart) await CancellationScope.nonCancellable(() => checkServing(report.sourceLost ? copyId : sourceInstance));
     if (isCancellation(err)) throw err instanceof CancelledFailure ? err : new CancelledFailure(`migration cancelled in ${failedIn}; rolled back`);
     // A request refused during validation changed nothing: report the refusal itself.
     if (failedIn === 'validate') throw ApplicationFailure.nonRetryable(why.message, why.type, report);
@@ -464,27 +490,111 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       return;
     }
     if (undo.copy) await attempt('stop the copy', () => onNode(input.targetNode).stopInstance({ instanceId: copyId }));
-    let sourceGone = false;
-    if (undo.sourceImage && sourceNode && placement && input.strategy === 'stop-and-copy') {
-      // A cold checkpoint ended the source: bring it back on its node from its own image. It gets a new
-      // identity (the broker may still hold the dead process's connection on the old control queue) and
-      // takes over like a migrated copy does; its state is exactly the fenced source's.
-      const home = onNode(sourceNode);
-      await attempt('revive the source', async () => {
-        const alive = (await home.listInstances()).some((i) => i.instanceId === sourceInstance && i.alive);
-        if (alive) return; // the dump never ended it; unfencing is enough
-        sourceGone = true;
-        const revived = `${input.service}-${uuid4().slice(0, 8)}`;
-        await home.restore({ imageId, service: input.service, instanceId: revived });
-        await brokerLocal.activate({ copy: revived, fencing });
-        await cluster.commitPlacement({ ...placement!, instanceId: revived, updatedAt: Date.now() });
-        report.revivedInstance = revived;
+    // The source was never ended by the migration; if it is gone all the same, its images are all that is left of its state.
+    const sourceAlive = sourceNode ? await alive(sourceNode, sourceInstance) : null;
+    if ((undo.sourceFenced || undo.sourceShadowed) && sourceAlive !== false) {
+      await attempt('unfence the source', async () => {
+        sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
       });
     }
-    if (undo.sourceFenced && !sourceGone) await attempt('unfence the source', () => brokerLocal.unfence({ source: sourceInstance, fencing }));
     if (undo.replayQueue) await attempt('delete the replay queue', () => brokerLocal.deleteQueue({ queue: undo.replayQueue }));
-    if (undo.targetImage) await attempt('remove the image on the target', () => onNode(input.targetNode).removeImage({ imageId }));
-    if (undo.sourceImage && sourceNode) await attempt('remove the image on the source', () => onNode(sourceNode!).removeImage({ imageId }));
+    if (sourceAlive === false) {
+      report.stateKeptIn = [undo.sourceImage && sourceNode ? `image ${imageId} on ${sourceNode}` : '', undo.targetImage ? `image ${imageId} on ${input.targetNode}` : ''].filter(Boolean);
+    } else {
+      if (undo.targetImage) await attempt('remove the image on the target', () => onNode(input.targetNode).removeImage({ imageId }));
+      if (undo.sourceImage && sourceNode) await attempt('remove the image on the source', () => onNode(sourceNode!).removeImage({ imageId }));
+    }
     if (undo.lock) await attempt('release the lock', () => cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
+  }
+
+  /**
+   * The post-condition of every migration: `expected` answers as the serving primary, it is the only
+   * consumer of the primary queue (the broker's own count), and no other instance of the service is
+   * alive on the nodes involved. Settles for a few seconds (a killed process's connection takes a moment
+   * to close), then fails loudly, naming where the service's state is.
+   */
+  async function checkServing(expected: string): Promise<void> {
+    const queue = placement!.spec.primaryQueue;
+    const nodes = [...new Set([sourceNode ?? '', input.targetNode].filter(Boolean))];
+    let problems: string[] = [];
+    for (let attempt = 0; attempt < 6; attempt++) {
+      if (attempt > 0) await sleep(1000);
+      problems = [];
+      let st: InstanceStatus | null = null;
+      try {
+        st = await probe.instanceStatus({ instanceId: expected, timeoutMs: t.controlReplyMs });
+        if (st.role !== 'primary' || st.consuming !== 'primary' || st.fenced) problems.push(`${expected} answers as ${st.role}, consuming ${st.consuming}${st.fenced ? ', fenced' : ''}`);
+      } catch (e) {
+        problems.push(`${expected} does not answer (${errorText(e).message})`);
+      }
+      const consumers = await probe.queueConsumers({ queue }).catch(() => -1);
+      if (consumers !== 1) problems.push(consumers < 0 ? `the broker did not report the consumers of ${queue}` : `${queue} has ${consumers} consumers`);
+      const others = (
+        await Promise.all(
+          nodes.map((n) =>
+            onNode(n)
+              .listInstances()
+              .then((l) => l.filter((i) => i.service === input.service && i.alive && i.instanceId !== expected).map((i) => `${i.instanceId} on ${n}`))
+              // An agent that does not answer cannot say; the broker's count above still does.
+              .catch(() => [] as string[]),
+          ),
+        )
+      ).flat();
+      if (others.length > 0) problems.push(`also alive: ${others.join(', ')}`);
+      if (problems.length === 0) {
+        report.accounting = accountingOf(expected, st!, consumers);
+        return;
+      }
+    }
+    report.accounting = accountingOf(expected, null, 0);
+    const state = report.stateKeptIn?.length
+      ? `its last checkpoint is kept (${report.stateKeptIn.join(', ')}); restore it with the node agent, or redeploy`
+      : sourceInstance === expected && !undo.sourceImage
+        ? 'no checkpoint of its state was taken'
+        : `its state is in ${expected} if that process lives`;
+    const what = report.outcome === 'completed' ? 'after the migration' : `after rolling back (${report.failure?.type}: ${report.failure?.message})`;
+    report.notServing = `${input.service} is not served by exactly one instance ${what}: ${problems.join('; ')}; ${state}`;
+    log.error(report.notServing);
+    throw ApplicationFailure.nonRetryable(report.notServing, 'ServiceNotServing', report);
+  }
+
+  /** The report's accounting from the instances' own counters (no producers' log needed). */
+  function accountingOf(serving: string, final: InstanceStatus | null, consumers: number): MigrationReport['accounting'] {
+    const a = report.accounting;
+    const srcEnd = serving === sourceInstance ? (final ?? sourceAtEnd) : sourceAtEnd;
+    if (sourceAtStart && srcEnd) {
+      a.source = {
+        instance: sourceInstance,
+        applied: srcEnd.applied - sourceAtStart.applied,
+        skippedDuplicates: srcEnd.skippedDuplicates - sourceAtStart.skippedDuplicates,
+        gaps: srcEnd.gaps - sourceAtStart.gaps,
+        logged: srcEnd.logged - sourceAtStart.logged,
+        outputsEmitted: srcEnd.outputsEmitted - sourceAtStart.outputsEmitted,
+        position: srcEnd.applied,
+      };
+    }
+    if (copyAtRestore) {
+      const swap = copyAtSwap;
+      const after = serving === copyId && final && swap ? final : null;
+      a.copy = {
+        instance: copyId,
+        restoredAt: copyAtRestore.applied,
+        replayed: swap ? swap.applied - copyAtRestore.applied : 0,
+        replaySkipped: swap?.replaySkipped ?? 0,
+        replayGaps: swap?.replayGaps ?? 0,
+        outputsSuppressed: swap?.outputsSuppressed ?? 0,
+        position: (after ?? swap)?.applied ?? copyAtRestore.applied,
+        afterSwap: after
+          ? {
+              applied: after.applied - swap!.applied,
+              skippedDuplicates: after.skippedDuplicates - swap!.skippedDuplicates,
+              gaps: after.gaps - swap!.gaps,
+              outputsEmitted: after.outputsEmitted,
+            }
+          : null,
+      };
+    }
+    a.serving = final ? { instance: serving, position: final.applied, consumers } : null;
+    return a;
   }
 }

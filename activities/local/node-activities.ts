@@ -12,7 +12,7 @@ import type { CheckpointResult, InstanceRecord, NodeActivities, NodeDescription 
 import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
-import { failpoint } from '../../lib/failpoints';
+import { externalPause, failpoint } from '../../lib/failpoints';
 
 const run = promisify(execFile);
 
@@ -35,21 +35,62 @@ function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
-async function criu(node: LocalNode, args: string[], cwd: string): Promise<{ stdout: string; stderr: string; ms: number }> {
+/**
+ * Runs CRIU in `cwd` as its own process group, its output in a file rather than a pipe: CRIU must be able
+ * to finish even if this agent dies while it runs (a pipe would break under it, and a dump abandoned
+ * halfway can leave the process's sockets in repair mode). `onStart` learns its pid.
+ */
+async function criu(node: LocalNode, args: string[], cwd: string, onStart?: (pid: number) => void): Promise<{ output: string; ms: number }> {
   const t0 = performance.now();
+  const outFile = path.join(cwd, `criu-${args[0]}-${process.pid}-${Date.now()}.out`);
+  const fd = openSync(outFile, 'w');
   // A large image takes seconds; heartbeats tell Temporal the agent is alive (a dead one is noticed by their absence).
   const beat = setInterval(() => Context.current().heartbeat({ criu: args[0] }), 1000);
   try {
-    const { stdout, stderr } = await run(node.criu, args, { cwd, maxBuffer: 16 * 1024 * 1024 });
-    return { stdout, stderr, ms: performance.now() - t0 };
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    const logName = args[args.indexOf('-o') + 1];
-    const logTail = logName && existsSync(path.join(cwd, logName)) ? readFileSync(path.join(cwd, logName), 'utf8').split('\n').filter((l) => /Error|error/.test(l)).slice(-8).join('\n') : '';
-    throw new Error(`criu ${args[0]} failed: ${(e.stderr ?? e.message).trim()}\n${logTail}`);
+    const child = spawn(node.criu, args, { cwd, stdio: ['ignore', fd, fd], detached: true });
+    closeSync(fd);
+    if (child.pid) onStart?.(child.pid);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (c, signal) => resolve(signal ? -1 : c));
+    });
+    const output = readFileSync(outFile, 'utf8');
+    if (code !== 0) {
+      const logName = args[args.indexOf('-o') + 1];
+      const logTail = logName && existsSync(path.join(cwd, logName)) ? readFileSync(path.join(cwd, logName), 'utf8').split('\n').filter((l) => /Error|error/.test(l)).slice(-8).join('\n') : '';
+      throw new Error(`criu ${args[0]} failed (exit ${code}): ${output.trim()}\n${logTail}`);
+    }
+    return { output, ms: performance.now() - t0 };
   } finally {
     clearInterval(beat);
+    rmSync(outFile, { force: true });
   }
+}
+
+/** A CRIU started by an earlier attempt of this activity (its agent died) must finish before the image is redone. */
+async function earlierCriu(pidFile: string): Promise<void> {
+  let pid: number;
+  let start: number;
+  try {
+    [pid, start] = readFileSync(pidFile, 'utf8').trim().split(' ').map(Number);
+  } catch {
+    return;
+  }
+  const until = Date.now() + 120_000;
+  while (isAlive(pid, start)) {
+    if (Date.now() > until) throw new Error(`criu (pid ${pid}) of an earlier attempt is still running after 120 s`);
+    Context.current().heartbeat({ waiting: `criu ${pid}` });
+    await sleep(100);
+  }
+}
+
+/** A CRIU action script that holds the dump, the process still frozen, while the failpoint `name` is armed. */
+function holdDumpScript(dataDir: string, name: string): string | null {
+  const pass = externalPause(name);
+  if (!pass) return null;
+  const script = path.join(dataDir, 'criu-dump-hold.sh');
+  writeFileSync(script, `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n${pass}\nexit 0\n`, { mode: 0o755 });
+  return script;
 }
 
 /** Linux reports CPU times in USER_HZ ticks, 100 per second on every architecture it runs on. */
@@ -156,22 +197,25 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       return publicRecord(track(instanceId, service, pid, 'started', logPath));
     },
 
-    async checkpoint({ instanceId, imageId, leaveRunning }): Promise<CheckpointResult> {
+    async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
       const dir = path.join(imagesDir, imageId);
       const resultFile = path.join(dir, 'result.json');
       if (existsSync(path.join(dir, COMPLETE_MARK)) && existsSync(resultFile)) {
         return JSON.parse(readFileSync(resultFile, 'utf8')) as CheckpointResult;
       }
       const rec = liveInstance(instanceId);
+      // The dump never ends the instance, so a retry finds it alive unless it died by itself.
       if (!rec) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not running on ${node.node}`, 'InstanceNotFound');
+      await earlierCriu(path.join(dir, 'criu.pid'));
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
-      const args = ['dump', '-t', String(rec.pid), '-D', dir, '--tcp-established', '--network-lock', 'skip', '--display-stats', '-o', 'dump.log', '-v2'];
-      if (leaveRunning) args.push('--leave-running');
-      const out = await criu(node, args, dir);
+      const args = ['dump', '-t', String(rec.pid), '-D', dir, '--leave-running', '--tcp-established', '--network-lock', 'skip', '--display-stats', '-o', 'dump.log', '-v2'];
+      const hold = holdDumpScript(node.dataDir, `${node.node}/criu-dump`);
+      if (hold) args.push('--action-script', hold);
+      const out = await criu(node, args, dir, (pid) => writeFileSync(path.join(dir, 'criu.pid'), `${pid} ${procStat(pid)?.startTime ?? 0}`));
+      await failpoint(`${node.node}/checkpoint-dumped`);
       const { bytes, files } = dirBytes(dir);
-      const result: CheckpointResult = { imageId, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.stdout + out.stderr, out.ms) };
-      if (!leaveRunning) registry.put({ ...rec, stoppedAt: Date.now() });
+      const result: CheckpointResult = { imageId, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.output, out.ms) };
       writeFileSync(resultFile, JSON.stringify(result));
       writeFileSync(path.join(dir, COMPLETE_MARK), '');
       return result;

@@ -1,8 +1,9 @@
 /**
- * Fault injection against the real stack: for every fault in chaos/faults.ts, one migration of the game
- * service under load with the fault applied inside its phase. Each must end migrated or rolled back as
- * the fault allows, with nothing lost, nothing applied twice, no output emitted twice and exactly one
- * instance serving with the state rebuilt from the producers' log (chaos/verdict.ts).
+ * Fault injection against the real stack: for every fault in chaos/faults.ts, one migration of the
+ * order-sensitive ledger service under load with the fault applied inside its phase. Each must end
+ * migrated or rolled back as the fault allows, with nothing lost, nothing applied twice, no output
+ * emitted twice, every instance's apply sequence equal message by message, and exactly one instance
+ * serving with the state rebuilt from the producers' log (chaos/verdict.ts).
  */
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
@@ -33,9 +34,15 @@ describe('every fault ends migrated or rolled back, with nothing lost', () => {
     it(
       `${fault.name}: ${fault.description}`,
       async () => {
-        const r = await runRound(cluster, fault, `f${i}-${run}`);
+        const r = await runRound(cluster, fault, `f${i}-${run}`, { workload: 'ledger' });
+        const rep = r.result.report;
+        console.log(
+          `${fault.name}: ${rep.outcome}${rep.failure ? ` (${rep.failure.phase}: ${rep.failure.type})` : ''}, handoff ${rep.accounting.handoff}, ` +
+            `total ${rep.totalMs} ms, downtime ${rep.downtimeMs} ms, ${rep.verification!.published} published, ${rep.verification!.order?.compared ?? 0} positions compared`,
+        );
         expect(r.violations, `${fault.name}: ${JSON.stringify(r.result.report.failure ?? null)}\n${r.log.join('\n')}`).toEqual([]);
         expect(r.result.report.verification!.published).toBeGreaterThan(40);
+        expect(r.result.report.verification!.order?.ok).toBe(true);
         if (fault.name === 'source-crashed@replay') expect(r.result.report.sourceLost).toBeTruthy();
       },
       180_000,

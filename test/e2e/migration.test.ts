@@ -146,12 +146,12 @@ describe('live migration on the local runtime', () => {
   );
 
   it(
-    'a failed restore after a cold checkpoint revives the source from its own image, and nothing is lost',
+    'a failed restore after a cold checkpoint resumes the fenced source (the dump never ended it), and nothing is lost',
     async () => {
       const service = `cold-rollback-${run}`;
       const report = await migrateIntoFailingRestore(service, 'stop-and-copy');
-      expect(report.revivedInstance).toBeTruthy();
-      await expectServing(report.revivedInstance!);
+      expect(report.accounting).toMatchObject({ handoff: 'none', serving: { instance: report.sourceInstance, consumers: 1 } });
+      await expectServing(report.sourceInstance);
       await undeploy(cluster, service);
     },
     MIGRATION_TIMEOUT,

@@ -66,6 +66,11 @@ describe('Ms2mClient', () => {
       const stages: Stage[] = [];
       const report = await handle.result({ onProgress: (p) => stages.push(p.stage), pollMs: 100 });
       expect(report).toMatchObject({ outcome: 'completed', service, sourceNode: 'node-a', targetNode: 'node-b', strategy: 'shadow', stateMatch: true });
+      // The instances' own accounting is in the report without any producers' log, and no test oracle is.
+      expect(report.verification).toBeUndefined();
+      expect(report.accounting).toMatchObject({ handoff: 'exact', serving: { instance: report.targetInstance, consumers: 1 } });
+      expect(report.accounting.copy).toMatchObject({ instance: report.targetInstance, replayGaps: 0 });
+      expect(report.accounting.serving!.position).toBeGreaterThanOrEqual(report.accounting.source.position);
       // A stage can be shorter than the poll interval, so which ones show varies; the end always does.
       expect(new Set(stages).size).toBeGreaterThan(1);
       expect(stages.at(-1)).toBe('done');

@@ -4,9 +4,8 @@ import {
   HEADER_SEQ,
   acceptFencing,
   canonicalJson,
+  handoffRefusal,
   judge,
-  lagBetween,
-  reached,
   readStamp,
   stateDigest,
 } from '../../service/protocol';
@@ -35,13 +34,16 @@ describe('high-water marks', () => {
     expect(judge(marks, { producer: 'a', seq: 6 })).toBe('gap');
     expect(judge(marks, { producer: 'b', seq: 1 })).toBe('apply');
   });
-  it('measures lag and reach per producer', () => {
-    expect(lagBetween({ a: 10, b: 5 }, { a: 7, b: 5 })).toBe(3);
-    expect(lagBetween({ a: 10 }, { a: 12 })).toBe(0);
-    expect(lagBetween({ a: 2, c: 4 }, {})).toBe(6);
-    expect(reached({ a: 10, b: 5 }, { a: 10 })).toBe(true);
-    expect(reached({ a: 9 }, { a: 10 })).toBe(false);
-    expect(reached({}, {})).toBe(true);
+});
+
+describe('the handoff', () => {
+  const src = { instanceId: 'src', applied: 120, digest: 'd1' };
+  it('lets a copy take over only at the source\'s position, with its digest and no position missing', () => {
+    expect(handoffRefusal(src, { instanceId: 'cp', applied: 120, digest: 'd1', replayGaps: 0 })).toBeNull();
+    expect(handoffRefusal(src, { instanceId: 'cp', applied: 119, digest: 'd1', replayGaps: 0 })).toMatch(/cp stands at position 119, the source at 120/);
+    expect(handoffRefusal(src, { instanceId: 'cp', applied: 120, digest: 'd2', replayGaps: 0 })).toMatch(/state digest of cp differs from src's at position 120/);
+    // Equal digests do not excuse a hole in the log: the copy skipped what the source applied.
+    expect(handoffRefusal(src, { instanceId: 'cp', applied: 120, digest: 'd1', replayGaps: 1 })).toMatch(/1 position\(s\) missing from the apply log/);
   });
 });
 
