@@ -68,7 +68,7 @@ export class Ms2mInputError extends Error {
 
 function validated<S extends z.ZodTypeAny>(schema: S, workflow: string, input: unknown): z.output<S> {
   const r = schema.safeParse(input);
-  if (!r.success) throw new Ms2mInputError(describeInputError(workflow, r.error));
+  if (!r.success) throw new Ms2mInputError(describeInputError(workflow, r.error, input));
   return r.data;
 }
 
