@@ -11,7 +11,7 @@ import { ClusterStore } from '../runtime/cluster-store';
 import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
-import type { MigrationProgress, MigrationReport, Strategy, Verification } from '../lib/migration';
+import type { MigrationProgress, MigrationReport, ServiceSpec, Strategy, Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
@@ -67,23 +67,22 @@ export function expectedScoreboard(published: Published[], producerPrefix: strin
   return scoreboard(state);
 }
 
+/** The deploy spec of the example game service (built in dist/). */
+export function gameSpec(service: string, stateBytes = 0, workMs = 0): ServiceSpec {
+  const cfg = loadConfig();
+  return {
+    command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
+    env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, MS2M_GAME_STATE_BYTES: String(stateBytes), MS2M_GAME_WORK_MS: String(workMs) },
+    primaryQueue: gameTopology(service).queue,
+  };
+}
+
 /** Deploys the example game service on a node and waits until it serves. */
 export async function deployGame(cluster: LocalCluster, service: string, node: string, stateBytes: number, workMs: number): Promise<Placement> {
-  const cfg = loadConfig();
   return (await cluster.client.workflow.execute('deployService', {
     taskQueue: cluster.opts.taskQueue,
     workflowId: `deploy-${service}-${Date.now()}`,
-    args: [
-      {
-        service,
-        node,
-        spec: {
-          command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', 'game', 'service.js')],
-          env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, MS2M_GAME_STATE_BYTES: String(stateBytes), MS2M_GAME_WORK_MS: String(workMs) },
-          primaryQueue: gameTopology(service).queue,
-        },
-      },
-    ],
+    args: [{ service, node, spec: gameSpec(service, stateBytes, workMs) }],
   })) as Placement;
 }
 
