@@ -129,6 +129,22 @@ describe('a deploy that cannot serve is refused at once, says why, and leaves no
     await expectNothingLeft(`exits-quiet-${run}`);
   });
 
+  it('a process killed while starting: the signal, as its node agent saw it', async () => {
+    const service = `killed-${run}`;
+    const killer = (async () => {
+      for (;;) {
+        const [inst] = cluster.liveInstances(service);
+        if (inst) return process.kill(inst.pid, 'SIGKILL');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const { failure } = await refusal(service, spec(['sleep', '600']), { readyMs: 10_000 });
+    await killer;
+    expect(failure.type).toBe('InstanceExited');
+    expect(failure.message).toMatch(new RegExp(`^spec.command: ${service}-[0-9a-f]{8} was killed by SIGKILL on node-a \\d+ ms after it started, before it answered`));
+    await expectNothingLeft(service);
+  });
+
   it('a process that runs but never answers: NotReady after readyMs, and it is stopped', async () => {
     const service = `silent-${run}`;
     const { failure, ms } = await refusal(service, spec(['sleep', '600']), { readyMs: 3000 });
