@@ -45,7 +45,7 @@ export function createClusterActivities(store: ClusterStore, client: Client): Cl
       const p = store.placement<Placement>(service);
       if (!p) {
         throw ApplicationFailure.nonRetryable(
-          `service: no service named "${service}" is deployed; deploy it first (ms2m deploy) or check the name`,
+          `service: no service named "${service}" is deployed; deploy it first (ms2m deploy --service ${service} --node <node> --queue <primary queue> -- <command…>) or check the name`,
           'ServiceNotFound',
         );
       }

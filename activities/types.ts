@@ -24,6 +24,28 @@ export interface InstanceRecord {
   logPath: string;
 }
 
+/** How an instance's process ended: an exit code, or the signal that killed it. */
+export interface InstanceExit {
+  code: number | null;
+  signal: string | null;
+  at: number;
+}
+
+export interface InstanceHealth {
+  instanceId: string;
+  node: string;
+  /** When the node agent started it (the agent's clock, as `exit.at`). */
+  startedAt: number;
+  alive: boolean;
+  /** Set once the process has exited, if its node agent saw it end. */
+  exit: InstanceExit | null;
+  /** Why a dead instance has no `exit`: only the agent that started it sees it end (restored copies have no such parent). */
+  exitUnknown?: string;
+  logPath: string;
+  /** The last lines of its log (stdout and stderr), oldest first. */
+  logTail: string[];
+}
+
 export interface CheckpointResult {
   imageId: string;
   bytes: number;
@@ -58,6 +80,8 @@ export interface NodeActivities {
   stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
   removeImage(input: { imageId: string }): Promise<void>;
   listInstances(): Promise<Array<InstanceRecord & { alive: boolean }>>;
+  /** Whether the instance's process lives, how it ended if it did, and the end of its log. */
+  instanceHealth(input: { instanceId: string; logLines?: number }): Promise<InstanceHealth>;
   /** CPU (percent of one core) and memory of the live instances, sampled over `sampleMs`. */
   instanceLoads(input: { sampleMs: number }): Promise<Array<{ instanceId: string; service: string; cpuPercent: number; rssBytes: number }>>;
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
- * ms2m command line: the demo (`npm start`), the dev stack, the workers, migrations, rebalancing, draining
- * and rebalance schedules. All but demo and chaos talk to running workers through the SDK (sdk/).
+ * ms2m command line: the demo (`npm start`), the dev stack, the workers, deploying services, migrations,
+ * rebalancing, draining and rebalance schedules. All but demo and chaos talk to running workers through the SDK (sdk/).
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import Table from 'cli-table3';
 import { loadConfig, cacheDir } from '../lib/config';
 import { STRATEGIES, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
@@ -199,6 +201,72 @@ program
 
 /** Numbers are passed on unchecked: the input schema refuses bad ones with the same message the workflow would. */
 const num = (v: string) => Number(v);
+
+/** What a failed workflow said (its refusal and the refusal's type), rather than "Workflow execution failed". */
+function failureText(err: unknown): string {
+  const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+  if (cause instanceof ApplicationFailure) return `${cause.type ? `${cause.type}: ` : ''}${cause.message}`;
+  return cause?.message ?? (err as Error).message;
+}
+
+function envEntry(value: string, env: Record<string, string>): Record<string, string> {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`--env takes NAME=value, e.g. --env MS2M_AMQP_URL=amqp://guest:guest@127.0.0.1:5672, got "${value}"`);
+  return { ...env, [value.slice(0, i)]: value.slice(i + 1) };
+}
+
+program
+  .command('deploy')
+  .description(
+    'start a service instance on a node and record its placement; refused at once, with the reason, if the program cannot run, ' +
+      'exits, does not answer ms2m control commands within --ready-ms, or consumes another queue than --queue',
+  )
+  .usage('--service <name> --node <node> --queue <primaryQueue> [--env K=V ...] [--cwd dir] [--ready-ms n] -- <command...>')
+  .requiredOption('--service <name>', 'service name, e.g. game')
+  .requiredOption('--node <node>', 'node to run it on, e.g. node-a')
+  .requiredOption('--queue <primaryQueue>', 'the queue the service consumes, e.g. game.primary')
+  .option('--env <K=V>', 'an environment variable of the service; repeat for more', envEntry, {})
+  .option('--cwd <dir>', "the service's working directory (relative: to this directory); relative program paths resolve against it. Default: the node agent's")
+  .option('--ready-ms <ms>', 'how long the instance has to answer ms2m control commands (default 20000)', num)
+  .option('--json', 'print the placement as JSON')
+  .argument('<command...>', 'the program and its arguments, after --, e.g. -- node dist/examples/game/service.js')
+  .action(async (command: string[], o) => {
+    const ms2m = await connect();
+    const run = await ms2m.startDeploy({
+      service: o.service,
+      node: o.node,
+      spec: { command, env: o.env, primaryQueue: o.queue, ...(o.cwd !== undefined && { cwd: path.resolve(o.cwd) }) },
+      ...(o.readyMs !== undefined && { readyMs: o.readyMs }),
+    });
+    console.error(`[ms2m] deploying ${o.service} on ${o.node} (workflow ${run.workflowId})…`);
+    let placement;
+    try {
+      placement = await run.result();
+    } catch (err) {
+      console.error(`[ms2m] deploy of ${o.service} refused: ${failureText(err)}`);
+      process.exit(1);
+    }
+    console.log(
+      o.json
+        ? JSON.stringify(placement)
+        : `[ms2m] ${placement.service} deployed on ${placement.node} as instance ${placement.instanceId}, consuming ${placement.spec.primaryQueue}: ${placement.spec.command.join(' ')}`,
+    );
+    process.exit(0);
+  });
+
+program
+  .command('undeploy')
+  .description("stop a service's instance and remove its placement")
+  .requiredOption('--service <name>', 'service to remove')
+  .action(async (o) => {
+    const { stopped, placement } = await (await connect()).undeploy(o.service);
+    if (!placement) {
+      console.error(`[ms2m] no service named "${o.service}" is deployed; nothing to undeploy`);
+      process.exit(1);
+    }
+    console.log(`[ms2m] ${o.service} undeployed: instance ${placement.instanceId} on ${placement.node} ${stopped ? 'stopped' : 'had already exited'}`);
+    process.exit(0);
+  });
 
 function rebalanceOptions(cmd: Command): Command {
   return cmd
@@ -400,6 +468,6 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {
-  console.error(`[ms2m] error: ${err.message}`);
+  console.error(`[ms2m] error: ${failureText(err)}`);
   process.exit(1);
 });

@@ -3,6 +3,9 @@
  * Node APIs and I/O.
  */
 import { z } from 'zod';
+import { countField, describeInputError, msField, nameField, objectMessages } from './input-fields';
+
+export { describeInputError };
 
 export const STRATEGIES = ['stop-and-copy', 'shadow'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -11,38 +14,27 @@ export const PHASES = ['validate', 'prepare', 'checkpoint', 'transfer', 'restore
 export type Phase = (typeof PHASES)[number];
 export type Stage = Phase | 'rollback' | 'done' | 'rolled-back';
 
-const NAME = /^[a-z][a-z0-9-]{0,39}$/;
-const nameField = (field: string, example: string) =>
-  z
-    .string({ required_error: `${field} is required, e.g. "${example}"`, invalid_type_error: `${field} must be a string, e.g. "${example}"` })
-    .regex(NAME, `${field} must be 1-40 lowercase letters, digits or dashes starting with a letter, e.g. "${example}"`);
-
-const ms = (field: string, min: number, max: number, def: number) =>
-  z
-    .number({ invalid_type_error: `${field} must be a number of milliseconds` })
-    .int(`${field} must be a whole number of milliseconds`)
-    .min(min, `${field} must be at least ${min} ms`)
-    .max(max, `${field} must be at most ${max} ms`)
-    .default(def);
-
 /** A bound on every wait of a migration; the defaults suit one host or a LAN. */
 export const TimeoutsSchema = z
-  .object({
+  .object(
+    {
     /** A node whose agent takes no work for this long is dead (Temporal schedule-to-start timeout on its queue). */
-    nodeScheduleToStartMs: ms('timeouts.nodeScheduleToStartMs', 1000, 600_000, 15_000),
+    nodeScheduleToStartMs: msField('timeouts.nodeScheduleToStartMs', 1000, 600_000, 15_000),
     /** A long activity that stops heartbeating for this long is lost with its worker and is retried. */
-    heartbeatMs: ms('timeouts.heartbeatMs', 1000, 600_000, 10_000),
+    heartbeatMs: msField('timeouts.heartbeatMs', 1000, 600_000, 10_000),
     /** Bound on one attempt of a node activity (checkpoint, transfer, restore). */
-    nodeActivityMs: ms('timeouts.nodeActivityMs', 1000, 3_600_000, 300_000),
+    nodeActivityMs: msField('timeouts.nodeActivityMs', 1000, 3_600_000, 300_000),
     /** Bound on an instance's reply to one control command. */
-    controlReplyMs: ms('timeouts.controlReplyMs', 200, 600_000, 5_000),
+    controlReplyMs: msField('timeouts.controlReplyMs', 200, 600_000, 5_000),
     /** A restored copy must answer as a standby within this. */
-    copyReadyMs: ms('timeouts.copyReadyMs', 1000, 600_000, 30_000),
+    copyReadyMs: msField('timeouts.copyReadyMs', 1000, 600_000, 30_000),
     /** Bound on the copy's catch-up at the fence (it is downtime); past it the swap is refused and the source resumes. */
-    catchUpMs: ms('timeouts.catchUpMs', 1000, 3_600_000, 120_000),
+    catchUpMs: msField('timeouts.catchUpMs', 1000, 3_600_000, 120_000),
     /** While the broker or an instance is unreachable but alive (a broker restart), replay and fence keep trying this long. */
-    unreachableMs: ms('timeouts.unreachableMs', 1000, 3_600_000, 60_000),
-  })
+    unreachableMs: msField('timeouts.unreachableMs', 1000, 3_600_000, 60_000),
+    },
+    objectMessages('timeouts', '{"controlReplyMs": 5000}'),
+  )
   .strict()
   .default({});
 export type Timeouts = z.output<typeof TimeoutsSchema>;
@@ -57,52 +49,67 @@ export const MigrateInputSchema = z
     replay: z
       .object({
         /** Fence once the copy is at most this many messages behind the source. */
-        threshold: z.number({ invalid_type_error: 'replay.threshold must be a number of messages' }).int().min(0).max(1_000_000).default(10),
+        threshold: countField('replay.threshold', 'messages', 0, 1_000_000, 10),
         /** Fence after this long in replay even if the threshold was not reached (the backlog then shows as downtime, never as loss). */
-        cutoffMs: z.number({ invalid_type_error: 'replay.cutoffMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(120_000),
+        cutoffMs: msField('replay.cutoffMs', 0, 3_600_000, 120_000),
         /**
          * How long the lag trend is watched before judging convergence: a copy whose lag is not falling (messages
          * arrive as fast as it applies them), or would reach the threshold only after the cutoff, is fenced
          * at once, since waiting only delays the same catch-up. 0 waits for the threshold or the cutoff.
          */
-        stallMs: z.number({ invalid_type_error: 'replay.stallMs must be a number of milliseconds' }).int().min(0).max(3_600_000).default(3_000),
-      })
+        stallMs: msField('replay.stallMs', 0, 3_600_000, 3_000),
+      }, objectMessages('replay', '{"threshold": 10, "cutoffMs": 120000}'))
       .strict()
       .default({}),
     timeouts: TimeoutsSchema,
-  })
+  }, objectMessages('the input', '{"service": "game", "targetNode": "node-b"}'))
   .strict();
 
 export type MigrateInput = z.input<typeof MigrateInputSchema>;
 export type MigrateRequest = z.output<typeof MigrateInputSchema>;
 
+const COMMAND_EXAMPLE = '["node", "dist/examples/game/service.js"]';
+
 export const ServiceSpecSchema = z
-  .object({
-    /** argv of the service process, run by the node agent in its own PID and UTS namespaces. */
-    command: z.array(z.string().min(1)).min(1, 'spec.command needs at least the program, e.g. ["node", "dist/examples/game/service.js"]'),
-    env: z.record(z.string()).default({}),
-    cwd: z.string().optional(),
-    /** The queue the service consumes; the replay queue copies its bindings. */
-    primaryQueue: z.string().min(1, 'spec.primaryQueue is required, e.g. "game.primary"'),
-  })
+  .object(
+    {
+      /** argv of the service process, run by the node agent in its own PID and UTS namespaces. */
+      command: z
+        .array(
+          z.string({ invalid_type_error: 'spec.command must hold strings only' }).min(1, 'spec.command must hold no empty strings'),
+          { required_error: `spec.command is required, e.g. ${COMMAND_EXAMPLE}`, invalid_type_error: `spec.command must be a list of strings, e.g. ${COMMAND_EXAMPLE}` },
+        )
+        .min(1, `spec.command needs at least the program, e.g. ${COMMAND_EXAMPLE}`),
+      env: z.record(z.string({ invalid_type_error: 'spec.env values must be strings, e.g. {"LOG_LEVEL": "info"}' }), objectMessages('spec.env', '{"LOG_LEVEL": "info"}')).default({}),
+      /** Where the process starts; relative paths in `command` are resolved against it (default: the node agent's directory). */
+      cwd: z.string({ invalid_type_error: 'spec.cwd must be a directory path' }).min(1, 'spec.cwd must be a directory path; leave it out for the node agent\'s').optional(),
+      /** The queue the service consumes; the replay queue copies its bindings. */
+      primaryQueue: z
+        .string({ required_error: 'spec.primaryQueue is required, e.g. "game.primary"', invalid_type_error: 'spec.primaryQueue must be a queue name, e.g. "game.primary"' })
+        .min(1, 'spec.primaryQueue must name the queue the service consumes, e.g. "game.primary"'),
+    },
+    objectMessages('spec', `{"command": ${COMMAND_EXAMPLE}, "primaryQueue": "game.primary"}`),
+  )
   .strict();
 export type ServiceSpec = z.output<typeof ServiceSpecSchema>;
 
 export const DeployInputSchema = z
-  .object({ service: nameField('service', 'game'), node: nameField('node', 'node-a'), spec: ServiceSpecSchema })
+  .object(
+    {
+      service: nameField('service', 'game'),
+      node: nameField('node', 'node-a'),
+      spec: ServiceSpecSchema,
+      /** The started instance must answer ms2m control commands within this, or the deploy is refused (NotReady). */
+      readyMs: msField('readyMs', 1000, 600_000, 20_000),
+    },
+    objectMessages('the input', '{"service": "game", "node": "node-a", "spec": {…}}'),
+  )
   .strict();
 export type DeployInput = z.input<typeof DeployInputSchema>;
+export type DeployRequest = z.output<typeof DeployInputSchema>;
 
-/** Turns a schema failure into one line per field, each naming the field and the fix. */
-export function describeInputError(what: string, error: z.ZodError): string {
-  const lines = error.issues.map((i) => {
-    const field = i.path.join('.') || '(input)';
-    if (i.code === 'unrecognized_keys') return `${field}: unknown field(s) ${i.keys.join(', ')}; remove them`;
-    if (i.code === 'invalid_type' && i.received === 'undefined') return `${field}: ${i.message.startsWith(field) ? i.message : `${field} is required`}`;
-    return `${field}: ${i.message}`;
-  });
-  return `invalid ${what} input: ${lines.join('; ')}`;
-}
+export const UndeployInputSchema = z.object({ service: nameField('service', 'game') }, objectMessages('the input', '{"service": "game"}')).strict();
+export type UndeployInput = z.input<typeof UndeployInputSchema>;
 
 export type Marks = Record<string, number>;
 

@@ -11,9 +11,8 @@
  * moves per run; they execute `concurrency` at a time.
  */
 import { z } from 'zod';
+import { countField, msField, nameField, objectMessages } from './input-fields';
 import { STRATEGIES } from './migration';
-
-const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
 const strategy = z.enum(STRATEGIES, { errorMap: () => ({ message: `strategy must be one of ${STRATEGIES.join(', ')}` }) }).default('shadow');
 const concurrency = z
@@ -24,31 +23,34 @@ const concurrency = z
   .default(1);
 
 export const RebalanceInputSchema = z
-  .object({
+  .object(
+    {
     /** Return the plan without moving anything. */
     dryRun: z.boolean({ invalid_type_error: 'dryRun must be true or false' }).default(false),
     band: z.number({ invalid_type_error: 'band must be a fraction of the mean load, e.g. 0.2' }).min(0, 'band must be ≥ 0').max(5, 'band must be ≤ 5').default(0.2),
-    minExcessPercent: z.number({ invalid_type_error: 'minExcessPercent must be a CPU percentage' }).min(0).max(1000).default(5),
-    cooldownMs: z.number({ invalid_type_error: 'cooldownMs must be a number of milliseconds' }).int().min(0).max(7 * 24 * 3_600_000).default(600_000),
-    maxMigrations: z.number({ invalid_type_error: 'maxMigrations must be a number' }).int().min(0, 'maxMigrations must be ≥ 0').max(100, 'maxMigrations must be ≤ 100').default(3),
+    minExcessPercent: z
+      .number({ invalid_type_error: 'minExcessPercent must be a CPU percentage, e.g. 5' })
+      .min(0, 'minExcessPercent must be ≥ 0')
+      .max(1000, 'minExcessPercent must be ≤ 1000')
+      .default(5),
+    cooldownMs: msField('cooldownMs', 0, 7 * 24 * 3_600_000, 600_000),
+    maxMigrations: countField('maxMigrations', 'migrations', 0, 100, 3),
     concurrency,
     strategy,
     /** How long CPU use is sampled on each node. */
-    sampleMs: z.number({ invalid_type_error: 'sampleMs must be a number of milliseconds' }).int().min(100, 'sampleMs must be ≥ 100').max(60_000, 'sampleMs must be ≤ 60000').default(1000),
-  })
+    sampleMs: msField('sampleMs', 100, 60_000, 1000),
+    },
+    objectMessages('the input', '{"dryRun": true}'),
+  )
   .strict();
 export type RebalanceInput = z.input<typeof RebalanceInputSchema>;
 export type RebalanceRequest = z.output<typeof RebalanceInputSchema>;
 
 export const DrainInputSchema = z
-  .object({
-    node: z
-      .string({ required_error: 'node is required, e.g. "node-a"', invalid_type_error: 'node must be a string, e.g. "node-a"' })
-      .regex(NAME, 'node must be 1-40 lowercase letters, digits or dashes starting with a letter, e.g. "node-a"'),
-    concurrency,
-    strategy,
-    sampleMs: z.number({ invalid_type_error: 'sampleMs must be a number of milliseconds' }).int().min(100).max(60_000).default(1000),
-  })
+  .object(
+    { node: nameField('node', 'node-a'), concurrency, strategy, sampleMs: msField('sampleMs', 100, 60_000, 1000) },
+    objectMessages('the input', '{"node": "node-a"}'),
+  )
   .strict();
 export type DrainInput = z.input<typeof DrainInputSchema>;
 export type DrainRequest = z.output<typeof DrainInputSchema>;
@@ -227,9 +229,12 @@ export interface DrainReport {
 }
 
 export const NodeSchedulableInputSchema = z
-  .object({
-    node: z.string({ required_error: 'node is required, e.g. "node-a"' }).regex(NAME, 'node must be 1-40 lowercase letters, digits or dashes starting with a letter'),
-    schedulable: z.boolean({ required_error: 'schedulable is required (true or false)', invalid_type_error: 'schedulable must be true or false' }),
-  })
+  .object(
+    {
+      node: nameField('node', 'node-a'),
+      schedulable: z.boolean({ required_error: 'schedulable is required (true or false)', invalid_type_error: 'schedulable must be true or false' }),
+    },
+    objectMessages('the input', '{"node": "node-a", "schedulable": true}'),
+  )
   .strict();
 export type NodeSchedulableInput = z.input<typeof NodeSchedulableInputSchema>;

@@ -22,7 +22,17 @@ import {
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { z } from 'zod';
 import { loadConfig } from '../lib/config';
-import { MigrateInputSchema, describeInputError, type MigrateInput, type MigrationProgress, type MigrationReport } from '../lib/migration';
+import {
+  DeployInputSchema,
+  MigrateInputSchema,
+  UndeployInputSchema,
+  describeInputError,
+  type DeployInput,
+  type MigrateInput,
+  type MigrationProgress,
+  type MigrationReport,
+} from '../lib/migration';
+import type { Placement } from '../activities/types';
 import {
   DrainInputSchema,
   NodeSchedulableInputSchema,
@@ -34,7 +44,12 @@ import {
 } from '../lib/rebalance';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 
+export type { Placement } from '../activities/types';
 export type {
+  DeployInput,
+  DeployRequest,
+  ServiceSpec,
+  UndeployInput,
   MigrateInput,
   MigrateRequest,
   MigrationProgress,
@@ -68,7 +83,7 @@ export class Ms2mInputError extends Error {
 
 function validated<S extends z.ZodTypeAny>(schema: S, workflow: string, input: unknown): z.output<S> {
   const r = schema.safeParse(input);
-  if (!r.success) throw new Ms2mInputError(describeInputError(workflow, r.error));
+  if (!r.success) throw new Ms2mInputError(describeInputError(workflow, r.error, input));
   return r.data;
 }
 
@@ -320,6 +335,33 @@ export class Ms2mClient {
       args: [request],
     });
     return new MigrationHandle(handle);
+  }
+
+  /**
+   * Starts a service instance on a node and records its placement (the run's result). A deploy that cannot
+   * serve is refused as soon as that is known, and leaves nothing behind; the run then fails with the
+   * refusal: InvalidSpec (the program, spec.cwd or spec.primaryQueue), InstanceExited, NotReady (no answer
+   * to control commands within readyMs) or InvalidInput. The default workflow id, `deploy-<service>`, keeps
+   * two deploys of one service from running at once.
+   */
+  async startDeploy(input: DeployInput, opts: { workflowId?: string } = {}): Promise<Ms2mRun<Placement>> {
+    const request = validated(DeployInputSchema, 'deployService', input);
+    const handle = await this.client.workflow.start('deployService', {
+      taskQueue: this.taskQueue,
+      workflowId: opts.workflowId ?? `deploy-${request.service}`,
+      args: [request],
+    });
+    return new Ms2mRun<Placement>(handle);
+  }
+
+  /** Stops the service's instance and removes its placement; `placement` is what was removed, null if the service was not deployed. */
+  async undeploy(service: string): Promise<{ stopped: boolean; placement: Placement | null }> {
+    const request = validated(UndeployInputSchema, 'undeployService', { service });
+    return this.client.workflow.execute('undeployService', {
+      taskQueue: this.taskQueue,
+      workflowId: `undeploy-${request.service}-${Date.now().toString(36)}`,
+      args: [request],
+    });
   }
 
   /** The latest run of the workflow id unless `runId` is given. */

@@ -17,6 +17,8 @@ const NON_RETRYABLE = [
   'ImageMissing',
   'PrepareTimeout',
   'CatchUpTimeout',
+  'InvalidSpec',
+  'InstanceExited',
 ];
 
 const ORCHESTRATOR_RETRY = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
@@ -32,8 +34,6 @@ export function activitiesFor(t: Timeouts) {
       startToCloseTimeout: Math.max(90_000, t.copyReadyMs + 10_000),
       retry: ORCHESTRATOR_RETRY,
     }),
-    /** One look, no retries: the post-condition's own loop decides how long to wait. */
-    probe: proxyLocalActivities<BrokerActivities>({ startToCloseTimeout: t.controlReplyMs + 5000, retry: { maximumAttempts: 1 } }),
     /**
      * Long broker activities that report progress by heartbeat (replay, fence-and-swap). They get two
      * attempts: the workflow decides what a failure means (an instance lost, or the broker still away).
@@ -45,6 +45,19 @@ export function activitiesFor(t: Timeouts) {
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { ...ORCHESTRATOR_RETRY, maximumAttempts: 2 },
     }),
+    /**
+     * Checks polled in a loop until something holds (an instance answers; the post-condition): the loop is
+     * their retry, so each gets one attempt, bounded in seconds, and a failure is known as soon as it happens.
+     */
+    probe: proxyLocalActivities<BrokerActivities>({ startToCloseTimeout: t.controlReplyMs + 5000, retry: { maximumAttempts: 1 } }),
+    probeNode(node: string) {
+      return proxyActivities<NodeActivities>({
+        taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+        scheduleToStartTimeout: t.nodeScheduleToStartMs,
+        startToCloseTimeout: '5s',
+        retry: { maximumAttempts: 1 },
+      });
+    },
     onNode(node: string) {
       return proxyActivities<NodeActivities>({
         taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
@@ -59,4 +72,4 @@ export function activitiesFor(t: Timeouts) {
 }
 
 /** With the default timeouts, for the workflows that take none (deploy, undeploy). */
-export const { cluster, brokerLocal, onNode } = activitiesFor(TimeoutsSchema.parse(undefined));
+export const { cluster, brokerLocal, probe, probeNode, onNode } = activitiesFor(TimeoutsSchema.parse(undefined));

@@ -1,48 +1,111 @@
 /**
  * deployService / undeployService: place a service instance on a node (or remove it) and record the
  * placement that migrateService starts from.
+ *
+ * A deploy is refused, with the field to fix, as soon as the cause can be known: a program that cannot run
+ * (InvalidSpec, by the node agent before it spawns anything), a process that exits before it answers
+ * (InstanceExited), one that runs but never answers the control protocol within readyMs (NotReady), or one
+ * that consumes another queue than spec.primaryQueue (InvalidSpec). A refused deploy leaves nothing: the
+ * instance is stopped, no placement is recorded and the lock is free.
  */
-import { ApplicationFailure, uuid4, workflowInfo } from '@temporalio/workflow';
-import { DeployInputSchema, type DeployInput } from '../lib/migration';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log, uuid4, workflowInfo } from '@temporalio/workflow';
+import { DeployInputSchema, UndeployInputSchema, type DeployInput, type UndeployInput } from '../lib/migration';
+import { instanceExitedMessage, notReadyMessage, queueMismatchMessage } from '../lib/deploy-refusals';
+import { controlQueueName } from '../service/names';
+import type { InstanceStatus } from '../service/protocol';
 import { parseInput } from './input';
 import type { Placement } from '../activities/types';
-import { brokerLocal, cluster, onNode } from './activity-proxies';
+import { brokerLocal, cluster, onNode, probe, probeNode } from './activity-proxies';
+
+/** One status request per step: short enough that a process that died is noticed within about a second. */
+const STEP_MS = 1000;
+
+/** A definite refusal from an activity (a bad spec, a process that exited) fails the workflow as itself, not as "activity failed". */
+function asRefusal(err: unknown): unknown {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
+    return ApplicationFailure.nonRetryable(err.cause.message, err.cause.type);
+  }
+  return err;
+}
+
+/**
+ * Waits until the instance answers a status request, asking its node between requests whether the process
+ * is still there: one that exited is refused at once, one that lives but stays silent after readyMs too.
+ */
+async function awaitReady(node: string, instanceId: string, readyMs: number): Promise<InstanceStatus> {
+  const startedAt = Date.now();
+  const deadline = startedAt + readyMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    try {
+      return await probe.instanceStatus({ instanceId, timeoutMs: Math.max(200, Math.min(STEP_MS, left)) });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+    }
+    let health;
+    try {
+      health = await probeNode(node).instanceHealth({ instanceId });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn(`deploy: the node agent of ${node} did not report on ${instanceId}`, { error: String(err) });
+    }
+    if (health && !health.alive) throw ApplicationFailure.nonRetryable(instanceExitedMessage(health), 'InstanceExited');
+    if (Date.now() >= deadline) {
+      const h = health ?? { instanceId, node, startedAt, alive: true, exit: null, logPath: '(unknown: the node agent did not answer)', logTail: [] };
+      throw ApplicationFailure.nonRetryable(notReadyMessage(h, readyMs), 'NotReady');
+    }
+  }
+}
 
 export async function deployService(rawInput: DeployInput): Promise<Placement> {
-  const { service, node, spec } = parseInput('deployService', DeployInputSchema, rawInput);
+  const { service, node, spec, readyMs } = parseInput('deployService', DeployInputSchema, rawInput);
   const existing = await cluster.findPlacement({ service });
   if (existing) {
-    throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first (ms2m undeploy --service ${service})`, 'InvalidInput');
   }
   if (!(await cluster.nodeExists({ node }))) {
     throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
   }
   const { workflowId, runId } = workflowInfo();
   await cluster.acquireLock({ service, workflowId, runId });
+  const instanceId = `${service}-${uuid4().slice(0, 8)}`;
+  let placed = false;
   try {
-    const instanceId = `${service}-${uuid4().slice(0, 8)}`;
-    await onNode(node).startInstance({ service, instanceId, spec });
+    await onNode(node).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
     // Deployed means serving: the instance answers once it is connected and consuming.
-    await brokerLocal.instanceStatus({ instanceId, timeoutMs: 30_000 });
+    const status = await awaitReady(node, instanceId, readyMs);
+    if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), 'InvalidSpec');
     const placement: Placement = { service, node, instanceId, spec, updatedAt: Date.now() };
     await cluster.commitPlacement(placement);
+    placed = true;
     return placement;
   } finally {
-    await cluster.releaseLock({ service, workflowId, runId });
+    await CancellationScope.nonCancellable(async () => {
+      if (!placed) {
+        // Also after a failed start: the agent may have spawned the process before it failed.
+        try {
+          await onNode(node).stopInstance({ instanceId });
+          // Declared by the status requests (and by the instance); nobody will use it again.
+          await brokerLocal.deleteQueue({ queue: controlQueueName(instanceId) });
+        } catch (err) {
+          log.warn(`deploy refused, but cleaning up ${instanceId} on ${node} failed`, { error: String(err) });
+        }
+      }
+      await cluster.releaseLock({ service, workflowId, runId });
+    });
   }
 }
 
-export async function undeployService(rawInput: { service: string }): Promise<{ stopped: boolean }> {
-  const service = rawInput?.service;
-  if (typeof service !== 'string' || !service) throw ApplicationFailure.nonRetryable('service: name the service to undeploy, e.g. {"service": "game"}', 'InvalidInput');
+export async function undeployService(rawInput: UndeployInput): Promise<{ stopped: boolean; placement: Placement | null }> {
+  const { service } = parseInput('undeployService', UndeployInputSchema, rawInput);
   const placement = await cluster.findPlacement({ service });
-  if (!placement) return { stopped: false };
+  if (!placement) return { stopped: false, placement: null };
   const { workflowId, runId } = workflowInfo();
   await cluster.acquireLock({ service, workflowId, runId });
   try {
     const r = await onNode(placement.node).stopInstance({ instanceId: placement.instanceId });
     await cluster.removePlacement({ service });
-    return r;
+    return { ...r, placement };
   } finally {
     await cluster.releaseLock({ service, workflowId, runId });
   }

@@ -11,6 +11,6 @@ export function parseInput<T>(what: string, schema: ZodType<T, ZodTypeDef, unkno
   const malformed = malformedPayloadError(raw);
   if (malformed) throw ApplicationFailure.nonRetryable(`invalid ${what} input: ${malformed}`, 'InvalidInput');
   const r = schema.safeParse(raw);
-  if (!r.success) throw ApplicationFailure.nonRetryable(describeInputError(what, r.error), 'InvalidInput');
+  if (!r.success) throw ApplicationFailure.nonRetryable(describeInputError(what, r.error, raw), 'InvalidInput');
   return r.data;
 }

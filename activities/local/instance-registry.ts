@@ -4,13 +4,15 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { InstanceRecord } from '../types';
+import type { InstanceExit, InstanceRecord } from '../types';
 import { isAlive } from './proc';
 
 export interface StoredInstance extends InstanceRecord {
   /** /proc start time, to tell our process from a later one that reuses the PID. */
   procStartTime: number;
   stoppedAt?: number;
+  /** How the process ended, written by the agent that started it (its parent) when it saw the exit. */
+  exit?: InstanceExit;
 }
 
 export class InstanceRegistry {
@@ -40,6 +42,12 @@ export class InstanceRegistry {
       .filter((f) => f.endsWith('.json'))
       .map((f) => this.get(f.slice(0, -5)))
       .filter((r): r is StoredInstance => r !== null);
+  }
+
+  /** Applies `change` to the stored record, read right before: two writers of one record each keep the other's fields. */
+  update(instanceId: string, change: Partial<StoredInstance>): void {
+    const rec = this.get(instanceId);
+    if (rec) this.put({ ...rec, ...change });
   }
 
   alive(rec: StoredInstance): boolean {

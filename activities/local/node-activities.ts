@@ -8,11 +8,14 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readlinkSync,
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, InstanceRecord, NodeActivities, NodeDescription } from '../types';
+import type { CheckpointResult, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
 import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
-import { childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
+import { tailLines, watchExit } from './instance-exit';
+import { catchesSignal, childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
+import { checkSpec, serviceEnv } from './service-spec';
 import { externalPause, failpoint } from '../../lib/failpoints';
+import { instanceExitedMessage } from '../../lib/deploy-refusals';
 
 const run = promisify(execFile);
 
@@ -21,18 +24,6 @@ export interface LocalNode {
   dataDir: string;
   criu: string;
   imageUrl: string;
-}
-
-/** The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable. */
-function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    LANG: process.env.LANG ?? 'C.UTF-8',
-    ...spec,
-    // CRIU cannot dump io_uring instances; libuv would otherwise use one for file I/O.
-    UV_USE_IO_URING: '0',
-  };
 }
 
 /**
@@ -135,6 +126,12 @@ function readlinkSafe(p: string): string {
   }
 }
 
+/** SIGTERM's bit in /proc/<pid>/status SigCgt. */
+const SIGTERM = 15;
+/** How long a dead instance's exit may take to reach its agent: unshare reaps the instance, then exits itself. */
+const EXIT_REPORT_MS = 2000;
+const LOG_LINES = 20;
+
 function dirBytes(dir: string): { bytes: number; files: number } {
   const files = imageFiles(dir);
   return { bytes: files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0), files: files.length };
@@ -166,6 +163,20 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     return rec;
   }
 
+  /** Exits of the instances this agent process started (it is their parent); lost with the agent. */
+  const exits = new Map<string, Promise<InstanceExit>>();
+
+  function healthOf(instanceId: string, logPath: string, startedAt: number, rec: StoredInstance | null, exit: InstanceExit | null, logLines = LOG_LINES): InstanceHealth {
+    const alive = rec !== null && registry.alive(rec);
+    let exitUnknown: string | undefined;
+    if (!alive && !exit) {
+      if (rec?.origin === 'restored') exitUnknown = 'it was restored by CRIU, so no node agent is its parent';
+      else if (exits.has(instanceId)) exitUnknown = `its exit had not reached the node agent ${EXIT_REPORT_MS} ms after it was gone`;
+      else exitUnknown = `the node agent of ${node.node} restarted since it started the instance`;
+    }
+    return { instanceId, node: node.node, startedAt, alive, exit: alive ? null : exit, exitUnknown, logPath, logTail: tailLines(logPath, logLines) };
+  }
+
   function liveInstance(instanceId: string): StoredInstance | null {
     const rec = registry.get(instanceId);
     return rec && registry.alive(rec) ? rec : null;
@@ -180,11 +191,13 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     async startInstance({ service, instanceId, spec }) {
       const existing = liveInstance(instanceId);
       if (existing) return publicRecord(existing);
+      checkSpec(spec, node.node);
       const logPath = path.join(logsDir, `${instanceId}.log`);
       // O_APPEND|O_WRONLY: CRIU skips the size check for such files, so a copy restores while the source still writes.
       const fd = openSync(logPath, 'a');
       // The session leader must be inside the PID namespace for CRIU to dump the tree; the hostname is the
       // instance's identity, set before the service starts.
+      const t0 = Date.now();
       const child = spawn(
         'unshare',
         ['--pid', '--uts', '--fork', '--', 'setsid', 'sh', '-c', 'hostname "$0" && exec "$@"', instanceId, ...spec.command],
@@ -192,9 +205,23 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       );
       closeSync(fd);
       child.unref();
-      if (!child.pid) throw new Error(`could not start ${spec.command.join(' ')}`);
-      const pid = await waitFor(() => childrenOf(child.pid!)[0], 5000, `the namespace init of ${instanceId}`);
-      return publicRecord(track(instanceId, service, pid, 'started', logPath));
+      const exit = watchExit(child, logPath);
+      let exited: InstanceExit | null = null;
+      void exit.then((e) => (exited = e));
+      const pid = await waitFor(() => (exited ? -1 : childrenOf(child.pid ?? 0)[0]), 5000, `the namespace init of ${instanceId}`);
+      const st = pid > 0 ? procStat(pid) : null;
+      if (!st) {
+        // Gone before it could be tracked: refuse now, with what it said, rather than as a process that never answers.
+        const e = await exit;
+        throw ApplicationFailure.nonRetryable(instanceExitedMessage(healthOf(instanceId, logPath, t0, null, e)), 'InstanceExited');
+      }
+      const rec = track(instanceId, service, pid, 'started', logPath);
+      exits.set(instanceId, exit);
+      void exit.then((e) => {
+        // The same process, not a later instance under the same id (startInstance retried after it died).
+        if (registry.get(instanceId)?.procStartTime === rec.procStartTime) registry.update(instanceId, { exit: e });
+      });
+      return publicRecord(rec);
     },
 
     async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
@@ -263,17 +290,20 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     async stopInstance({ instanceId }) {
       const rec = registry.get(instanceId);
       if (!rec || !registry.alive(rec)) {
-        if (rec && !rec.stoppedAt) registry.put({ ...rec, stoppedAt: Date.now() });
+        if (rec && !rec.stoppedAt) registry.update(instanceId, { stoppedAt: Date.now() });
         return { stopped: false };
       }
-      process.kill(rec.pid, 'SIGTERM');
       const gone = () => !isAlive(rec.pid, rec.procStartTime);
-      for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+      // A namespace's init ignores SIGTERM unless it handles it: waiting for it to act on one would be for nothing.
+      if (catchesSignal(rec.pid, SIGTERM)) {
+        process.kill(rec.pid, 'SIGTERM');
+        for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+      }
       if (!gone()) {
         process.kill(rec.pid, 'SIGKILL');
         await waitFor(gone, 5000, `${instanceId} to die`);
       }
-      registry.put({ ...rec, stoppedAt: Date.now() });
+      registry.update(instanceId, { stoppedAt: Date.now() });
       return { stopped: true };
     },
 
@@ -300,6 +330,18 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
 
     async listInstances() {
       return registry.all().map((r) => ({ ...publicRecord(r), alive: registry.alive(r) }));
+    },
+
+    async instanceHealth({ instanceId, logLines }) {
+      const rec = registry.get(instanceId);
+      if (!rec) throw ApplicationFailure.nonRetryable(`there is no instance ${instanceId} on ${node.node}`, 'InstanceNotFound');
+      let exit = rec.exit ?? null;
+      const watched = exits.get(instanceId);
+      if (!registry.alive(rec) && !exit && watched) {
+        // Dead, but its exit may still be on its way from unshare.
+        exit = await Promise.race([watched, sleep(EXIT_REPORT_MS).then(() => null)]);
+      }
+      return healthOf(instanceId, rec.logPath, rec.startedAt, rec, exit, logLines);
     },
   };
 }

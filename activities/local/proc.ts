@@ -27,6 +27,16 @@ export function isAlive(pid: number, startTime?: number): boolean {
   return startTime === undefined || st.startTime === startTime;
 }
 
+/** Whether the process has a handler for signal number `signo` (the SigCgt mask of /proc/<pid>/status). */
+export function catchesSignal(pid: number, signo: number): boolean {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(signo - 1)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 export function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);

@@ -104,9 +104,9 @@ describe('bad requests are refused, naming the field and the fix, and change not
     const f = await refusal({ service, targetNode: 'node-b', strategy: 'teleport', replay: { threshold: -5 } });
     expect(f.type).toBe('InvalidInput');
     expect(f.message).toMatch(/strategy: strategy must be one of stop-and-copy, shadow/);
-    expect(f.message).toMatch(/replay.threshold: Number must be greater than or equal to 0/);
+    expect(f.message).toMatch(/replay.threshold: replay.threshold must be a whole number ≥ 0, got -5/);
     const g = await refusal({ service, targetNode: 'node-b', replay: { threshold: 'ten' } });
-    expect(g.message).toMatch(/replay.threshold: replay.threshold must be a number of messages/);
+    expect(g.message).toMatch(/replay.threshold: replay.threshold must be a number of messages, got "ten"/);
     await expectUnchanged();
   });
 

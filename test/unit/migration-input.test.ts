@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { DeployInputSchema, MigrateInputSchema, describeInputError, lagTrend } from '../../lib/migration';
+import type { z } from 'zod';
+import { DeployInputSchema, MigrateInputSchema, UndeployInputSchema, describeInputError, lagTrend } from '../../lib/migration';
 
-function errorOf(input: unknown): string {
-  const r = MigrateInputSchema.safeParse(input);
+function refusalOf(schema: z.ZodTypeAny, what: string, input: unknown): string {
+  const r = schema.safeParse(input);
   if (r.success) throw new Error('expected the input to be rejected');
-  return describeInputError('migrateService', r.error);
+  return describeInputError(what, r.error, input);
 }
+const errorOf = (input: unknown) => refusalOf(MigrateInputSchema, 'migrateService', input);
+const deployErrorOf = (input: unknown) => refusalOf(DeployInputSchema, 'deployService', input);
+const spec = { command: ['node', 'dist/examples/game/service.js'], primaryQueue: 'game.primary' };
 
 describe('migrateService input', () => {
   it('fills in defaults', () => {
@@ -25,31 +29,71 @@ describe('migrateService input', () => {
       },
     });
   });
-  it('names the field and the fix for each mistake', () => {
-    expect(errorOf({ targetNode: 'node-b' })).toMatch(/service: service is required, e.g. "game"/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp' })).toMatch(/strategy: strategy must be one of stop-and-copy, shadow/);
-    expect(errorOf({ service: 'Game!', targetNode: 'node-b' })).toMatch(/service: service must be 1-40 lowercase/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: 'ten' } })).toMatch(/replay.threshold: replay.threshold must be a number/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { cutoffMs: -1 } })).toMatch(/replay.cutoffMs/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', target: 'x' })).toMatch(/unknown field\(s\) target; remove them/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { heartbeatMs: 10 } })).toMatch(/timeouts.heartbeatMs: timeouts.heartbeatMs must be at least 1000 ms/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { catchUpMs: 'soon' } })).toMatch(/timeouts.catchUpMs: timeouts.catchUpMs must be a number of milliseconds/);
-    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { nodeTimeout: 1 } })).toMatch(/timeouts: unknown field\(s\) nodeTimeout; remove them/);
+  it('names the field, the rule in its terms and the value received', () => {
+    expect(errorOf({ targetNode: 'node-b' })).toBe('invalid migrateService input: service: service is required, e.g. "game"');
+    expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp' })).toBe(
+      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, got "warp"',
+    );
+    expect(errorOf({ service: 'Game!', targetNode: 'node-b' })).toBe(
+      'invalid migrateService input: service: service must be 1-40 lowercase letters, digits or dashes starting with a letter, e.g. "game", got "Game!"',
+    );
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: 2.5 } })).toBe(
+      'invalid migrateService input: replay.threshold: replay.threshold must be a whole number ≥ 0, got 2.5',
+    );
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: -5 } })).toMatch(/replay.threshold: replay.threshold must be a whole number ≥ 0, got -5$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: 2_000_000 } })).toMatch(/replay.threshold must be at most 1000000, got 2000000$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { threshold: 'ten' } })).toMatch(/replay.threshold: replay.threshold must be a number of messages, got "ten"$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: { cutoffMs: -1 } })).toMatch(/replay.cutoffMs: replay.cutoffMs must be at least 0 ms, got -1$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', replay: 10 })).toMatch(/replay: replay must be a JSON object, e.g. \{"threshold": 10, "cutoffMs": 120000\}, got 10$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', target: 'x' })).toMatch(/: unknown field\(s\) target; remove them$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { heartbeatMs: 5 } })).toBe(
+      'invalid migrateService input: timeouts.heartbeatMs: timeouts.heartbeatMs must be at least 1000 ms, got 5',
+    );
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { copyReadyMs: 1500.5 } })).toMatch(/timeouts.copyReadyMs must be a whole number of milliseconds, got 1500.5$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { catchUpMs: 'soon' } })).toMatch(/timeouts.catchUpMs: timeouts.catchUpMs must be a number of milliseconds, got "soon"$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { nodeTimeout: 1 } })).toMatch(/timeouts: unknown field\(s\) nodeTimeout; remove them$/);
   });
-  it('rejects a non-object', () => {
-    expect(errorOf('game')).toMatch(/invalid migrateService input/);
+  it('gives one line per mistake', () => {
+    expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp', replay: { threshold: -5 } })).toBe(
+      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, got "warp"; replay.threshold: replay.threshold must be a whole number ≥ 0, got -5',
+    );
+  });
+  it('refuses a non-object, showing what came', () => {
+    expect(errorOf('game')).toBe('invalid migrateService input: (input): the input must be a JSON object, e.g. {"service": "game", "targetNode": "node-b"}, got "game"');
+    expect(errorOf(undefined)).toBe('invalid migrateService input: (input): the input is required, e.g. {"service": "game", "targetNode": "node-b"}');
+  });
+  it('cuts a long value short', () => {
+    const text = errorOf({ service: 'game', targetNode: 'node-b', strategy: 'x'.repeat(500) });
+    expect(text).toMatch(/, got "x{78}…$/);
+  });
+  it('names the value without the raw input (as before)', () => {
+    const r = MigrateInputSchema.safeParse({ service: 'game', targetNode: 'node-b', replay: { threshold: 2.5 } });
+    expect(r.success).toBe(false);
+    if (!r.success) expect(describeInputError('migrateService', r.error)).toBe('invalid migrateService input: replay.threshold: replay.threshold must be a whole number ≥ 0');
   });
 });
 
 describe('deployService input', () => {
+  it('fills in defaults', () => {
+    expect(DeployInputSchema.parse({ service: 'game', node: 'node-a', spec })).toEqual({ service: 'game', node: 'node-a', spec: { ...spec, env: {} }, readyMs: 20_000 });
+  });
   it('requires a command and a primary queue', () => {
-    const r = DeployInputSchema.safeParse({ service: 'game', node: 'node-a', spec: { command: [], primaryQueue: '' } });
-    expect(r.success).toBe(false);
-    if (!r.success) {
-      const text = describeInputError('deployService', r.error);
-      expect(text).toMatch(/spec.command: spec.command needs at least the program/);
-      expect(text).toMatch(/spec.primaryQueue: spec.primaryQueue is required/);
-    }
+    const text = deployErrorOf({ service: 'game', node: 'node-a', spec: { command: [], primaryQueue: '' } });
+    expect(text).toMatch(/spec.command: spec.command needs at least the program, e.g. \["node", "dist\/examples\/game\/service.js"\], got \[\]/);
+    expect(text).toMatch(/spec.primaryQueue: spec.primaryQueue must name the queue the service consumes, e.g. "game.primary", got ""/);
+    expect(deployErrorOf({ service: 'game', node: 'node-a' })).toMatch(/^invalid deployService input: spec: spec is required, e.g. \{"command": \["node"/);
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec: { ...spec, command: 'node service.js' } })).toMatch(
+      /spec.command: spec.command must be a list of strings, e.g. \["node", "dist\/examples\/game\/service.js"\], got "node service.js"$/,
+    );
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec: { ...spec, command: ['node', ''] } })).toMatch(/spec.command.1: spec.command must hold no empty strings, got ""$/);
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec: { ...spec, env: { PORT: 80 } } })).toMatch(/spec.env.PORT: spec.env values must be strings, e.g. \{"LOG_LEVEL": "info"\}, got 80$/);
+  });
+  it('bounds readyMs', () => {
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec, readyMs: 5 })).toBe('invalid deployService input: readyMs: readyMs must be at least 1000 ms, got 5');
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec, readyMs: 'soon' })).toBe('invalid deployService input: readyMs: readyMs must be a number of milliseconds, got "soon"');
+  });
+  it('undeploy names the service', () => {
+    expect(refusalOf(UndeployInputSchema, 'undeployService', {})).toBe('invalid undeployService input: service: service is required, e.g. "game"');
   });
 });
 

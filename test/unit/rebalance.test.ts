@@ -56,9 +56,9 @@ describe('rebalance policy', () => {
     const r = RebalanceInputSchema.safeParse({ band: -1, concurrency: 0, surprise: 1 });
     expect(r.success).toBe(false);
     if (!r.success) {
-      const text = describeInputError('rebalance', r.error);
-      expect(text).toMatch(/band: band must be ≥ 0/);
-      expect(text).toMatch(/concurrency: concurrency must be at least 1/);
+      const text = describeInputError('rebalance', r.error, { band: -1, concurrency: 0, surprise: 1 });
+      expect(text).toMatch(/band: band must be ≥ 0, got -1/);
+      expect(text).toMatch(/concurrency: concurrency must be at least 1, got 0/);
       expect(text).toMatch(/unknown field\(s\) surprise; remove them/);
     }
     const d = DrainInputSchema.safeParse({});

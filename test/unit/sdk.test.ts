@@ -18,7 +18,7 @@ function refusingClient(): Ms2mClient {
 function workflowMessage(schema: z.ZodTypeAny, what: string, input: unknown): string {
   const r = schema.safeParse(input);
   if (r.success) throw new Error('expected the input to be rejected');
-  return describeInputError(what, r.error);
+  return describeInputError(what, r.error, input);
 }
 
 async function refusal(p: Promise<unknown>): Promise<Ms2mInputError> {
@@ -39,7 +39,9 @@ describe('Ms2mClient refuses bad input before starting anything', () => {
       const err = await refusal(ms2m.startMigration(input as never));
       expect(err.message).toBe(workflowMessage(MigrateInputSchema, 'migrateService', input));
     }
-    expect((await refusal(ms2m.startMigration({ service: 'game', targetNode: 'node-b', replay: { threshold: -1 } }))).message).toMatch(/^invalid migrateService input: replay.threshold/);
+    expect((await refusal(ms2m.startMigration({ service: 'game', targetNode: 'node-b', replay: { threshold: -1 } }))).message).toBe(
+      'invalid migrateService input: replay.threshold: replay.threshold must be a whole number ≥ 0, got -1',
+    );
   });
 
   it('rebalance', async () => {
@@ -47,7 +49,9 @@ describe('Ms2mClient refuses bad input before starting anything', () => {
       const err = await refusal(ms2m.startRebalance(input as never));
       expect(err.message).toBe(workflowMessage(RebalanceInputSchema, 'rebalance', input));
     }
-    expect((await refusal(ms2m.startRebalance({ band: -1 }))).message).toBe('invalid rebalance input: band: band must be ≥ 0');
+    expect((await refusal(ms2m.startRebalance({ band: -1 }))).message).toBe('invalid rebalance input: band: band must be ≥ 0, got -1');
+    expect((await refusal(ms2m.startRebalance({ maxMigrations: 1.5 }))).message).toBe('invalid rebalance input: maxMigrations: maxMigrations must be a whole number ≥ 0, got 1.5');
+    expect((await refusal(ms2m.startRebalance({ sampleMs: 10 }))).message).toBe('invalid rebalance input: sampleMs: sampleMs must be at least 100 ms, got 10');
   });
 
   it('drainNode and setNodeSchedulable', async () => {
@@ -56,13 +60,14 @@ describe('Ms2mClient refuses bad input before starting anything', () => {
       expect(err.message).toBe(workflowMessage(DrainInputSchema, 'drainNode', input));
     }
     expect((await refusal(ms2m.startDrain({} as never))).message).toBe('invalid drainNode input: node: node is required, e.g. "node-a"');
+    expect((await refusal(ms2m.startDrain({ node: 'node-a', concurrency: 11 }))).message).toBe('invalid drainNode input: concurrency: concurrency must be at most 10, got 11');
     const err = await refusal(ms2m.setNodeSchedulable('Node A', true));
     expect(err.message).toBe(workflowMessage(NodeSchedulableInputSchema, 'setNodeSchedulable', { node: 'Node A', schedulable: true }));
   });
 
   it('rebalance schedules: bad input or interval', async () => {
     const err = await refusal(ms2m.createRebalanceSchedule({ scheduleId: 's', every: '10m', input: { band: -1 } }));
-    expect(err.message).toBe('invalid rebalance input: band: band must be ≥ 0');
+    expect(err.message).toBe('invalid rebalance input: band: band must be ≥ 0, got -1');
     expect((await refusal(ms2m.createRebalanceSchedule({ scheduleId: 's', every: 'often' }))).message).toMatch(/every must be a duration of at least 1 s/);
     expect((await refusal(ms2m.createRebalanceSchedule({ scheduleId: 's', every: 500 }))).message).toMatch(/every must be a duration/);
   });
