@@ -111,8 +111,13 @@ export class LoadGenerator {
       const event = eventFor(index, seq, players);
       return { routingKey: `event.${event.player}`, body: event };
     });
+    // Each producer's share of the total due, cut at cumulative shares so the parts add up to the total exactly.
+    const total = (elapsed * this.opts.rate) / 1000;
+    let before = 0;
     for (const [index, producer] of this.producers.entries()) {
-      const due = Math.floor((elapsed * this.opts.rate * this.shares[index]) / 1000);
+      const upTo = index === this.producers.length - 1 ? Math.floor(total) : Math.floor(total * (before + this.shares[index]));
+      const due = upTo - Math.floor(total * before);
+      before += this.shares[index];
       while (this.sent[index] < due) {
         const m = message(index, ++this.sent[index]);
         const p = producer

@@ -4,11 +4,11 @@
  * Also overload: a copy that cannot keep up still ends replay, and the cost shows as downtime.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,8 @@ import { deployGame, runScenario, undeploy } from '../../cli/scenario';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';
+import { armFailpoint, releaseFailpoint, waitForFailpoint } from '../../lib/failpoints';
+import type { MigrationReport } from '../../lib/migration';
 import { ClusterStore } from '../../runtime/cluster-store';
 import type { Placement } from '../../activities/types';
 import { ControlClient } from '../../service/control-client';
@@ -161,11 +163,40 @@ describe('bad requests are refused, naming the field and the fix, and change not
   });
 });
 
+/**
+ * The target node is slower than the source's: the copy's process is put in a cgroup with half a CPU
+ * while it is restored and still stopped, and let go once the migration ended.
+ */
+async function slowCopy(handle: WorkflowHandle, to: string): Promise<void> {
+  const point = `${to}/restore-stopped`;
+  const group = `/sys/fs/cgroup/cpu/ms2m-slow-${run}`;
+  armFailpoint(home, point, { action: 'pause' });
+  let pid = 0;
+  try {
+    await waitForFailpoint(home, point, 90_000);
+    const copy = (await handle.query<MigrationReport>('report')).targetInstance;
+    pid = (JSON.parse(readFileSync(path.join(home, 'nodes', to, 'instances', `${copy}.json`), 'utf8')) as { pid: number }).pid;
+    mkdirSync(group, { recursive: true });
+    writeFileSync(path.join(group, 'cpu.cfs_period_us'), '100000');
+    writeFileSync(path.join(group, 'cpu.cfs_quota_us'), '50000');
+    writeFileSync(path.join(group, 'cgroup.procs'), String(pid));
+  } finally {
+    releaseFailpoint(home, point);
+  }
+  try {
+    await handle.result().catch(() => undefined);
+  } finally {
+    if (pid) writeFileSync('/sys/fs/cgroup/cpu/cgroup.procs', String(pid), { flag: 'a' });
+    rmdirSync(group);
+  }
+}
+
 describe('overload', () => {
   it(
-    'a copy slower than the arrivals: replay ends early on the lag trend, the catch-up is finite, nothing is lost',
+    'a copy slower than its source: replay ends early on the lag trend, the catch-up is finite, nothing is lost',
     async () => {
-      // 12 ms of CPU per message caps the service near 80 msg/s; 110 msg/s arrive.
+      // 12 ms of CPU per message caps the service near 80 msg/s, and more arrive; the copy gets half a CPU,
+      // so it applies the source's log more slowly than the source writes it.
       const { report } = await runScenario(cluster, {
         service: `overload-${run}`,
         from: 'node-a',
@@ -176,6 +207,7 @@ describe('overload', () => {
         warmupMs: 1500,
         settleMs: 500,
         threshold: 5,
+        duringMigration: (handle) => slowCopy(handle, 'node-b'),
       });
       console.log(`overload: replay ${JSON.stringify(report.replay)}, downtime ${report.downtimeMs} ms, observed ${report.verification!.observedDowntimeMs} ms`);
       expect(report.outcome).toBe('completed');
