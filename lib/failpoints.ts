@@ -69,14 +69,18 @@ export function disarmAllFailpoints(home: string): void {
   for (const f of readdirSync(dir(home))) rmSync(path.join(dir(home), f), { force: true });
 }
 
-function consume(home: string, name: string): FailpointSpec | null {
-  const file = path.join(dir(home), `${fileName(name)}.json`);
-  let spec: FailpointSpec;
+function armed(file: string): FailpointSpec | null {
   try {
-    spec = JSON.parse(readFileSync(file, 'utf8')) as FailpointSpec;
+    return JSON.parse(readFileSync(file, 'utf8')) as FailpointSpec;
   } catch {
     return null;
   }
+}
+
+function consume(home: string, name: string): FailpointSpec | null {
+  const file = path.join(dir(home), `${fileName(name)}.json`);
+  const spec = armed(file);
+  if (!spec) return null;
   const left = (spec.times ?? 1) - 1;
   if (left < 0) return null;
   // A spent pause keeps its file until released: a retry of the same activity then passes instead of pausing again.
@@ -93,14 +97,9 @@ function consume(home: string, name: string): FailpointSpec | null {
  */
 export function externalPause(name: string, home = loadConfig().home): string | null {
   const file = path.join(dir(home), `${fileName(name)}.json`);
-  let spec: FailpointSpec;
-  try {
-    spec = JSON.parse(readFileSync(file, 'utf8')) as FailpointSpec;
-  } catch {
-    return null;
-  }
-  const left = (spec.times ?? 1) - 1;
-  if (left < 0 || spec.action !== 'pause') return null;
+  const spec = armed(file);
+  const left = (spec?.times ?? 1) - 1;
+  if (!spec || left < 0 || spec.action !== 'pause') return null;
   writeFileSync(file, JSON.stringify({ ...spec, times: left }));
   const hit = path.join(dir(home), `${fileName(name)}.hit`);
   const ticks = Math.ceil((spec.ms ?? 120_000) / 50);

@@ -163,12 +163,16 @@ export interface Verification {
 export interface OrderVerification {
   ok: boolean;
   problems: string[];
+  /** Positions of the serving instance's sequence. */
   positions: number;
+  /** Positions applied by more than one instance, compared message by message (each extra instance counts once). */
   compared: number;
+  /** Instances that applied, at some position, another message or reached another state than the sequence. */
   divergences: number;
   lost: number;
   duplicated: number;
   outOfOrder: number;
+  /** Applied messages missing from the producers' confirmed log (a publish given up on that reached the broker). */
   unlogged: number;
   outputsChecked: number;
   outputMismatches: number;

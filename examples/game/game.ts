@@ -3,6 +3,8 @@
  * scores kept in memory, one result per event published to an output exchange. The reducer is pure so the
  * verification can rebuild the expected state from the producers' log.
  */
+import { ballast } from '../footprint';
+
 export interface GameEvent {
   player: string;
   action: 'join' | 'move' | 'score' | 'leave';
@@ -41,12 +43,7 @@ export function gameTopology(service: string) {
 }
 
 export function initialGameState(ballastBytes = 0): GameState {
-  // Filled buffers, not strings: V8 builds repeated strings as ropes that share memory, so a "64 MB" string
-  // state can occupy a few kilobytes and the checkpoint would not grow with it.
-  const ballast: Buffer[] = [];
-  const chunk = 1024 * 1024;
-  for (let made = 0, i = 0; made < ballastBytes; made += chunk, i++) ballast.push(Buffer.alloc(Math.min(chunk, ballastBytes - made), (i % 251) + 1));
-  return { players: {}, appliedByProducer: {}, ballast };
+  return { players: {}, appliedByProducer: {}, ballast: ballast(ballastBytes) };
 }
 
 export function applyGameEvent(state: GameState, event: GameEvent, producer: string | undefined): GameResult {

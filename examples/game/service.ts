@@ -3,6 +3,7 @@
  * copy keeps it (the environment is part of the checkpoint) and learns its new identity from its hostname.
  */
 import { MigratableService } from '../../service';
+import { busyWork } from '../footprint';
 import { applyGameEvent, gameDigestView, gameTopology, initialGameState, scoreboard, type GameEvent, type GameState } from './game';
 
 const service = process.env.MS2M_SERVICE ?? 'game';
@@ -10,12 +11,6 @@ const amqpUrl = process.env.MS2M_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const workMs = Number(process.env.MS2M_WORK_MS ?? '0');
 const ballastBytes = Number(process.env.MS2M_STATE_BYTES ?? '0');
 const topology = gameTopology(service);
-
-function busyWork(ms: number): void {
-  // Stands in for real per-message CPU cost; a timer would let the next message in and change semantics.
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
 
 const svc = new MigratableService<GameState>({
   service,

@@ -9,6 +9,7 @@
  * apply sequence and the producers' log.
  */
 import { createHash } from 'node:crypto';
+import { ballast } from '../footprint';
 
 export const ACCOUNTS = 16;
 export const OPENING_BALANCE = 100;
@@ -53,10 +54,7 @@ export function ledgerTopology(service: string) {
 }
 
 export function initialLedger(ballastBytes = 0): LedgerState {
-  const ballast: Buffer[] = [];
-  const chunk = 1024 * 1024;
-  for (let made = 0, i = 0; made < ballastBytes; made += chunk, i++) ballast.push(Buffer.alloc(Math.min(chunk, ballastBytes - made), (i % 251) + 1));
-  return { balances: Array.from({ length: ACCOUNTS }, () => OPENING_BALANCE), count: 0, head: GENESIS, accepted: 0, rejected: 0, appliedByProducer: {}, ballast };
+  return { balances: Array.from({ length: ACCOUNTS }, () => OPENING_BALANCE), count: 0, head: GENESIS, accepted: 0, rejected: 0, appliedByProducer: {}, ballast: ballast(ballastBytes) };
 }
 
 export function chain(head: string, producer: string, seq: number, accepted: boolean): string {

@@ -11,6 +11,7 @@
  * - recomputing the ledger along that sequence gives every traced chain head, the final state and every
  *   output the service published.
  */
+import type { OrderVerification } from '../../lib/migration';
 import type { OutputRecord } from '../../lib/output-log';
 import type { Published } from '../../service/producer';
 import { canonicalJson } from '../../service/protocol';
@@ -46,24 +47,8 @@ export interface LedgerCheckInput {
   killed?: string[];
 }
 
-export interface LedgerCheck {
-  ok: boolean;
-  problems: string[];
-  /** Positions of the serving instance's sequence. */
-  positions: number;
-  /** Positions applied by more than one instance, compared message by message (each extra instance counts once). */
-  compared: number;
-  /** Instances that applied, at some position, another message or reached another state than the sequence. */
-  divergences: number;
-  lost: number;
-  duplicated: number;
-  outOfOrder: number;
-  /** Applied messages missing from the producers' confirmed log (a publish given up on that reached the broker). */
-  unlogged: number;
-  outputsChecked: number;
-  outputMismatches: number;
-  finalStateMatches: boolean;
-}
+/** What the oracle found; the type is the report's (`verification.order`). */
+export type LedgerCheck = OrderVerification;
 
 const keyOf = (producer: string, seq: number) => `${producer}#${seq}`;
 const same = (a: TraceEntry, b: TraceEntry) => a.producer === b.producer && a.seq === b.seq && a.head === b.head;

@@ -7,6 +7,7 @@
 import { openSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { MigratableService } from '../../service';
+import { busyWork } from '../footprint';
 import { applyTransfer, initialLedger, ledgerTopology, ledgerView, type LedgerState, type Transfer } from './ledger';
 
 const service = process.env.MS2M_SERVICE ?? 'ledger';
@@ -16,11 +17,6 @@ const ballastBytes = Number(process.env.MS2M_STATE_BYTES ?? '0');
 const tracePath = process.env.MS2M_LEDGER_TRACE;
 const trace = tracePath ? openSync(tracePath, 'a') : null;
 const topology = ledgerTopology(service);
-
-function busyWork(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
 
 const svc = new MigratableService<LedgerState>({
   service,
