@@ -202,6 +202,28 @@ export const FAULTS: Fault[] = [
     inject: (ctx) => at(ctx, phaseFailpoint('fence', ctx.from, ctx.to), async () => ctx.log(`broker down ${(await restartBroker()).downMs} ms`)),
   },
   {
+    name: 'source-stalled@prepare',
+    description: 'the source is stopped (SIGSTOP) for 5 s as the migration asks it to write its apply log; prepare gives up on its bound and rolls back',
+    strategy: 'shadow',
+    outcomes: ['rolled-back'],
+    inject: async (ctx) => {
+      const home = ctx.cluster.opts.home;
+      const point = phaseFailpoint('prepare', ctx.from, ctx.to);
+      armFailpoint(home, point, { action: 'pause' });
+      let pid = 0;
+      try {
+        await waitForFailpoint(home, point, REACH_MS);
+        pid = pidOf(ctx, ctx.from, (await report(ctx)).sourceInstance);
+        process.kill(pid, 'SIGSTOP');
+      } finally {
+        releaseFailpoint(home, point);
+      }
+      // Longer than the command's bound (timeouts.controlReplyMs, 3 s in the fault runs), then it runs again.
+      await new Promise((r) => setTimeout(r, 5000));
+      process.kill(pid, 'SIGCONT');
+    },
+  },
+  {
     name: 'copy-crashed@replay',
     description: 'the restored copy is SIGKILLed during replay; the migration rolls back and the source keeps serving',
     strategy: 'shadow',

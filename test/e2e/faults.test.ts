@@ -44,6 +44,7 @@ describe('every fault ends migrated or rolled back, with nothing lost', () => {
         expect(r.result.report.verification!.published).toBeGreaterThan(40);
         expect(r.result.report.verification!.order?.ok).toBe(true);
         if (fault.name === 'source-crashed@replay') expect(r.result.report.sourceLost).toBeTruthy();
+        if (fault.name === 'source-stalled@prepare') expect(r.result.report.failure).toMatchObject({ phase: 'prepare', type: 'PrepareTimeout' });
       },
       180_000,
     );
