@@ -75,11 +75,6 @@ export async function deployWorkload(
   })) as Placement;
 }
 
-/** Deploys the example game service on a node and waits until it serves. */
-export function deployGame(cluster: LocalCluster, service: string, node: string, stateBytes: number, workMs: number): Promise<Placement> {
-  return deployWorkload(cluster, 'game', service, node, { stateBytes, workMs });
-}
-
 export async function undeploy(cluster: LocalCluster, service: string): Promise<void> {
   await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
 }

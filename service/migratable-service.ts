@@ -23,7 +23,6 @@ import * as amqp from 'amqplib';
 import {
   CONTROL_QUEUE_ARGS,
   HEADER_END,
-  HEADER_LOG_EXCHANGE,
   HEADER_LOG_INDEX,
   HEADER_LOG_ROUTING_KEY,
   HEADER_PRODUCER,
@@ -98,7 +97,7 @@ interface Outgoing {
  */
 export const HEADER_RESENT = 'x-ms2m-resent';
 
-const LOG_HEADERS = [HEADER_LOG_INDEX, HEADER_LOG_ROUTING_KEY, HEADER_LOG_EXCHANGE];
+const LOG_HEADERS = [HEADER_LOG_INDEX, HEADER_LOG_ROUTING_KEY];
 
 export class MigratableService<S> {
   state: S;
@@ -459,7 +458,7 @@ export class MigratableService<S> {
       routingKey: this.applyLog!,
       content: msg.content,
       messageId: msg.properties.messageId,
-      headers: { ...headers, [HEADER_LOG_INDEX]: this.applied, [HEADER_LOG_ROUTING_KEY]: msg.fields.routingKey, [HEADER_LOG_EXCHANGE]: msg.fields.exchange },
+      headers: { ...headers, [HEADER_LOG_INDEX]: this.applied, [HEADER_LOG_ROUTING_KEY]: msg.fields.routingKey },
       log: true,
     };
   }

@@ -19,7 +19,6 @@ export const HEADER_PUBLISHED_AT = 'x-ms2m-published-at';
 export const HEADER_LOG_INDEX = 'x-ms2m-log-index';
 /** The routing key the message arrived with (the entry itself is sent to the replay queue directly). */
 export const HEADER_LOG_ROUTING_KEY = 'x-ms2m-log-routing-key';
-export const HEADER_LOG_EXCHANGE = 'x-ms2m-log-exchange';
 /** Put at the end of the apply log when its writer is gone: the copy adopting the stream stops there. */
 export const HEADER_END = 'x-ms2m-end';
 

@@ -10,7 +10,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Placement } from '../../activities/types';
 import { LocalCluster, reapInstances } from '../../cli/local-cluster';
-import { ServiceLoad, deployGame, undeploy } from '../../cli/scenario';
+import { ServiceLoad, deployWorkload, undeploy } from '../../cli/scenario';
 import type { Verification } from '../../lib/migration';
 import type { DrainReport, RebalanceResult } from '../../lib/rebalance';
 import { ensureStack } from '../../lib/stack';
@@ -38,7 +38,7 @@ async function loaded(services: string[], node: string, rate = 60): Promise<Serv
   for (const s of services) {
     const load = new ServiceLoad(cluster, s, rate);
     await load.prepare();
-    await deployGame(cluster, s, node, 0, 4);
+    await deployWorkload(cluster, 'game', s, node, { workMs: 4 });
     await load.start();
     loads.push(load);
   }

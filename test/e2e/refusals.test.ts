@@ -13,7 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster, reapInstances } from '../../cli/local-cluster';
-import { deployGame, runScenario, undeploy } from '../../cli/scenario';
+import { deployWorkload, runScenario, undeploy } from '../../cli/scenario';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';
@@ -36,7 +36,7 @@ beforeAll(async () => {
   cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b', 'node-d'], home, taskQueue: `ms2m-refusals-${run}` });
   // node-d is registered but its agent is gone: a node that exists and does not answer.
   await cluster.stopProcess('agent-node-d', 'SIGKILL');
-  deployed = await deployGame(cluster, service, 'node-a', 0, 0);
+  deployed = await deployWorkload(cluster, 'game', service, 'node-a');
 });
 
 afterAll(async () => {

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster, reapInstances } from '../../cli/local-cluster';
-import { deployGame, undeploy } from '../../cli/scenario';
+import { deployWorkload, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';
 import { Ms2mClient, Ms2mInputError, type MigrationSummary, type RebalanceResult, type Stage } from '../../sdk';
@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 async function deploy(service: string): Promise<void> {
-  await deployGame(cluster, service, 'node-a', 0, 0);
+  await deployWorkload(cluster, 'game', service, 'node-a');
   deployed.push(service);
 }
 
