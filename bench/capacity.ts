@@ -7,11 +7,11 @@ import * as amqp from 'amqplib';
 import { loadConfig } from '../lib/config';
 import { OutputCollector } from '../lib/output-log';
 import { StampingProducer, type Published } from '../service/producer';
-import type { LocalCluster } from '../cli/local-cluster';
+import type { ClusterHandle } from '../runtimes/types';
 import { deployWorkload, drained, undeploy } from '../cli/scenario';
 import { workload, type WorkloadName } from '../cli/workloads';
 
-export async function measureCapacity(cluster: LocalCluster, node: string, workMs: number, name: WorkloadName = 'game', messages = 1500): Promise<number> {
+export async function measureCapacity(cluster: ClusterHandle, node: string, workMs: number, name: WorkloadName = 'game', messages = 1500): Promise<number> {
   const cfg = loadConfig();
   const service = 'bench-capacity';
   const w = workload(name);

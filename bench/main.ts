@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
-import { LocalCluster, reapInstances } from '../cli/local-cluster';
+import { loadRuntime } from '../runtimes';
+import type { ClusterHandle } from '../runtimes/types';
 import { runScenario } from '../cli/scenario';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { cacheDir, loadConfig } from '../lib/config';
@@ -101,8 +102,9 @@ export async function main(argv: string[]): Promise<number> {
   await ensureStack({ quiet: true });
   const cfg = loadConfig();
   const home = path.join(cacheDir(), 'bench');
-  reapInstances(home);
-  const cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: `${cfg.taskQueue}-bench` });
+  const runtime = loadRuntime();
+  runtime.reap(home);
+  const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `${cfg.taskQueue}-bench` });
   const rows: BenchRow[] = [];
   let profile: Profile | undefined;
   let capacity: Map<number, number> | null = null;
@@ -162,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
   return bad.length ? 1 : 0;
 }
 
-async function runOne(cluster: LocalCluster, plan: RunPlan, o: Options): Promise<MigrationReport | null> {
+async function runOne(cluster: ClusterHandle, plan: RunPlan, o: Options): Promise<MigrationReport | null> {
   try {
     const { report } = await runScenario(cluster, {
       service: 'bench',

@@ -82,7 +82,7 @@ export async function profileMigration(client: Client, report: MigrationReport):
   const rows: Profile['rows'] = [];
   const notes: Record<string, string> = {
     checkpoint: `CRIU dump ${report.tools.dumpMs} ms, source frozen ${report.freezeMs} ms`,
-    sendImage: `HTTP with SHA-256 per file, ${(report.checkpointBytes / 1048576).toFixed(1)} MB`,
+    transfer: `HTTP with SHA-256 per file, ${(report.checkpointBytes / 1048576).toFixed(1)} MB`,
     restore: `CRIU restore ${report.tools.restoreMs} ms, then the copy reconnects`,
     replayUntil: `copy replayed ${report.replay.replayed} messages`,
     fenceAndSwap: `downtime ${report.downtimeMs} ms: fence RPC, catch-up, digest compare, activate`,

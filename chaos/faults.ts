@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { LocalCluster } from '../cli/local-cluster';
+import type { ClusterHandle } from '../runtimes/types';
 import type { ScenarioOptions } from '../cli/scenario';
 import { armFailpoint, releaseFailpoint, waitForFailpoint, type FailpointSpec } from '../lib/failpoints';
 import type { MigrationReport, Phase, Strategy } from '../lib/migration';
@@ -17,7 +17,7 @@ import { restartBroker } from '../lib/rabbit-admin';
 export type Outcome = 'completed' | 'rolled-back';
 
 export interface FaultContext {
-  cluster: LocalCluster;
+  cluster: ClusterHandle;
   handle: WorkflowHandle;
   service: string;
   from: string;
@@ -47,7 +47,7 @@ export function phaseFailpoint(phase: Phase, from: string, to: string): string {
     case 'checkpoint':
       return `${from}/checkpoint`;
     case 'transfer':
-      return `${from}/sendImage`;
+      return `${from}/transfer`;
     case 'restore':
       return `${to}/restore`;
     case 'replay':

@@ -1,5 +1,5 @@
 /** One chaos round: a migration of an example service under load with one fault applied, then judged. */
-import type { LocalCluster } from '../cli/local-cluster';
+import type { ClusterHandle } from '../runtimes/types';
 import { runScenario, undeploy, type ScenarioResult } from '../cli/scenario';
 import { workload, type WorkloadName } from '../cli/workloads';
 import { disarmAllFailpoints } from '../lib/failpoints';
@@ -16,7 +16,7 @@ export interface RoundResult {
   log: string[];
 }
 
-export async function runRound(cluster: LocalCluster, fault: Fault, service: string, opts: { rate?: number; workload?: WorkloadName } = {}): Promise<RoundResult> {
+export async function runRound(cluster: ClusterHandle, fault: Fault, service: string, opts: { rate?: number; workload?: WorkloadName } = {}): Promise<RoundResult> {
   const name = opts.workload ?? 'game';
   const lines: string[] = [];
   const log = (l: string) => lines.push(`${new Date().toISOString()} ${l}`);

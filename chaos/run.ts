@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Table from 'cli-table3';
-import { LocalCluster, reapInstances } from '../cli/local-cluster';
+import { loadRuntime } from '../runtimes';
 import { ensureStack } from '../lib/stack';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { FAULTS, faultNamed, type Fault } from './faults';
@@ -125,9 +125,10 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
   const services: WorkloadName[] = o.workloads?.length ? o.workloads : [...WORKLOADS];
   await ensureStack();
   mkdirSync(o.out, { recursive: true });
+  const runtime = loadRuntime();
   const home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-chaos-'));
   const stamp = Date.now().toString(36);
-  const cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-chaos-${stamp}`, log: o.log });
+  const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-chaos-${stamp}`, log: o.log });
   const next = random(o.seed);
   const rows: Row[] = [];
   const t0 = Date.now();
@@ -152,7 +153,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
     }
   } finally {
     await cluster.stop();
-    reapInstances(home);
+    runtime.reap(home);
   }
   const { table, markdown } = summarize(rows);
   const clean = rows.every((r) => !r.violations);

@@ -7,10 +7,10 @@
  * (replay queue, lock).
  */
 import * as amqp from 'amqplib';
-import type { LocalCluster } from '../cli/local-cluster';
+import type { ClusterHandle } from '../runtimes/types';
 import type { ScenarioResult } from '../cli/scenario';
 import { loadConfig } from '../lib/config';
-import { ClusterStore } from '../runtime/cluster-store';
+import { lockHolder } from '../activities/lock';
 import { ControlClient } from '../service/control-client';
 import { replayQueueName } from '../service/names';
 import type { Fault } from './faults';
@@ -31,7 +31,7 @@ async function queueConsumers(queue: string): Promise<number | null> {
 }
 
 /** Every way the round broke the guarantees; empty when it held them. */
-export async function violations(cluster: LocalCluster, fault: Fault, service: string, r: ScenarioResult, primaryQueue: string): Promise<string[]> {
+export async function violations(cluster: ClusterHandle, fault: Fault, service: string, r: ScenarioResult, primaryQueue: string): Promise<string[]> {
   const out: string[] = [];
   const { report } = r;
   const v = report.verification!;
@@ -60,7 +60,7 @@ export async function violations(cluster: LocalCluster, fault: Fault, service: s
     await control.close();
   }
   if ((await queueConsumers(replayQueueName(service, report.migrationId))) !== null) out.push('the replay queue was left behind');
-  const lock = new ClusterStore(cluster.opts.home).lockHolder(service);
+  const lock = await lockHolder(cluster.client, service);
   if (lock) out.push(`the migration lock is still held by ${lock.workflowId}`);
   return out;
 }

@@ -17,9 +17,8 @@ import { gameTopology } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
 import { runNodeAgent } from '../workers/node-agent';
-import { DEFAULT_CAPACITY } from '../runtime/cluster-store';
 import { runOrchestrator } from '../workers/orchestrator';
-import { LocalCluster, reapInstances } from './local-cluster';
+import { loadRuntime } from '../runtimes';
 import { formatReport, verdict } from './report';
 import { runScenario } from './scenario';
 import { WORKLOADS, type WorkloadName } from './workloads';
@@ -82,10 +81,11 @@ program
     await ensureStack();
     const cfg = loadConfig();
     const home = path.join(cacheDir(), 'demo');
-    reapInstances(home);
+    const runtime = loadRuntime();
+    runtime.reap(home);
     rmSync(home, { recursive: true, force: true });
-    say('[ms2m] starting the orchestrator and the node agents node-a and node-b…');
-    const cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: cfg.taskQueue, log: (l) => say(l) });
+    say(`[ms2m] starting the orchestrator and the node agents node-a and node-b (${runtime.name} runtime)…`);
+    const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: cfg.taskQueue, log: (l) => say(l) });
     let report: MigrationReport;
     try {
       ({ report } = await runScenario(cluster, {
@@ -130,9 +130,10 @@ program
   .command('agent')
   .description('run the node agent of one node (needs root for CRIU)')
   .requiredOption('--node <name>', 'node name, e.g. node-a')
-  .option('--port <port>', 'port for receiving images (0 = the one it had before, else any)', nonNegative('--port'), 0)
-  .option('--capacity <n>', 'how many service instances the node takes (placement by rebalance and drain)', positive('--capacity', true), DEFAULT_CAPACITY)
-  .action((o) => runNodeAgent(o.node, o.port, o.capacity));
+  .option('--listen <host:port>', 'where it receives images from other nodes (default 127.0.0.1, the port it had before, else any)')
+  .option('--port <port>', 'shorthand for --listen 127.0.0.1:<port>', nonNegative('--port'))
+  .option('--capacity <n>', 'how many service instances the node takes (placement by rebalance and drain; default 10)', positive('--capacity', true))
+  .action((o) => runNodeAgent({ node: o.node, capacity: o.capacity, listen: o.listen ?? (o.port !== undefined ? `127.0.0.1:${o.port}` : undefined) }));
 
 program
   .command('chaos')
@@ -249,7 +250,7 @@ program
     console.log(
       o.json
         ? JSON.stringify(placement)
-        : `[ms2m] ${placement.service} deployed on ${placement.node} as instance ${placement.instanceId}, consuming ${placement.spec.primaryQueue}: ${placement.spec.command.join(' ')}`,
+        : `[ms2m] ${placement.service} deployed on ${placement.node} as instance ${placement.instanceId}, consuming ${placement.spec.primaryQueue}: ${placement.spec.runtime === 'local' ? placement.spec.command.join(' ') : `${placement.spec.kind} ${placement.spec.namespace}/${placement.spec.name}`}`,
     );
     process.exit(0);
   });

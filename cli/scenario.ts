@@ -7,7 +7,6 @@ import * as amqp from 'amqplib';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
-import { ClusterStore } from '../runtime/cluster-store';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
 import type { MigrationProgress, MigrationReport, ServiceSpec, Strategy, Verification } from '../lib/migration';
@@ -15,8 +14,8 @@ import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
 import type { Published } from '../service/producer';
-import type { Placement } from '../activities/types';
-import type { LocalCluster } from './local-cluster';
+import type { Placement } from '../runtimes/types';
+import type { ClusterHandle } from '../runtimes/types';
 import { workload, type Workload, type WorkloadName } from './workloads';
 
 export interface ScenarioOptions {
@@ -60,7 +59,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Deploys an example service on a node and waits until it serves. */
 export async function deployWorkload(
-  cluster: LocalCluster,
+  cluster: ClusterHandle,
   name: WorkloadName,
   service: string,
   node: string,
@@ -75,7 +74,7 @@ export async function deployWorkload(
   })) as Placement;
 }
 
-export async function undeploy(cluster: LocalCluster, service: string): Promise<void> {
+export async function undeploy(cluster: ClusterHandle, service: string): Promise<void> {
   await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
 }
 
@@ -118,7 +117,7 @@ export class ServiceLoad {
   private readonly load: LoadGenerator;
 
   constructor(
-    private readonly cluster: LocalCluster,
+    private readonly cluster: ClusterHandle,
     readonly service: string,
     rate: number,
     producers?: number,
@@ -161,7 +160,7 @@ export class ServiceLoad {
     // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
     await drained(this.collector, published);
     await sleep(300);
-    const placed = new ClusterStore(this.cluster.opts.home).placement<Placement>(this.service)?.instanceId ?? '';
+    const placed = this.cluster.placement(this.service)?.instanceId ?? '';
     // Connected only now: a broker restarted meanwhile would have closed an earlier connection.
     const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-scenario');
     const final = await control
@@ -189,7 +188,7 @@ export class ServiceLoad {
   }
 }
 
-export async function runScenario(cluster: LocalCluster, o: ScenarioOptions): Promise<ScenarioResult> {
+export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): Promise<ScenarioResult> {
   const log = o.log ?? (() => undefined);
   const taskQueue = cluster.opts.taskQueue;
   const client = cluster.client;

@@ -11,7 +11,7 @@ import { applyGameEvent, eventFor, gameTopology, initialGameState, scoreboard } 
 import { ledgerTopology, transferFor, type LedgerState } from '../examples/ledger/ledger';
 import { checkLedger, parseTrace, type LedgerCheck } from '../examples/ledger/oracle';
 import { loadConfig } from '../lib/config';
-import type { ServiceSpec } from '../lib/migration';
+import type { LocalSpec } from '../runtimes/types';
 import type { OutputRecord } from '../lib/output-log';
 import type { Published } from '../service/producer';
 import { canonicalJson, type InstanceStatus } from '../service/protocol';
@@ -47,7 +47,7 @@ export interface Judgement {
 export interface Workload {
   name: WorkloadName;
   topology(service: string): Topology;
-  spec(service: string, o: { home: string; stateBytes: number; workMs: number }): ServiceSpec;
+  spec(service: string, o: { home: string; stateBytes: number; workMs: number }): LocalSpec;
   /** What producer `index` sends as its `seq`-th message. */
   message(index: number, seq: number): { routingKey: string; body: unknown };
   /** Relative producer rates. */
@@ -69,9 +69,10 @@ export function expectedScoreboard(published: Published[], producerPrefix: strin
   return scoreboard(state);
 }
 
-function serviceSpec(script: string, service: string, env: Record<string, string>, queue: string): ServiceSpec {
+function serviceSpec(script: string, service: string, env: Record<string, string>, queue: string): LocalSpec {
   const cfg = loadConfig();
   return {
+    runtime: 'local',
     command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', script, 'service.js')],
     env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, ...env },
     primaryQueue: queue,

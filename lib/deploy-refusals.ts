@@ -4,7 +4,7 @@
  * status, the end of the log), so the cause is in the refusal rather than only in a log on the node.
  * Imported by the workflow sandbox: no Node APIs.
  */
-import type { InstanceHealth } from '../activities/types';
+import type { InstanceHealth } from '../runtimes/types';
 
 function howItEnded(h: InstanceHealth): string {
   if (!h.exit) return `exited on ${h.node} (its exit status is unknown: ${h.exitUnknown ?? 'its node agent did not see it end'})`;
@@ -13,9 +13,9 @@ function howItEnded(h: InstanceHealth): string {
   return `exited with code ${h.exit.code} on ${h.node} ${after}`;
 }
 
-function logBlock(h: Pick<InstanceHealth, 'logPath' | 'logTail'>): string {
-  if (!h.logTail.length) return `Its log ${h.logPath} is empty.`;
-  return `The last ${h.logTail.length} line(s) of its log ${h.logPath}:\n${h.logTail.map((l) => `  | ${l}`).join('\n')}`;
+function logBlock(h: Pick<InstanceHealth, 'logs' | 'logTail'>): string {
+  if (!h.logTail.length) return `Its log ${h.logs} is empty.`;
+  return `The last ${h.logTail.length} line(s) of its log ${h.logs}:\n${h.logTail.map((l) => `  | ${l}`).join('\n')}`;
 }
 
 export function instanceExitedMessage(h: InstanceHealth): string {

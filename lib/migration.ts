@@ -4,8 +4,10 @@
  */
 import { z } from 'zod';
 import { countField, describeInputError, msField, nameField, objectMessages } from './input-fields';
+import { ServiceSpecSchema, type ServiceSpecInput } from '../runtimes/spec';
 
 export { describeInputError };
+export { ServiceSpecSchema, type ServiceSpec, type ServiceSpecInput } from '../runtimes/spec';
 
 export const STRATEGIES = ['stop-and-copy', 'shadow'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -68,31 +70,6 @@ export const MigrateInputSchema = z
 export type MigrateInput = z.input<typeof MigrateInputSchema>;
 export type MigrateRequest = z.output<typeof MigrateInputSchema>;
 
-const COMMAND_EXAMPLE = '["node", "dist/examples/game/service.js"]';
-
-export const ServiceSpecSchema = z
-  .object(
-    {
-      /** argv of the service process, run by the node agent in its own PID and UTS namespaces. */
-      command: z
-        .array(
-          z.string({ invalid_type_error: 'spec.command must hold strings only' }).min(1, 'spec.command must hold no empty strings'),
-          { required_error: `spec.command is required, e.g. ${COMMAND_EXAMPLE}`, invalid_type_error: `spec.command must be a list of strings, e.g. ${COMMAND_EXAMPLE}` },
-        )
-        .min(1, `spec.command needs at least the program, e.g. ${COMMAND_EXAMPLE}`),
-      env: z.record(z.string({ invalid_type_error: 'spec.env values must be strings, e.g. {"LOG_LEVEL": "info"}' }), objectMessages('spec.env', '{"LOG_LEVEL": "info"}')).default({}),
-      /** Where the process starts; relative paths in `command` are resolved against it (default: the node agent's directory). */
-      cwd: z.string({ invalid_type_error: 'spec.cwd must be a directory path' }).min(1, 'spec.cwd must be a directory path; leave it out for the node agent\'s').optional(),
-      /** The queue the service consumes; the replay queue copies its bindings. */
-      primaryQueue: z
-        .string({ required_error: 'spec.primaryQueue is required, e.g. "game.primary"', invalid_type_error: 'spec.primaryQueue must be a queue name, e.g. "game.primary"' })
-        .min(1, 'spec.primaryQueue must name the queue the service consumes, e.g. "game.primary"'),
-    },
-    objectMessages('spec', `{"command": ${COMMAND_EXAMPLE}, "primaryQueue": "game.primary"}`),
-  )
-  .strict();
-export type ServiceSpec = z.output<typeof ServiceSpecSchema>;
-
 export const DeployInputSchema = z
   .object(
     {
@@ -105,7 +82,7 @@ export const DeployInputSchema = z
     objectMessages('the input', '{"service": "game", "node": "node-a", "spec": {…}}'),
   )
   .strict();
-export type DeployInput = z.input<typeof DeployInputSchema>;
+export type DeployInput = Omit<z.input<typeof DeployInputSchema>, 'spec'> & { spec: ServiceSpecInput };
 export type DeployRequest = z.output<typeof DeployInputSchema>;
 
 export const UndeployInputSchema = z.object({ service: nameField('service', 'game') }, objectMessages('the input', '{"service": "game"}')).strict();
@@ -294,11 +271,6 @@ export interface MigrationProgress {
 
 export function phaseMs(report: Pick<MigrationReport, 'phases'>, phase: Phase): number {
   return report.phases.filter((p) => p.phase === phase).reduce((a, p) => a + p.ms, 0);
-}
-
-/** Each node's agent polls its own task queue, named after the orchestrator's. */
-export function nodeTaskQueue(orchestratorQueue: string, node: string): string {
-  return `${orchestratorQueue}-node-${node}`;
 }
 
 export interface LagSample {

@@ -32,7 +32,7 @@ import {
   type MigrationProgress,
   type MigrationReport,
 } from '../lib/migration';
-import type { Placement } from '../activities/types';
+import type { Placement } from '../runtimes/types';
 import {
   DrainInputSchema,
   NodeSchedulableInputSchema,
@@ -44,7 +44,7 @@ import {
 } from '../lib/rebalance';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 
-export type { Placement } from '../activities/types';
+export type { Placement } from '../runtimes/types';
 export type {
   DeployInput,
   DeployRequest,

@@ -1,74 +1,41 @@
 /**
- * A node agent of the local runtime: a Temporal worker on the node's own task queue running the node
- * activities, plus an HTTP endpoint that receives checkpoint images from other agents. It registers the
- * node in the cluster store; the instances it starts run detached and survive its restarts.
+ * A node agent: the worker on one node's own task queue that runs the node activities of the configured
+ * runtime (MS2M_RUNTIME). Usage: node-agent --node <name> [--capacity N] [--listen host:port]; the node
+ * may also come from MS2M_NODE (e.g. the downward API).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { imageReceiver } from '../activities/local/image-transfer';
-import { createLocalNodeActivities } from '../activities/local/node-activities';
-import { loadConfig } from '../lib/config';
-import { withFailpoints } from '../lib/failpoints';
-import { nodeTaskQueue } from '../lib/migration';
-import { ClusterStore, DEFAULT_CAPACITY } from '../runtime/cluster-store';
+import { Command, InvalidArgumentError } from 'commander';
+import { nameField } from '../lib/input-fields';
+import { loadRuntime } from '../runtimes';
+import type { NodeAgentOptions } from '../runtimes/types';
 
-/**
- * A restarted agent listens where it listened before when it can: a migration that was sending it an
- * image retries against the address it was given.
- */
-async function listen(server: Server, portFile: string, wanted: number): Promise<number> {
-  if (wanted > 0) return tryListen(server, wanted, portFile);
-  const previous = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : 0;
-  return tryListen(server, previous, portFile).catch(() => tryListen(server, 0, portFile));
+function nodeName(value: string): string {
+  const r = nameField('--node', 'node-a').safeParse(value);
+  if (!r.success) throw new InvalidArgumentError(`${r.error.issues[0].message}, got "${value}"`);
+  return value;
 }
 
-async function tryListen(server: Server, port: number, portFile: string): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
-  writeFileSync(portFile, String(bound));
-  return bound;
+function capacity(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--capacity must be a whole number ≥ 1, got "${value}"`);
+  return n;
 }
 
-export async function runNodeAgent(node: string, port = 0, capacity = DEFAULT_CAPACITY): Promise<void> {
-  if (!/^[a-z][a-z0-9-]{0,39}$/.test(node)) throw new Error(`--node: "${node}" is not a node name (lowercase letters, digits, dashes), e.g. node-a`);
-  const cfg = loadConfig();
-  const dataDir = path.join(cfg.home, 'nodes', node);
-  mkdirSync(dataDir, { recursive: true });
-  const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
-  const imageUrl = `http://127.0.0.1:${await listen(server, path.join(dataDir, 'agent.port'), port)}`;
-  const taskQueue = nodeTaskQueue(cfg.taskQueue, node);
-  const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
-  const worker = await Worker.create({
-    connection,
-    namespace: cfg.temporalNamespace,
-    taskQueue,
-    activities: withFailpoints(node, createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl })),
-  });
-  new ClusterStore(cfg.home).registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
-  console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);
-  await worker.run();
-  server.close();
-  await connection.close();
+export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
+  const runtime = loadRuntime();
+  const agent = await runtime.startNodeAgent(opts);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
+  await agent.run();
 }
 
 if (require.main === module) {
-  const i = process.argv.indexOf('--node');
-  const node = i > 0 ? process.argv[i + 1] : process.env.MS2M_NODE;
-  if (!node) {
-    console.error('usage: node-agent --node <name>');
-    process.exit(2);
-  }
-  runNodeAgent(node).catch((err) => {
+  const program = new Command('node-agent')
+    .option('--node <name>', 'the node this agent serves', nodeName, process.env.MS2M_NODE)
+    .option('--capacity <n>', 'how many service instances the node takes', capacity)
+    .option('--listen <host:port>', 'where it receives images from other nodes (local runtime)')
+    .parse();
+  const o = program.opts<{ node?: string; capacity?: number; listen?: string }>();
+  if (!o.node) program.error('--node <name> is required (or set MS2M_NODE)');
+  runNodeAgent({ node: nodeName(o.node!), capacity: o.capacity, listen: o.listen }).catch((err) => {
     console.error(`[ms2m] node agent failed: ${(err as Error).message}`);
     process.exit(1);
   });

@@ -1,17 +1,19 @@
 /**
- * The orchestrator worker: runs the workflows and the broker and cluster activities on the orchestrator's
- * task queue ("ms2m" unless MS2M_TASK_QUEUE says otherwise).
+ * The orchestrator worker: runs the workflows, the broker and lock activities, and the cluster activities
+ * of the configured runtime (MS2M_RUNTIME) on the orchestrator's task queue ("ms2m" unless MS2M_TASK_QUEUE
+ * says otherwise).
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBrokerActivities } from '../activities/broker';
-import { createClusterActivities } from '../activities/cluster';
+import { createLockActivities } from '../activities/lock';
 import { loadConfig } from '../lib/config';
 import { withFailpoints } from '../lib/failpoints';
-import { ClusterStore } from '../runtime/cluster-store';
+import { loadRuntime } from '../runtimes';
 
 export async function runOrchestrator(): Promise<void> {
   const cfg = loadConfig();
+  const runtime = loadRuntime();
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
   const worker = await Worker.create({
@@ -20,10 +22,14 @@ export async function runOrchestrator(): Promise<void> {
     taskQueue: cfg.taskQueue,
     workflowsPath: require.resolve('../workflows'),
     dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
-    activities: withFailpoints('orchestrator', { ...createBrokerActivities(), ...createClusterActivities(new ClusterStore(cfg.home), client) }),
+    activities: withFailpoints('orchestrator', {
+      ...createBrokerActivities(),
+      ...createLockActivities(client, cfg.taskQueue),
+      ...runtime.clusterActivities(),
+    }),
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
-  console.log(`[ms2m] orchestrator ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
+  console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
   await worker.run();
   await connection.close();
 }

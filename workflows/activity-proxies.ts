@@ -3,9 +3,10 @@
  * `timeouts` input. Node activities go to the node's own task queue; a node whose agent is gone never
  * picks them up, which the schedule-to-start timeout turns into a prompt failure instead of a hang.
  */
-import { ActivityCancellationType, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
-import type { BrokerActivities, ClusterActivities, NodeActivities } from '../activities/types';
-import { TimeoutsSchema, nodeTaskQueue, type Timeouts } from '../lib/migration';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { BrokerActivities, LockActivities } from '../activities/types';
+import type { ClusterActivities, NodeActivities, NodeInfo } from '../runtimes/types';
+import { TimeoutsSchema, type Timeouts } from '../lib/migration';
 
 const NON_RETRYABLE = [
   'InvalidInput',
@@ -30,6 +31,7 @@ export function activitiesFor(t: Timeouts) {
      * itself: they need no node, and each saved server round trip is tens of milliseconds of a migration.
      */
     cluster: proxyLocalActivities<ClusterActivities>({ startToCloseTimeout: '30s', retry: ORCHESTRATOR_RETRY }),
+    lock: proxyLocalActivities<LockActivities>({ startToCloseTimeout: '30s', retry: ORCHESTRATOR_RETRY }),
     brokerLocal: proxyLocalActivities<BrokerActivities>({
       startToCloseTimeout: Math.max(90_000, t.copyReadyMs + 10_000),
       retry: ORCHESTRATOR_RETRY,
@@ -50,17 +52,18 @@ export function activitiesFor(t: Timeouts) {
      * their retry, so each gets one attempt, bounded in seconds, and a failure is known as soon as it happens.
      */
     probe: proxyLocalActivities<BrokerActivities>({ startToCloseTimeout: t.controlReplyMs + 5000, retry: { maximumAttempts: 1 } }),
-    probeNode(node: string) {
+    probeNode(node: Pick<NodeInfo, 'taskQueue'>) {
       return proxyActivities<NodeActivities>({
-        taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+        taskQueue: node.taskQueue,
         scheduleToStartTimeout: t.nodeScheduleToStartMs,
         startToCloseTimeout: '5s',
         retry: { maximumAttempts: 1 },
       });
     },
-    onNode(node: string) {
+    /** The node's own task queue comes from the runtime's cluster side (NodeInfo), not from a naming rule. */
+    onNode(node: Pick<NodeInfo, 'taskQueue'>) {
       return proxyActivities<NodeActivities>({
-        taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+        taskQueue: node.taskQueue,
         scheduleToStartTimeout: t.nodeScheduleToStartMs,
         startToCloseTimeout: t.nodeActivityMs,
         heartbeatTimeout: t.heartbeatMs,
@@ -72,4 +75,4 @@ export function activitiesFor(t: Timeouts) {
 }
 
 /** With the default timeouts, for the workflows that take none (deploy, undeploy). */
-export const { cluster, brokerLocal, probe, probeNode, onNode } = activitiesFor(TimeoutsSchema.parse(undefined));
+export const { cluster, lock, brokerLocal, probe, probeNode, onNode } = activitiesFor(TimeoutsSchema.parse(undefined));

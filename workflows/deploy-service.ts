@@ -14,8 +14,8 @@ import { instanceExitedMessage, notReadyMessage, queueMismatchMessage } from '..
 import { controlQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { parseInput } from './input';
-import type { Placement } from '../activities/types';
-import { brokerLocal, cluster, onNode, probe, probeNode } from './activity-proxies';
+import type { NodeInfo, Placement } from '../runtimes/types';
+import { brokerLocal, cluster, lock, onNode, probe, probeNode } from './activity-proxies';
 
 /** One status request per step: short enough that a process that died is noticed within about a second. */
 const STEP_MS = 1000;
@@ -32,7 +32,7 @@ function asRefusal(err: unknown): unknown {
  * Waits until the instance answers a status request, asking its node between requests whether the process
  * is still there: one that exited is refused at once, one that lives but stays silent after readyMs too.
  */
-async function awaitReady(node: string, instanceId: string, readyMs: number): Promise<InstanceStatus> {
+async function awaitReady(node: NodeInfo, instanceId: string, readyMs: number): Promise<InstanceStatus> {
   const startedAt = Date.now();
   const deadline = startedAt + readyMs;
   for (;;) {
@@ -47,11 +47,11 @@ async function awaitReady(node: string, instanceId: string, readyMs: number): Pr
       health = await probeNode(node).instanceHealth({ instanceId });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      log.warn(`deploy: the node agent of ${node} did not report on ${instanceId}`, { error: String(err) });
+      log.warn(`deploy: the node agent of ${node.node} did not report on ${instanceId}`, { error: String(err) });
     }
     if (health && !health.alive) throw ApplicationFailure.nonRetryable(instanceExitedMessage(health), 'InstanceExited');
     if (Date.now() >= deadline) {
-      const h = health ?? { instanceId, node, startedAt, alive: true, exit: null, logPath: '(unknown: the node agent did not answer)', logTail: [] };
+      const h = health ?? { instanceId, node: node.node, startedAt, alive: true, exit: null, logs: '(unknown: the node agent did not answer)', logTail: [] };
       throw ApplicationFailure.nonRetryable(notReadyMessage(h, readyMs), 'NotReady');
     }
   }
@@ -63,17 +63,16 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
   if (existing) {
     throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first (ms2m undeploy --service ${service})`, 'InvalidInput');
   }
-  if (!(await cluster.nodeExists({ node }))) {
-    throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
-  }
+  const target = await cluster.node({ node });
+  if (!target) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
   const { workflowId, runId } = workflowInfo();
-  await cluster.acquireLock({ service, workflowId, runId });
+  await lock.acquireLock({ service, workflowId, runId });
   const instanceId = `${service}-${uuid4().slice(0, 8)}`;
   let placed = false;
   try {
-    await onNode(node).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
+    await onNode(target).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
     // Deployed means serving: the instance answers once it is connected and consuming.
-    const status = await awaitReady(node, instanceId, readyMs);
+    const status = await awaitReady(target, instanceId, readyMs);
     if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), 'InvalidSpec');
     const placement: Placement = { service, node, instanceId, spec, updatedAt: Date.now() };
     await cluster.commitPlacement(placement);
@@ -84,14 +83,14 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
       if (!placed) {
         // Also after a failed start: the agent may have spawned the process before it failed.
         try {
-          await onNode(node).stopInstance({ instanceId });
+          await onNode(target).stopInstance({ instanceId });
           // Declared by the status requests (and by the instance); nobody will use it again.
           await brokerLocal.deleteQueue({ queue: controlQueueName(instanceId) });
         } catch (err) {
           log.warn(`deploy refused, but cleaning up ${instanceId} on ${node} failed`, { error: String(err) });
         }
       }
-      await cluster.releaseLock({ service, workflowId, runId });
+      await lock.releaseLock({ service, workflowId, runId });
     });
   }
 }
@@ -101,12 +100,14 @@ export async function undeployService(rawInput: UndeployInput): Promise<{ stoppe
   const placement = await cluster.findPlacement({ service });
   if (!placement) return { stopped: false, placement: null };
   const { workflowId, runId } = workflowInfo();
-  await cluster.acquireLock({ service, workflowId, runId });
+  const node = await cluster.node({ node: placement.node });
+  if (!node) throw ApplicationFailure.nonRetryable(`${service} is placed on ${placement.node}, which is not a node any more; start its agent (ms2m agent --node ${placement.node})`, 'NodeUnreachable');
+  await lock.acquireLock({ service, workflowId, runId });
   try {
-    const r = await onNode(placement.node).stopInstance({ instanceId: placement.instanceId });
+    const r = await onNode(node).stopInstance({ instanceId: placement.instanceId });
     await cluster.removePlacement({ service });
     return { ...r, placement };
   } finally {
-    await cluster.releaseLock({ service, workflowId, runId });
+    await lock.releaseLock({ service, workflowId, runId });
   }
 }

@@ -38,7 +38,7 @@ import {
 } from '../lib/migration';
 import { parseInput } from './input';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
-import type { Placement } from '../activities/types';
+import type { ImageRef, NodeInfo, Placement } from '../runtimes/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { activitiesFor } from './activity-proxies';
@@ -80,7 +80,7 @@ class SourceLost extends Error {
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
   const input = parseInput('migrateService', MigrateInputSchema, rawInput);
   const t = input.timeouts;
-  const { cluster, brokerLocal, probe, broker, onNode } = activitiesFor(t);
+  const { cluster, lock, brokerLocal, probe, broker, onNode } = activitiesFor(t);
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
@@ -177,8 +177,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   report.targetInstance = copyId;
 
   let sourceInstance = '';
-  let targetUrl = '';
   let placement: Placement | null = null;
+  // The nodes as the runtime describes them (their task queues), and the image as each holds it.
+  let sourceAt: NodeInfo | null = null;
+  let targetAt: NodeInfo | null = null;
+  let sourceImage: ImageRef | null = null;
+  let targetImage: ImageRef | null = null;
   let lastSourceSeenAt = startedAt;
   // The instances' own counters at the start and the end of their parts, for the report's accounting.
   let sourceAtStart: InstanceStatus | null = null;
@@ -187,7 +191,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let copyAtSwap: InstanceStatus | null = null;
 
   /** Whether an instance's process is alive, per its node's agent; null when the agent does not answer. */
-  async function alive(node: string, instanceId: string): Promise<boolean | null> {
+  async function alive(node: NodeInfo, instanceId: string): Promise<boolean | null> {
     try {
       return (await onNode(node).listInstances()).some((i) => i.instanceId === instanceId && i.alive);
     } catch (err) {
@@ -211,8 +215,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       } catch (err) {
         if (isCancellation(err) || isDefinite(err)) throw err;
         const [src, copy] = await Promise.all([
-          input.strategy === 'shadow' ? alive(sourceNode!, sourceInstance) : Promise.resolve(true),
-          alive(input.targetNode, copyId),
+          input.strategy === 'shadow' ? alive(sourceAt!, sourceInstance) : Promise.resolve(true),
+          alive(targetAt!, copyId),
         ]);
         if (src === false) throw new SourceLost(stage);
         if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${stage}`, 'CopyLost');
@@ -223,23 +227,23 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
   }
 
-  async function describe(node: string, role: 'targetNode' | 'source node'): Promise<{ imageUrl: string }> {
+  async function describe(node: NodeInfo, role: 'targetNode' | 'source node'): Promise<void> {
     try {
-      return await onNode(node).describeNode();
+      await onNode(node).describeNode();
     } catch (err) {
       if (!isScheduleToStartTimeout(err)) throw err;
-      const what = role === 'targetNode' ? `targetNode: node "${node}"` : `the node of ${input.service} ("${node}")`;
+      const what = role === 'targetNode' ? `targetNode: node "${node.node}"` : `the node of ${input.service} ("${node.node}")`;
       throw ApplicationFailure.nonRetryable(
-        `${what} does not answer: no agent took work from its task queue within ${t.nodeScheduleToStartMs} ms; ` +
-          `start its agent (ms2m agent --node ${node})${role === 'targetNode' ? ' or choose another node' : ''}`,
+        `${what} does not answer: no agent took work from its task queue ${node.taskQueue} within ${t.nodeScheduleToStartMs} ms; ` +
+          `start its agent (ms2m agent --node ${node.node})${role === 'targetNode' ? ' or choose another node' : ''}`,
         'NodeUnreachable',
       );
     }
   }
 
   async function finalize(): Promise<void> {
-    const source = onNode(placement!.node);
-    const target = onNode(input.targetNode);
+    const source = onNode(sourceAt!);
+    const target = onNode(targetAt!);
     await phase('finalize', () =>
       CancellationScope.nonCancellable(async () => {
         await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
@@ -249,7 +253,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           source.removeImage({ imageId }),
           target.removeImage({ imageId }),
         ]);
-        await cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+        await lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       }),
     );
     await CancellationScope.nonCancellable(() => checkServing(copyId));
@@ -281,28 +285,33 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   try {
     // ---- validate: change nothing until the request is known to make sense.
     placement = await phase('validate', async () => {
-      const [p, targetExists] = await Promise.all([cluster.locateService({ service: input.service }), cluster.nodeExists({ node: input.targetNode })]);
+      const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
       if (p.node === input.targetNode) {
         throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, 'InvalidInput');
       }
-      if (!targetExists) {
+      if (!targetNode) {
         throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, 'InvalidInput');
       }
+      const sourceNodeInfo = await cluster.node({ node: p.node });
+      if (!sourceNodeInfo) {
+        throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, 'NodeUnreachable');
+      }
+      sourceAt = sourceNodeInfo;
+      targetAt = targetNode;
       sourceNode = p.node;
       report.sourceNode = p.node;
       report.sourceInstance = p.instanceId;
       sourceInstance = p.instanceId;
       upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
-      await cluster.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+      await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       undo.lock = true;
       // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
       // service must speak the protocol with ids on its messages.
-      const [, targetNode, status] = await Promise.all([
-        describe(p.node, 'source node'),
-        describe(input.targetNode, 'targetNode'),
+      const [, , status] = await Promise.all([
+        describe(sourceAt, 'source node'),
+        describe(targetAt, 'targetNode'),
         brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
       ]);
-      targetUrl = targetNode.imageUrl;
       if (status.role !== 'primary' || status.fenced) {
         throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, 'SourceNotServing');
       }
@@ -316,9 +325,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       fencing.epoch = status.epoch + 1;
       return p;
     });
-    const source = onNode(placement.node);
-    const { spec } = placement;
-    const target = onNode(input.targetNode);
+    const source = onNode(sourceAt!);
+    const target = onNode(targetAt!);
 
     // ---- prepare: shadow has the source write its apply log; stop-and-copy stops the source consuming.
     let fenced: InstanceStatus | undefined;
@@ -337,6 +345,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       undo.sourceImage = true;
       // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
       const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
+      sourceImage = ck.image;
       report.checkpointBytes = ck.bytes;
       report.freezeMs = Math.round(ck.freezeMs);
       report.tools.dumpMs = Math.round(ck.dumpMs);
@@ -344,12 +353,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
     await phase('transfer', async () => {
       undo.targetImage = true;
-      report.tools.transferMs = Math.round((await source.sendImage({ imageId, targetNode: input.targetNode, targetUrl })).ms);
+      const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode });
+      targetImage = sent.image;
+      report.tools.transferMs = Math.round(sent.ms);
     });
 
     await phase('restore', async () => {
       undo.copy = true;
-      report.tools.restoreMs = Math.round((await target.restore({ imageId, service: input.service, instanceId: copyId })).restoreMs);
+      report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
       const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
       if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');
@@ -486,12 +497,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     if (report.sourceLost) {
       // The copy is all that is left of the service: it keeps adopting, and an operator decides.
       log.error(`adoption by ${copyId} failed; it is left running with ${undo.replayQueue} for an operator`);
-      await attempt('release the lock', () => cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
+      await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
       return;
     }
-    if (undo.copy) await attempt('stop the copy', () => onNode(input.targetNode).stopInstance({ instanceId: copyId }));
+    if (undo.copy) await attempt('stop the copy', () => onNode(targetAt!).stopInstance({ instanceId: copyId }));
     // The source was never ended by the migration; if it is gone all the same, its images are all that is left of its state.
-    const sourceAlive = sourceNode ? await alive(sourceNode, sourceInstance) : null;
+    const sourceAlive = sourceAt ? await alive(sourceAt, sourceInstance) : null;
     if ((undo.sourceFenced || undo.sourceShadowed) && sourceAlive !== false) {
       await attempt('unfence the source', async () => {
         sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
@@ -499,12 +510,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
     if (undo.replayQueue) await attempt('delete the replay queue', () => brokerLocal.deleteQueue({ queue: undo.replayQueue }));
     if (sourceAlive === false) {
-      report.stateKeptIn = [undo.sourceImage && sourceNode ? `image ${imageId} on ${sourceNode}` : '', undo.targetImage ? `image ${imageId} on ${input.targetNode}` : ''].filter(Boolean);
+      report.stateKeptIn = [undo.sourceImage ? sourceAt : null, undo.targetImage ? targetAt : null].filter((n): n is NodeInfo => n !== null).map((n) => `image ${imageId} on ${n.node}`);
     } else {
-      if (undo.targetImage) await attempt('remove the image on the target', () => onNode(input.targetNode).removeImage({ imageId }));
-      if (undo.sourceImage && sourceNode) await attempt('remove the image on the source', () => onNode(sourceNode!).removeImage({ imageId }));
+      if (undo.targetImage) await attempt('remove the image on the target', () => onNode(targetAt!).removeImage({ imageId }));
+      if (undo.sourceImage && sourceAt) await attempt('remove the image on the source', () => onNode(sourceAt!).removeImage({ imageId }));
     }
-    if (undo.lock) await attempt('release the lock', () => cluster.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
+    if (undo.lock) await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
   }
 
   /**
@@ -515,7 +526,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
    */
   async function checkServing(expected: string): Promise<void> {
     const queue = placement!.spec.primaryQueue;
-    const nodes = [...new Set([sourceNode ?? '', input.targetNode].filter(Boolean))];
+    const nodes = [sourceAt, targetAt].filter((n): n is NodeInfo => n !== null);
     let problems: string[] = [];
     for (let attempt = 0; attempt < 6; attempt++) {
       if (attempt > 0) await sleep(1000);
@@ -534,7 +545,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           nodes.map((n) =>
             onNode(n)
               .listInstances()
-              .then((l) => l.filter((i) => i.service === input.service && i.alive && i.instanceId !== expected).map((i) => `${i.instanceId} on ${n}`))
+              .then((l) => l.filter((i) => i.service === input.service && i.alive && i.instanceId !== expected).map((i) => `${i.instanceId} on ${n.node}`))
               // An agent that does not answer cannot say; the broker's count above still does.
               .catch(() => [] as string[]),
           ),

@@ -29,19 +29,20 @@ import {
   type RebalanceResult,
 } from '../lib/rebalance';
 import { parseInput } from './input';
-import { cluster, brokerLocal, onNode } from './activity-proxies';
+import { cluster, brokerLocal, lock, onNode } from './activity-proxies';
 import { migrateService } from './migrate-service';
 
 /** Nodes, the services on them with their CPU, memory and queue depth, and which are being migrated. */
 async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
-  const [nodes, placements, migrating] = await Promise.all([cluster.listNodes(), cluster.listPlacements(), cluster.migratingServices()]);
+  const [nodes, placements] = await Promise.all([cluster.listNodes(), cluster.listPlacements()]);
+  const migrating = await lock.lockedServices({ services: placements.map((p) => p.service) });
   const depths = await brokerLocal.queueDepths({ queues: placements.map((p) => p.spec.primaryQueue) });
   return Promise.all(
     nodes.map(async (n) => {
       let loads: Awaited<ReturnType<ReturnType<typeof onNode>['instanceLoads']>> = [];
       let reachable = true;
       try {
-        loads = await onNode(n.node).instanceLoads({ sampleMs });
+        loads = await onNode(n).instanceLoads({ sampleMs });
       } catch (err) {
         // A node that does not answer takes nothing new; its services are left where they are.
         log.warn(`node ${n.node} did not report its load`, { error: String(err) });

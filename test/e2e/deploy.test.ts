@@ -12,14 +12,17 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { workload } from '../../cli/workloads';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
-import type { ServiceSpec } from '../../lib/migration';
+import type { LocalSpec } from '../../runtimes/types';
+
+/** Specs as a deploy has always taken them: without `runtime`, which defaults to local. */
+type ServiceSpec = Omit<LocalSpec, 'runtime'>;
 import { ensureStack } from '../../lib/stack';
-import { ClusterStore } from '../../runtime/cluster-store';
-import type { Placement } from '../../activities/types';
+import { lockHolder } from '../../activities/lock';
+import type { Placement } from '../../runtimes/types';
 import { ControlClient } from '../../service/control-client';
 
 const run = Date.now().toString(36);
@@ -73,9 +76,8 @@ async function refusal(service: string, spec: ServiceSpec, extra: Record<string,
 
 /** Nothing of the refused deploy remains: no placement, no live instance, a free lock, no control queue. */
 async function expectNothingLeft(service: string): Promise<void> {
-  const store = new ClusterStore(home);
-  expect(store.placement<Placement>(service)).toBeNull();
-  expect(store.lockHolder(service)).toBeNull();
+  expect(cluster.placement(service)).toBeNull();
+  expect(await lockHolder(cluster.client, service)).toBeNull();
   expect(cluster.liveInstances(service)).toEqual([]);
   expect((await queueNames()).filter((q) => q.startsWith(`ms2m.ctl.${service}-`))).toEqual([]);
 }
@@ -134,7 +136,7 @@ describe('a deploy that cannot serve is refused at once, says why, and leaves no
     const killer = (async () => {
       for (;;) {
         const [inst] = cluster.liveInstances(service);
-        if (inst) return process.kill(inst.pid, 'SIGKILL');
+        if (inst) return cluster.signalInstance(inst.instanceId, 'SIGKILL');
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -192,7 +194,7 @@ describe('ms2m deploy and undeploy', () => {
     const m = new RegExp(`^\\[ms2m\\] ${service} deployed on node-a as instance (${service}-[0-9a-f]{8}), consuming ${service}\\.primary: `).exec(deployed.stdout);
     expect(m).not.toBeNull();
     const instanceId = m![1];
-    expect(new ClusterStore(home).placement<Placement>(service)).toMatchObject({ node: 'node-a', instanceId, spec: { primaryQueue: game.primaryQueue, env: game.env } });
+    expect(cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId, spec: { primaryQueue: game.primaryQueue, env: game.env } });
     expect(cluster.liveInstances(service).map((i) => i.instanceId)).toEqual([instanceId]);
     const control = await ControlClient.connect(loadConfig().amqpUrl);
     try {
@@ -204,7 +206,7 @@ describe('ms2m deploy and undeploy', () => {
     const removed = await cli(['undeploy', '--service', service]);
     expect(removed.code).toBe(0);
     expect(removed.stdout).toBe(`[ms2m] ${service} undeployed: instance ${instanceId} on node-a stopped\n`);
-    expect(new ClusterStore(home).placement(service)).toBeNull();
+    expect(cluster.placement(service)).toBeNull();
     expect(cluster.liveInstances(service)).toEqual([]);
 
     const again = await cli(['undeploy', '--service', service]);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULTS } from '../../chaos/faults';
 import { runRound } from '../../chaos/round';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { ensureStack } from '../../lib/stack';
 
 const run = Date.now().toString(36);

@@ -8,13 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Placement } from '../../activities/types';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import type { Placement } from '../../runtimes/types';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { ServiceLoad, deployWorkload, undeploy } from '../../cli/scenario';
 import type { Verification } from '../../lib/migration';
 import type { DrainReport, RebalanceResult } from '../../lib/rebalance';
 import { ensureStack } from '../../lib/stack';
-import { ClusterStore } from '../../runtime/cluster-store';
 
 const run = Date.now().toString(36);
 let cluster: LocalCluster;
@@ -63,7 +62,7 @@ function expectNothingLost(v: Verification): void {
   expect(v.finalStateMatchesProducers).toBe(true);
 }
 
-const placementOf = (service: string) => new ClusterStore(home).placement<Placement>(service)!;
+const placementOf = (service: string): Placement => cluster.placement(service)!;
 
 describe('fleet operations', () => {
   it(
@@ -130,7 +129,7 @@ describe('fleet operations', () => {
       for (const v of await accounted(loads, from)) expectNothingLost(v);
 
       // Unschedulable until told otherwise: a rebalance does not place anything there.
-      expect(new ClusterStore(home).node('node-b')!.schedulable).toBe(false);
+      expect(cluster.node('node-b')!.schedulable).toBe(false);
       const plan = (await cluster.client.workflow.execute('rebalance', {
         taskQueue: cluster.opts.taskQueue,
         workflowId: `dry-${run}`,
@@ -143,7 +142,7 @@ describe('fleet operations', () => {
         workflowId: `uncordon-${run}`,
         args: [{ node: 'node-b', schedulable: true }],
       });
-      expect(new ClusterStore(home).node('node-b')!.schedulable).toBe(true);
+      expect(cluster.node('node-b')!.schedulable).toBe(true);
       for (const s of services) await undeploy(cluster, s);
     },
     240_000,

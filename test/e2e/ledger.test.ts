@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { ServiceLoad, deployWorkload, runScenario, undeploy } from '../../cli/scenario';
 import { tracePath } from '../../cli/workloads';
 import { ledgerTopology } from '../../examples/ledger/ledger';
@@ -89,7 +89,7 @@ describe('an order-sensitive service keeps its exact apply sequence across migra
   it(
     'a long replay (the transfer held for 8 s at 640 msg/s on a busy machine): the copy applies exactly the source\'s sequence',
     async () => {
-      const hold = 'node-a/sendImage';
+      const hold = 'node-a/transfer';
       const service = `long-${run}`;
       let w: Awaited<ReturnType<typeof witness>> | undefined;
       const { report } = await runScenario(cluster, {

@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { runScenario, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy } from '../../lib/migration';

@@ -12,15 +12,16 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { deployWorkload, runScenario, undeploy } from '../../cli/scenario';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';
 import { armFailpoint, releaseFailpoint, waitForFailpoint } from '../../lib/failpoints';
 import type { MigrationReport } from '../../lib/migration';
-import { ClusterStore } from '../../runtime/cluster-store';
-import type { Placement } from '../../activities/types';
+import { lockHolder } from '../../activities/lock';
+import { ClusterStore } from '../../runtimes/local/cluster-store';
+import type { Placement } from '../../runtimes/types';
 import { ControlClient } from '../../service/control-client';
 
 const run = Date.now().toString(36);
@@ -57,9 +58,8 @@ async function refusal(input: unknown, id = `refused-${randomUUID().slice(0, 8)}
 
 /** The service serves where it did, as it did, and no migration left anything behind. */
 async function expectUnchanged(): Promise<void> {
-  const store = new ClusterStore(home);
-  expect(store.placement<Placement>(service)).toMatchObject({ node: 'node-a', instanceId: deployed.instanceId });
-  expect(store.lockHolder(service)).toBeNull();
+  expect(cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId: deployed.instanceId });
+  expect(await lockHolder(cluster.client, service)).toBeNull();
   expect(cluster.liveInstances(service).map((i) => i.instanceId)).toEqual([deployed.instanceId]);
   const control = await ControlClient.connect(loadConfig().amqpUrl);
   try {
@@ -159,7 +159,7 @@ describe('bad requests are refused, naming the field and the fix, and change not
     const f = await refusal({ service: name, targetNode: 'node-b', timeouts: { controlReplyMs: 1500 } });
     expect(f.type).toBe('NotMigratable');
     expect(f.message).toMatch(/^service: .* does not answer ms2m control commands .* within 1500 ms; a migratable service must run the MigratableService loop/);
-    expect(new ClusterStore(home).lockHolder(name)).toBeNull();
+    expect(await lockHolder(cluster.client, name)).toBeNull();
   });
 });
 
@@ -175,7 +175,7 @@ async function slowCopy(handle: WorkflowHandle, to: string): Promise<void> {
   try {
     await waitForFailpoint(home, point, 90_000);
     const copy = (await handle.query<MigrationReport>('report')).targetInstance;
-    pid = (JSON.parse(readFileSync(path.join(home, 'nodes', to, 'instances', `${copy}.json`), 'utf8')) as { pid: number }).pid;
+    pid = cluster.instancePid(copy);
     mkdirSync(group, { recursive: true });
     writeFileSync(path.join(group, 'cpu.cfs_period_us'), '100000');
     writeFileSync(path.join(group, 'cpu.cfs_quota_us'), '50000');

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../cli/local-cluster';
+import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
 import { deployWorkload, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';

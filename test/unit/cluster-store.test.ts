@@ -2,16 +2,16 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ClusterStore } from '../../runtime/cluster-store';
+import { ClusterStore } from '../../runtimes/local/cluster-store';
 
 describe('cluster store', () => {
-  it('gives a service lock to one workflow at a time', () => {
+  it('keeps a drained node drained when its agent registers again', () => {
     const store = new ClusterStore(mkdtempSync(path.join(os.tmpdir(), 'ms2m-store-')));
-    expect(store.tryLock({ service: 'game', workflowId: 'w1', runId: 'r1', takenAt: 1 })).toBeNull();
-    expect(store.tryLock({ service: 'game', workflowId: 'w2', runId: 'r2', takenAt: 2 })).toMatchObject({ workflowId: 'w1' });
-    expect(store.tryLock({ service: 'other', workflowId: 'w2', runId: 'r2', takenAt: 2 })).toBeNull();
-    store.unlock('game');
-    expect(store.tryLock({ service: 'game', workflowId: 'w2', runId: 'r2', takenAt: 3 })).toBeNull();
+    store.registerNode({ node: 'node-a', taskQueue: 'q', imageUrl: 'http://x', dataDir: '/d', pid: 1, updatedAt: 0 });
+    expect(store.setSchedulable('node-a', false)).toBe(true);
+    store.registerNode({ node: 'node-a', taskQueue: 'q', imageUrl: 'http://y', dataDir: '/d', pid: 2, updatedAt: 1 });
+    expect(store.node('node-a')).toMatchObject({ schedulable: false, imageUrl: 'http://y' });
+    expect(store.setSchedulable('node-z', false)).toBe(false);
   });
   it('keeps placements and nodes', () => {
     const store = new ClusterStore(mkdtempSync(path.join(os.tmpdir(), 'ms2m-store-')));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InstanceHealth } from '../../activities/types';
+import type { InstanceHealth } from '../../runtimes/types';
 import { instanceExitedMessage, notReadyMessage, queueMismatchMessage } from '../../lib/deploy-refusals';
 
 const health = (h: Partial<InstanceHealth>): InstanceHealth => ({
@@ -8,7 +8,7 @@ const health = (h: Partial<InstanceHealth>): InstanceHealth => ({
   startedAt: 1_000,
   alive: false,
   exit: null,
-  logPath: '/var/ms2m/logs/game-1a2b3c4d.log',
+  logs: '/var/ms2m/logs/game-1a2b3c4d.log',
   logTail: [],
   ...h,
 });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPLETE_MARK, imageReceiver, sendImage } from '../../activities/local/image-transfer';
+import { COMPLETE_MARK, imageReceiver, sendImage } from '../../runtimes/local/image-transfer';
 import { armFailpoint } from '../../lib/failpoints';
 
 let server: Server;

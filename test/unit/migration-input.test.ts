@@ -75,7 +75,16 @@ describe('migrateService input', () => {
 
 describe('deployService input', () => {
   it('fills in defaults', () => {
-    expect(DeployInputSchema.parse({ service: 'game', node: 'node-a', spec })).toEqual({ service: 'game', node: 'node-a', spec: { ...spec, env: {} }, readyMs: 20_000 });
+    expect(DeployInputSchema.parse({ service: 'game', node: 'node-a', spec })).toEqual({ service: 'game', node: 'node-a', spec: { runtime: 'local', ...spec, env: {} }, readyMs: 20_000 });
+  });
+  it('tells the runtimes\' specs apart by spec.runtime (absent: local)', () => {
+    const kube = { runtime: 'kubernetes', namespace: 'shop', kind: 'Deployment', name: 'orders', container: 'app', primaryQueue: 'orders.primary' };
+    expect(DeployInputSchema.parse({ service: 'orders', node: 'node-a', spec: kube }).spec).toEqual(kube);
+    expect(deployErrorOf({ service: 'game', node: 'node-a', spec: { ...spec, runtime: 'docker' } })).toMatch(/spec.runtime: spec.runtime must be one of local, kubernetes \(leave it out for local\), got "docker"/);
+    expect(deployErrorOf({ service: 'o', node: 'node-a', spec: { ...kube, kind: 'Job' } })).toMatch(/spec.kind: spec.kind must be one of Deployment, StatefulSet, Pod, got "Job"/);
+    expect(deployErrorOf({ service: 'o', node: 'node-a', spec: { ...kube, container: undefined } })).toMatch(/spec.container: spec.container is required/);
+    // A field of the other runtime is named, not silently dropped.
+    expect(deployErrorOf({ service: 'o', node: 'node-a', spec: { ...kube, command: ['x'] } })).toMatch(/spec: unknown field\(s\) command; remove them/);
   });
   it('requires a command and a primary queue', () => {
     const text = deployErrorOf({ service: 'game', node: 'node-a', spec: { command: [], primaryQueue: '' } });

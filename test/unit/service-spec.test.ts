@@ -3,9 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { exitOf, tailLines } from '../../activities/local/instance-exit';
-import { checkSpec } from '../../activities/local/service-spec';
-import type { ServiceSpec } from '../../lib/migration';
+import { exitOf, tailLines } from '../../runtimes/local/instance-exit';
+import { checkSpec } from '../../runtimes/local/service-spec';
+import type { LocalSpec as ServiceSpec } from '../../runtimes/types';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ms2m-spec-'));
 mkdirSync(path.join(dir, 'bin'));
@@ -14,7 +14,7 @@ chmodSync(path.join(dir, 'bin', 'serve'), 0o755);
 writeFileSync(path.join(dir, 'bin', 'notes'), 'text\n');
 chmodSync(path.join(dir, 'bin', 'notes'), 0o644);
 
-const spec = (command: string[], more: Partial<ServiceSpec> = {}): ServiceSpec => ({ command, env: {}, primaryQueue: 'game.primary', ...more });
+const spec = (command: string[], more: Partial<ServiceSpec> = {}): ServiceSpec => ({ runtime: 'local', command, env: {}, primaryQueue: 'game.primary', ...more });
 
 function refusal(s: ServiceSpec, agentCwd = dir): string {
   try {

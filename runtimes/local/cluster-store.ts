@@ -1,10 +1,12 @@
 /**
- * The local runtime's cluster state: which nodes exist, where each service runs, and which workflow holds
- * a service's migration lock. On Kubernetes the API server plays this part; here it is a directory of JSON
- * files written atomically (write to a temporary file, then rename).
+ * The local runtime's cluster state: which nodes exist (with their task queues) and where each service
+ * runs. On Kubernetes the API server plays this part; here it is a directory of JSON files written
+ * atomically (write to a temporary file, then rename). The migration lock is not here: it is Temporal's
+ * (activities/lock.ts).
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import type { NodeInfo } from '../types';
 
 /** Service instances a node takes unless its agent is told otherwise (--capacity). */
 export const DEFAULT_CAPACITY = 10;
@@ -22,12 +24,8 @@ export interface NodeRecord {
   schedulable?: boolean;
 }
 
-export interface LockRecord {
-  service: string;
-  workflowId: string;
-  runId: string;
-  takenAt: number;
-}
+/** A node as the port describes it. */
+export const nodeInfo = (n: NodeRecord): NodeInfo => ({ node: n.node, taskQueue: n.taskQueue, capacity: n.capacity ?? DEFAULT_CAPACITY, schedulable: n.schedulable !== false });
 
 export class ClusterStore {
   constructor(readonly home: string) {}
@@ -89,25 +87,5 @@ export class ClusterStore {
   }
   removePlacement(service: string): void {
     rmSync(path.join(this.dir('placements'), `${service}.json`), { force: true });
-  }
-
-  /** Creates the lock file only if absent (O_EXCL), so two workflows cannot both take it. */
-  tryLock(rec: LockRecord): LockRecord | null {
-    const file = path.join(this.dir('locks'), `${rec.service}.json`);
-    try {
-      const fd = openSync(file, 'wx');
-      writeFileSync(fd, JSON.stringify(rec));
-      closeSync(fd);
-      return null;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      return this.read<LockRecord>('locks', rec.service);
-    }
-  }
-  lockHolder(service: string): LockRecord | null {
-    return this.read<LockRecord>('locks', service);
-  }
-  unlock(service: string): void {
-    rmSync(path.join(this.dir('locks'), `${service}.json`), { force: true });
   }
 }

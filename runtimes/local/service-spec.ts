@@ -6,7 +6,7 @@
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ServiceSpec } from '../../lib/migration';
+import type { LocalSpec } from '../spec';
 
 /** The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable. */
 export function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
@@ -46,7 +46,7 @@ const invalid = (message: string) => ApplicationFailure.nonRetryable(message, 'I
  * program name is looked up the way the service's `sh -c 'exec "$@"'` will: in the PATH the service gets,
  * relative entries against its working directory; a name with a slash is resolved against that directory.
  */
-export function checkSpec(spec: ServiceSpec, node: string, agentCwd = process.cwd()): void {
+export function checkSpec(spec: LocalSpec, node: string, agentCwd = process.cwd()): void {
   const cwd = spec.cwd === undefined ? agentCwd : path.resolve(agentCwd, spec.cwd);
   if (spec.cwd !== undefined && !statOf(cwd)?.isDirectory()) {
     throw invalid(`spec.cwd: "${spec.cwd}" is not a directory on ${node}; give an existing directory, or leave spec.cwd out to start in the node agent's (${agentCwd})`);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readlinkSync,
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
+import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
 import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { tailLines, watchExit } from './instance-exit';
@@ -24,6 +24,8 @@ export interface LocalNode {
   dataDir: string;
   criu: string;
   imageUrl: string;
+  /** Where another node receives images and keeps them, from the cluster store (its agent registered it). */
+  peer(node: string): { imageUrl: string; dataDir: string } | null;
 }
 
 /**
@@ -148,11 +150,17 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     instanceId: r.instanceId,
     service: r.service,
     node: r.node,
-    pid: r.pid,
     startedAt: r.startedAt,
     origin: r.origin,
-    logPath: r.logPath,
+    details: { pid: r.pid, log: r.logPath },
   });
+  const imageDir = (image: ImageRef): string => {
+    // Image ids come from migration ids; anything else would be a path outside the images directory.
+    if (image.node !== node.node || !/^[a-z0-9-]+$/.test(image.id)) {
+      throw ApplicationFailure.nonRetryable(`image ${image.id} is held by ${image.node}, not by ${node.node}`, 'ImageMissing');
+    }
+    return path.join(imagesDir, image.id);
+  };
 
   /** Records a process we started or restored, with its /proc start time against PID reuse. */
   function track(instanceId: string, service: string, pid: number, origin: InstanceRecord['origin'], logPath: string): StoredInstance {
@@ -174,7 +182,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       else if (exits.has(instanceId)) exitUnknown = `its exit had not reached the node agent ${EXIT_REPORT_MS} ms after it was gone`;
       else exitUnknown = `the node agent of ${node.node} restarted since it started the instance`;
     }
-    return { instanceId, node: node.node, startedAt, alive, exit: alive ? null : exit, exitUnknown, logPath, logTail: tailLines(logPath, logLines) };
+    return { instanceId, node: node.node, startedAt, alive, exit: alive ? null : exit, exitUnknown, logs: logPath || '(no log file)', logTail: tailLines(logPath, logLines) };
   }
 
   function liveInstance(instanceId: string): StoredInstance | null {
@@ -185,12 +193,15 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
   return {
     async describeNode(): Promise<NodeDescription> {
       const { stdout } = await run(node.criu, ['--version']).catch(() => ({ stdout: 'unavailable' }));
-      return { node: node.node, runtime: 'local', imageUrl: node.imageUrl, criuVersion: stdout.trim().split('\n')[0] };
+      return { node: node.node, runtime: 'local', details: { images: node.imageUrl, criu: stdout.trim().split('\n')[0], dataDir: node.dataDir } };
     },
 
     async startInstance({ service, instanceId, spec }) {
       const existing = liveInstance(instanceId);
       if (existing) return publicRecord(existing);
+      if (spec.runtime !== 'local') {
+        throw ApplicationFailure.nonRetryable(`spec.runtime: node ${node.node} runs the local runtime, but the spec is for ${spec.runtime}; deploy it to a cluster of that runtime or give a local spec (command, env, cwd)`, 'InvalidSpec');
+      }
       checkSpec(spec, node.node);
       const logPath = path.join(logsDir, `${instanceId}.log`);
       // O_APPEND|O_WRONLY: CRIU skips the size check for such files, so a copy restores while the source still writes.
@@ -225,7 +236,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     },
 
     async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
-      const dir = path.join(imagesDir, imageId);
+      const dir = imageDir({ node: node.node, id: imageId, locator: '' });
       const resultFile = path.join(dir, 'result.json');
       if (existsSync(path.join(dir, COMPLETE_MARK)) && existsSync(resultFile)) {
         return JSON.parse(readFileSync(resultFile, 'utf8')) as CheckpointResult;
@@ -242,36 +253,38 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const out = await criu(node, args, dir, (pid) => writeFileSync(path.join(dir, 'criu.pid'), `${pid} ${procStat(pid)?.startTime ?? 0}`));
       await failpoint(`${node.node}/checkpoint-dumped`);
       const { bytes, files } = dirBytes(dir);
-      const result: CheckpointResult = { imageId, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.output, out.ms) };
+      const result: CheckpointResult = { image: { node: node.node, id: imageId, locator: dir }, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.output, out.ms) };
       writeFileSync(resultFile, JSON.stringify(result));
       writeFileSync(path.join(dir, COMPLETE_MARK), '');
       return result;
     },
 
-    async sendImage({ imageId, targetNode, targetUrl }) {
-      const dir = path.join(imagesDir, imageId);
+    async transfer({ image, targetNode }) {
+      const dir = imageDir(image);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
-        throw ApplicationFailure.nonRetryable(`image ${imageId} is not complete on ${node.node}`, 'ImageMissing');
+        throw ApplicationFailure.nonRetryable(`image ${image.id} is not complete on ${node.node}`, 'ImageMissing');
       }
+      const peer = node.peer(targetNode);
+      if (!peer) throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${targetNode}"; start its agent (ms2m agent --node ${targetNode})`, 'InvalidInput');
       const t0 = performance.now();
       let sent = 0;
-      const r = await sendImage(dir, targetUrl, imageId, (_name, bytes) => {
+      const r = await sendImage(dir, peer.imageUrl, image.id, (_name, bytes) => {
         sent += bytes;
         Context.current().heartbeat({ sent, targetNode });
       });
-      return { ...r, ms: performance.now() - t0 };
+      return { ...r, image: { node: targetNode, id: image.id, locator: path.join(peer.dataDir, 'images', image.id) }, ms: performance.now() - t0 };
     },
 
-    async restore({ imageId, service, instanceId }) {
+    async restore({ image, service, instanceId }) {
       const existing = liveInstance(instanceId);
       if (existing) {
         // A retry after the agent died mid-restore: the copy exists, maybe still stopped.
         await resume(instanceId, existing.pid);
         return { instance: publicRecord(existing), restoreMs: 0 };
       }
-      const dir = path.join(imagesDir, imageId);
+      const dir = imageDir(image);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
-        throw ApplicationFailure.nonRetryable(`image ${imageId} has not arrived complete on ${node.node}`, 'ImageMissing');
+        throw ApplicationFailure.nonRetryable(`image ${image.id} has not arrived complete on ${node.node}`, 'ImageMissing');
       }
       const pidFile = path.join(dir, `restore-${instanceId}.pid`);
       rmSync(pidFile, { force: true });
@@ -308,7 +321,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     },
 
     async removeImage({ imageId }) {
-      rmSync(path.join(imagesDir, imageId), { recursive: true, force: true });
+      rmSync(imageDir({ node: node.node, id: imageId, locator: '' }), { recursive: true, force: true });
       rmSync(path.join(imagesDir, '.incoming', imageId), { recursive: true, force: true });
     },
 

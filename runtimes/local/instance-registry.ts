@@ -7,7 +7,10 @@ import * as path from 'node:path';
 import type { InstanceExit, InstanceRecord } from '../types';
 import { isAlive } from './proc';
 
-export interface StoredInstance extends InstanceRecord {
+export interface StoredInstance extends Omit<InstanceRecord, 'details'> {
+  pid: number;
+  /** Where its stdout and stderr go. */
+  logPath: string;
   /** /proc start time, to tell our process from a later one that reuses the PID. */
   procStartTime: number;
   stoppedAt?: number;

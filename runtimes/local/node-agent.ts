@@ -1,0 +1,85 @@
+/**
+ * A node agent of the local runtime: a Temporal worker on the node's own task queue running the node
+ * activities, plus an HTTP endpoint that receives checkpoint images from other agents. It registers the
+ * node (its task queue, where it receives images) in the cluster store; the instances it starts run
+ * detached and survive its restarts.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig } from '../../lib/config';
+import { withFailpoints } from '../../lib/failpoints';
+import type { NodeAgentOptions } from '../types';
+import { ClusterStore, DEFAULT_CAPACITY } from './cluster-store';
+import { imageReceiver } from './image-transfer';
+import { createLocalNodeActivities } from './node-activities';
+
+/** Each node's agent polls its own task queue, named after the orchestrator's. */
+export const localNodeTaskQueue = (orchestratorQueue: string, node: string): string => `${orchestratorQueue}-node-${node}`;
+
+/** `host:port`, `host` or `:port`; the port may be 0 (any free one). */
+function parseListen(listen: string | undefined): { host: string; port: number } {
+  if (!listen) return { host: '127.0.0.1', port: 0 };
+  const m = /^(?<host>[^:]*)(?::(?<port>\d{1,5}))?$/.exec(listen);
+  const port = Number(m?.groups?.port ?? 0);
+  if (!m || port > 65535) throw new Error(`--listen: "${listen}" is not host:port, e.g. 127.0.0.1:7400 or :0`);
+  return { host: m.groups?.host || '127.0.0.1', port };
+}
+
+/**
+ * A restarted agent listens where it listened before when it can: a migration that was sending it an
+ * image retries against the address the store has.
+ */
+async function listen(server: Server, portFile: string, host: string, wanted: number): Promise<number> {
+  if (wanted > 0) return tryListen(server, host, wanted, portFile);
+  const previous = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : 0;
+  return tryListen(server, host, previous, portFile).catch(() => tryListen(server, host, 0, portFile));
+}
+
+async function tryListen(server: Server, host: string, port: number, portFile: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  writeFileSync(portFile, String(bound));
+  return bound;
+}
+
+export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where }: NodeAgentOptions) {
+  const cfg = loadConfig();
+  const { host, port } = parseListen(where);
+  const dataDir = path.join(cfg.home, 'nodes', node);
+  mkdirSync(dataDir, { recursive: true });
+  const store = new ClusterStore(cfg.home);
+  const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
+  const imageUrl = `http://${host.includes(':') ? `[${host}]` : host}:${await listen(server, path.join(dataDir, 'agent.port'), host, port)}`;
+  const taskQueue = localNodeTaskQueue(cfg.taskQueue, node);
+  const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+  const peer = (n: string) => {
+    const rec = store.node(n);
+    return rec ? { imageUrl: rec.imageUrl, dataDir: rec.dataDir } : null;
+  };
+  const worker = await Worker.create({
+    connection,
+    namespace: cfg.temporalNamespace,
+    taskQueue,
+    activities: withFailpoints(node, createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, peer })),
+  });
+  store.registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
+  console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);
+  return {
+    taskQueue,
+    async run() {
+      await worker.run();
+      server.close();
+      await connection.close();
+    },
+    stop: () => worker.shutdown(),
+  };
+}

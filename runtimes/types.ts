@@ -1,0 +1,207 @@
+/**
+ * The runtime port: what a migration needs from the place services run, in the workflow's terms. A
+ * runtime (local processes + CRIU, or Kubernetes) implements NodeActivities on each node's own task queue
+ * and ClusterActivities on the orchestrator's; `Runtime` (runtimes/index.ts picks one) builds them.
+ * Nothing here names a process id, a file, a URL or a tool version: a runtime reports such things in
+ * `details`, for people to read, never for the workflow to act on.
+ *
+ * Contract of every runtime (test/contract/ checks it against each one):
+ * - `checkpoint` never ends the instance. The source keeps running until the workflow stops it
+ *   (`stopInstance`, after the handoff); a strategy that wants it idle meanwhile fences it through the
+ *   control protocol first. So the only live copy of a state is never ended before its image exists.
+ * - An image is known by the opaque `ImageRef` that `checkpoint` (on the source) and `transfer` (on the
+ *   target) return; the workflow passes it along and never looks inside. Its id is the workflow's (from
+ *   the migration id), so a node can also remove what it holds of an image that was never completed.
+ * - Identity: a restored copy sees its new instance id (`instanceId` of `restore`) before it consumes or
+ *   emits anything. The service library reads its identity from the runtime (local: the UTS hostname,
+ *   set while the restored process is still stopped; Kubernetes: the pod's hostname) and a copy that finds
+ *   an identity other than the one in its checkpoint knows it is a copy and waits as a standby.
+ * - Every call may be retried after it succeeded, or after its worker died at any moment of it, with the
+ *   same arguments, and then returns the same result (or, for stop/remove, does nothing more).
+ */
+import type { Client } from '@temporalio/client';
+import type { RuntimeName } from './runtime-names';
+import type { ServiceSpec } from './spec';
+
+export type { ServiceSpec, LocalSpec, KubernetesSpec } from './spec';
+export { RUNTIMES, type RuntimeName } from './runtime-names';
+
+/** Facts for people (a log location, a process id, a tool version), never read by the workflow. */
+export type Details = Record<string, string | number>;
+
+export interface NodeDescription {
+  node: string;
+  runtime: RuntimeName;
+  details: Details;
+}
+
+export interface InstanceRecord {
+  instanceId: string;
+  service: string;
+  node: string;
+  startedAt: number;
+  origin: 'started' | 'restored';
+  details: Details;
+}
+
+/** How an instance's process ended: an exit code, or the signal that killed it. */
+export interface InstanceExit {
+  code: number | null;
+  signal: string | null;
+  at: number;
+}
+
+export interface InstanceHealth {
+  instanceId: string;
+  node: string;
+  /** When the runtime started it (the node's clock, as `exit.at`). */
+  startedAt: number;
+  alive: boolean;
+  /** Set once the instance has exited, if the runtime saw it end. */
+  exit: InstanceExit | null;
+  /** Why a dead instance has no `exit`. */
+  exitUnknown?: string;
+  /** Where its whole log is, said so that a person can read it (a file, a kubectl command). */
+  logs: string;
+  /** The last lines of its log (stdout and stderr), oldest first. */
+  logTail: string[];
+}
+
+/** An image of one instance's state, as one node holds it. Opaque outside its runtime. */
+export interface ImageRef {
+  /** The node that holds it. */
+  node: string;
+  /** Derived from the migration id, so every retry names the same image. */
+  id: string;
+  /** Where the runtime keeps it (its own notation). */
+  locator: string;
+}
+
+export interface CheckpointResult {
+  image: ImageRef;
+  bytes: number;
+  files: number;
+  dumpMs: number;
+  /** How long the source was frozen. */
+  freezeMs: number;
+}
+
+export interface TransferResult {
+  /** The image as the target node holds it, for `restore` there. */
+  image: ImageRef;
+  bytes: number;
+  files: number;
+  ms: number;
+}
+
+export interface RestoreResult {
+  instance: InstanceRecord;
+  restoreMs: number;
+}
+
+export interface InstanceLoad {
+  instanceId: string;
+  service: string;
+  /** Percent of one core over the sample. */
+  cpuPercent: number;
+  rssBytes: number;
+}
+
+export interface NodeActivities {
+  describeNode(): Promise<NodeDescription>;
+  /** Starts an instance of `spec`; refuses a spec of another runtime, or one that cannot run, with InvalidSpec. */
+  startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
+  /** Dumps the instance into image `imageId` and leaves it running (see the contract above). */
+  checkpoint(input: { instanceId: string; imageId: string }): Promise<CheckpointResult>;
+  /** Moves an image this node holds to `targetNode`; the runtime knows how to reach it. */
+  transfer(input: { image: ImageRef; targetNode: string }): Promise<TransferResult>;
+  /** Starts a copy from an image this node holds, as `instanceId`, visible under that identity before it runs. */
+  restore(input: { image: ImageRef; service: string; instanceId: string }): Promise<RestoreResult>;
+  stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
+  /** Removes whatever this node holds of image `imageId`, complete or partial (a transfer cut short). */
+  removeImage(input: { imageId: string }): Promise<void>;
+  listInstances(): Promise<Array<InstanceRecord & { alive: boolean }>>;
+  /** Whether the instance lives, how it ended if it did, and the end of its log. */
+  instanceHealth(input: { instanceId: string; logLines?: number }): Promise<InstanceHealth>;
+  /** CPU and memory of the live instances, sampled over `sampleMs`. */
+  instanceLoads(input: { sampleMs: number }): Promise<InstanceLoad[]>;
+}
+
+export interface NodeInfo {
+  node: string;
+  /** Where this node's agent takes its work. */
+  taskQueue: string;
+  capacity: number;
+  schedulable: boolean;
+}
+
+export interface Placement {
+  service: string;
+  node: string;
+  instanceId: string;
+  spec: ServiceSpec;
+  updatedAt: number;
+}
+
+export interface ClusterActivities {
+  /** Refuses with ServiceNotFound when the service is not deployed. */
+  locateService(input: { service: string }): Promise<Placement>;
+  findPlacement(input: { service: string }): Promise<Placement | null>;
+  commitPlacement(input: Placement): Promise<void>;
+  removePlacement(input: { service: string }): Promise<void>;
+  /** The node, or null if there is none of that name. */
+  node(input: { node: string }): Promise<NodeInfo | null>;
+  listNodes(): Promise<NodeInfo[]>;
+  listPlacements(): Promise<Placement[]>;
+  setNodeSchedulable(input: { node: string; schedulable: boolean }): Promise<void>;
+}
+
+/** How the harness (tests, benchmark, chaos, demo) drives a cluster of one runtime: its processes and its records. */
+export interface ClusterHandle {
+  readonly runtime: RuntimeName;
+  readonly opts: ClusterOptions;
+  readonly client: Client;
+  /** Stops one worker ("orchestrator" or "agent-<node>") and waits for it to end; instances outlive it. */
+  stopProcess(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a worker again. */
+  launch(name: string): Promise<void>;
+  /** Kills a worker outright and starts it again, as a crash and a supervisor's restart would. */
+  crashAndRestart(name: string): Promise<void>;
+  /** Live instances of a service on every node, from the runtime itself (not from its agents). */
+  liveInstances(service: string): Array<{ instanceId: string; node: string }>;
+  /** Signals an instance from outside its runtime's agents (fault injection: a crash, a stall and its end). */
+  signalInstance(instanceId: string, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): void;
+  placement(service: string): Placement | null;
+  node(node: string): NodeInfo | null;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  nodes: string[];
+  /** Where the cluster keeps its state and the workers' logs. */
+  home: string;
+  taskQueue: string;
+  /** Extra environment per node agent, e.g. a different CRIU to inject a fault. */
+  nodeEnv?: Record<string, Record<string, string>>;
+  log?: (line: string) => void;
+}
+
+export interface NodeAgentOptions {
+  node: string;
+  capacity?: number;
+  /** Where the agent receives images from other nodes (host:port); the runtime's default if absent. */
+  listen?: string;
+}
+
+/** One runtime: everything the orchestrator, the agents and the harness need from it. */
+export interface Runtime {
+  readonly name: RuntimeName;
+  /** The orchestrator's cluster activities. */
+  clusterActivities(): ClusterActivities;
+  /** Runs a node agent until it is told to stop (SIGTERM/SIGINT are the caller's to route to `stop`). */
+  startNodeAgent(opts: NodeAgentOptions): Promise<{ taskQueue: string; run(): Promise<void>; stop(): void }>;
+  /** Starts a cluster for the harness: an orchestrator and one agent per node. */
+  startCluster(opts: ClusterOptions): Promise<ClusterHandle>;
+  /** Ends what an earlier crashed run left behind under `home` (instances that would keep consuming). */
+  reap(home: string): void;
+}
