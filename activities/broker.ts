@@ -7,6 +7,7 @@
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import type * as amqp from 'amqplib';
 import { loadConfig } from '../lib/config';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { failpoint } from '../lib/failpoints';
 import { queueDepth } from '../lib/rabbit-admin';
 import { ControlClient, ControlError } from '../service/control-client';
@@ -65,9 +66,8 @@ function heartbeat(details?: unknown): void {
   if (!ctx.info.isLocal) ctx.heartbeat(details);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export function createBrokerActivities(): BrokerActivities {
+/** `scope` names the worker in failpoints: "orchestrator", or the node whose agent runs the handoff. */
+export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities {
   return {
     async instanceStatus({ instanceId, timeoutMs }) {
       return send(instanceId, { kind: 'status', digest: true }, timeoutMs ?? 10_000);
@@ -148,7 +148,7 @@ export function createBrokerActivities(): BrokerActivities {
     async fenceAndSwap({ source, copy, fencing, fenced, timeoutMs, catchUpMs }) {
       const before = await send(copy, { kind: 'status', digest: false }, timeoutMs);
       const src = fenced ?? (await send(source, { kind: 'fence', ...fencing }, Math.max(timeoutMs, 30_000)));
-      await failpoint('orchestrator/fenced');
+      await failpoint(`${scope}/fenced`);
       if (before.role === 'primary' && before.migrationId === fencing.migrationId) {
         // A retry after the swap happened: report the swap, never compare a state that has moved on since.
         return { swapped: true, source: src, copy: { ...before, digest: before.activatedDigest ?? '' }, activatedAt: before.activatedAt, refusal: null };

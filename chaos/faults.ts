@@ -51,10 +51,10 @@ export function phaseFailpoint(phase: Phase, from: string, to: string): string {
     case 'restore':
       return `${to}/restore`;
     case 'replay':
-      return 'orchestrator/replayUntil';
+      return `${to}/replayUntil`;
     case 'fence':
       // Inside the fence-and-swap, after the source stopped consuming: the handoff is half done.
-      return 'orchestrator/fenced';
+      return `${to}/fenced`;
     case 'finalize':
       return `${from}/stopInstance`;
   }

@@ -191,6 +191,11 @@ export interface NodeAgentOptions {
   capacity?: number;
   /** Where the agent receives images from other nodes (host:port); the runtime's default if absent. */
   listen?: string;
+  /**
+   * Activities every node serves whatever its runtime, beside the runtime's own: the handoff's replay and
+   * fence, which run where the copy lives.
+   */
+  shared?: object;
 }
 
 /** One runtime: everything the orchestrator, the agents and the harness need from it. */

@@ -1,9 +1,10 @@
 /**
  * A node agent: the worker on one node's own task queue that runs the node activities of the configured
- * runtime (MS2M_RUNTIME). Usage: node-agent --node <name> [--capacity N] [--listen host:port]; the node
+ * runtime (MS2M_RUNTIME), and the handoff's broker activities (replay, fence) for the copies on its node. Usage: node-agent --node <name> [--capacity N] [--listen host:port]; the node
  * may also come from MS2M_NODE (e.g. the downward API).
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { createBrokerActivities } from '../activities/broker';
 import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
@@ -22,7 +23,7 @@ function capacity(value: string): number {
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
   const runtime = loadRuntime();
-  const agent = await runtime.startNodeAgent(opts);
+  const agent = await runtime.startNodeAgent({ ...opts, shared: createBrokerActivities(opts.node) });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();
 }

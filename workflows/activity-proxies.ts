@@ -37,16 +37,21 @@ export function activitiesFor(t: Timeouts) {
       retry: ORCHESTRATOR_RETRY,
     }),
     /**
-     * Long broker activities that report progress by heartbeat (replay, fence-and-swap). They get two
-     * attempts: the workflow decides what a failure means (an instance lost, or the broker still away).
-     * Cleanup waits for a cancelled activity to stop, so no late step undoes the rollback.
+     * The handoff's long broker activities (replay, fence-and-swap, adoption), run by the agent of the
+     * node where the copy lives and reporting progress by heartbeat. They get two attempts: the workflow
+     * decides what a failure means (an instance lost, or the broker still away). Cleanup waits for a
+     * cancelled activity to stop, so no late step undoes the rollback.
      */
-    broker: proxyActivities<BrokerActivities>({
-      startToCloseTimeout: t.catchUpMs + t.unreachableMs + 60_000,
-      heartbeatTimeout: t.heartbeatMs,
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { ...ORCHESTRATOR_RETRY, maximumAttempts: 2 },
-    }),
+    handoffOn(node: Pick<NodeInfo, 'taskQueue'>) {
+      return proxyActivities<BrokerActivities>({
+        taskQueue: node.taskQueue,
+        scheduleToStartTimeout: t.nodeScheduleToStartMs,
+        startToCloseTimeout: t.catchUpMs + t.unreachableMs + 60_000,
+        heartbeatTimeout: t.heartbeatMs,
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        retry: { ...ORCHESTRATOR_RETRY, maximumAttempts: 2 },
+      });
+    },
     /**
      * Checks polled in a loop until something holds (an instance answers; the post-condition): the loop is
      * their retry, so each gets one attempt, bounded in seconds, and a failure is known as soon as it happens.

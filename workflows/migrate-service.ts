@@ -80,7 +80,7 @@ class SourceLost extends Error {
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
   const input = parseInput('migrateService', MigrateInputSchema, rawInput);
   const t = input.timeouts;
-  const { cluster, lock, brokerLocal, probe, broker, onNode } = activitiesFor(t);
+  const { cluster, lock, brokerLocal, probe, handoffOn, onNode } = activitiesFor(t);
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
@@ -270,7 +270,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await phase('fence', () =>
       CancellationScope.nonCancellable(async () => {
         await brokerLocal.sealReplay({ replayQueue: undo.replayQueue, fencing });
-        const st = await broker.adopt({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
+        const st = await handoffOn(targetAt!).adopt({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
         swapped = true;
         copyAtSwap = st;
         report.accounting.handoff = 'adopted';
@@ -327,6 +327,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     });
     const source = onNode(sourceAt!);
     const target = onNode(targetAt!);
+    // Replay and the fence run beside the copy, on its node's worker.
+    const handoff = handoffOn(targetAt!);
 
     // ---- prepare: shadow has the source write its apply log; stop-and-copy stops the source consuming.
     let fenced: InstanceStatus | undefined;
@@ -371,14 +373,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       let copyAppliedAtStart = 0;
       if (input.strategy === 'shadow') {
         await phase('replay', async () => {
-          const st = await guarded(() => broker.startReplay({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+          const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
           copyAppliedAtStart = st.applied;
           const t0 = Date.now();
           const samples: LagSample[] = [];
           for (;;) {
             const remaining = input.replay.cutoffMs - (Date.now() - t0);
             const p = await guarded(() =>
-              broker.replayUntil({
+              handoff.replayUntil({
                 copy: copyId,
                 source: sourceInstance,
                 threshold: input.replay.threshold,
@@ -422,7 +424,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         CancellationScope.nonCancellable(async () => {
           undo.sourceFenced = true;
           const swap = await guarded(() =>
-            broker.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
+            handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
           );
           report.sourceDigest = swap.source.digest;
           report.targetDigest = swap.copy.digest;

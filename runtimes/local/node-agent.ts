@@ -51,7 +51,7 @@ async function tryListen(server: Server, host: string, port: number, portFile: s
   return bound;
 }
 
-export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where }: NodeAgentOptions) {
+export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {} }: NodeAgentOptions) {
   const cfg = loadConfig();
   const { host, port } = parseListen(where);
   const dataDir = path.join(cfg.home, 'nodes', node);
@@ -69,7 +69,7 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
     connection,
     namespace: cfg.temporalNamespace,
     taskQueue,
-    activities: withFailpoints(node, createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, peer })),
+    activities: withFailpoints(node, { ...shared, ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, peer }) }),
   });
   store.registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
   console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);
