@@ -8,6 +8,8 @@ import { ServiceSpecSchema, type ServiceSpecInput } from '../runtimes/spec';
 
 export { describeInputError };
 export { ServiceSpecSchema, type ServiceSpec, type ServiceSpecInput } from '../runtimes/spec';
+export { lagTrend, type LagSample, type LagTrend } from './replay-stop';
+import type { LagTrend } from './replay-stop';
 
 export const STRATEGIES = ['stop-and-copy', 'shadow'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -271,42 +273,4 @@ export interface MigrationProgress {
 
 export function phaseMs(report: Pick<MigrationReport, 'phases'>, phase: Phase): number {
   return report.phases.filter((p) => p.phase === phase).reduce((a, p) => a + p.ms, 0);
-}
-
-export interface LagSample {
-  at: number;
-  lag: number;
-  /** The copy's applied counter. */
-  applied: number;
-}
-
-export interface LagTrend {
-  /** Least-squares slope of the lag, messages per second (negative: converging). */
-  slopePerSec: number | null;
-  applyRatePerSec: number | null;
-  /** When the lag would reach the threshold at this slope; null if it is not falling. */
-  etaMs: number | null;
-}
-
-/** The replay lag's trend over samples (oldest first), to judge whether the copy converges. */
-export function lagTrend(samples: LagSample[], threshold: number): LagTrend {
-  if (samples.length < 2) return { slopePerSec: null, applyRatePerSec: null, etaMs: null };
-  const first = samples[0];
-  const last = samples[samples.length - 1];
-  const spanSec = (last.at - first.at) / 1000;
-  if (spanSec <= 0) return { slopePerSec: null, applyRatePerSec: null, etaMs: null };
-  const n = samples.length;
-  const mt = samples.reduce((a, s) => a + (s.at - first.at) / 1000, 0) / n;
-  const ml = samples.reduce((a, s) => a + s.lag, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const s of samples) {
-    const t = (s.at - first.at) / 1000 - mt;
-    num += t * (s.lag - ml);
-    den += t * t;
-  }
-  const slopePerSec = den > 0 ? num / den : 0;
-  const applyRatePerSec = (last.applied - first.applied) / spanSec;
-  const etaMs = slopePerSec < 0 ? (Math.max(0, last.lag - threshold) / -slopePerSec) * 1000 : null;
-  return { slopePerSec, applyRatePerSec, etaMs };
 }

@@ -27,7 +27,6 @@ import {
 import {
   MigrateInputSchema,
   emptyAccounting,
-  lagTrend,
   type LagSample,
   type MigrateInput,
   type MigrationProgress,
@@ -37,11 +36,13 @@ import {
   type Stage,
 } from '../lib/migration';
 import { parseInput } from './input';
+import { observeReplay } from '../lib/replay-stop';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { ImageRef, NodeInfo, Placement } from '../runtimes/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { activitiesFor } from './activity-proxies';
+import { Compensations } from './compensations';
 
 export const progressQuery = defineQuery<MigrationProgress>('progress');
 /** The report so far; after the end, the final one (also of a cancelled migration, whose result carries none). */
@@ -168,8 +169,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     { key: SA_STRATEGY, value: input.strategy },
   ]);
 
-  // What exists and must be undone if the migration fails before the swap.
-  const undo = { lock: false, replayQueue: '', sourceShadowed: false, sourceFenced: false, copy: false, sourceImage: false, targetImage: false };
+  // What must be undone if the migration fails before the swap; the lock is released after all of it.
+  const undo = new Compensations();
+  let locked = false;
+  let replayQueue = '';
+  let copyMayExist = false;
+  let imageTaken = false;
+  /** Whether the source lives, as the rollback found it: a dead one is not unfenced, and its images are kept. */
+  let sourceAliveAtRollback: boolean | null = null;
   let swapped = false;
   const fencing = { migrationId, epoch: 0 };
   const copyId = `${input.service}-${uuid4().slice(0, 8)}`;
@@ -249,7 +256,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
         await Promise.all([
           source.stopInstance({ instanceId: sourceInstance }),
-          undo.replayQueue ? brokerLocal.deleteQueue({ queue: undo.replayQueue }) : undefined,
+          replayQueue ? brokerLocal.deleteQueue({ queue: replayQueue }) : undefined,
           source.removeImage({ imageId }),
           target.removeImage({ imageId }),
         ]);
@@ -269,8 +276,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     log.warn(`source ${sourceInstance} is gone (${lost.detectedIn}); ${copyId} adopts its stream`);
     await phase('fence', () =>
       CancellationScope.nonCancellable(async () => {
-        await brokerLocal.sealReplay({ replayQueue: undo.replayQueue, fencing });
-        const st = await handoffOn(targetAt!).adopt({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
+        await brokerLocal.sealReplay({ replayQueue, fencing });
+        const st = await handoffOn(targetAt!).adopt({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
         swapped = true;
         copyAtSwap = st;
         report.accounting.handoff = 'adopted';
@@ -303,8 +310,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       report.sourceInstance = p.instanceId;
       sourceInstance = p.instanceId;
       upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
+      locked = true;
       await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
-      undo.lock = true;
       // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
       // service must speak the protocol with ids on its messages.
       const [, , status] = await Promise.all([
@@ -334,17 +341,20 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     let fenced: InstanceStatus | undefined;
     await phase('prepare', async () => {
       if (input.strategy === 'shadow') {
-        undo.replayQueue = replayQueueName(input.service, migrationId);
-        undo.sourceShadowed = true;
-        await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs });
-      } else {
-        undo.sourceFenced = true;
-        fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
+        replayQueue = replayQueueName(input.service, migrationId);
+        undo.add('delete the replay queue', () => brokerLocal.deleteQueue({ queue: replayQueue }));
       }
+      // Unfencing also ends the shadowing; a source that died meanwhile has nobody to unfence.
+      undo.add('unfence the source', async () => {
+        if (sourceAliveAtRollback !== false) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
+      });
+      if (input.strategy === 'shadow') await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
+      else fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
     });
 
     await phase('checkpoint', async () => {
-      undo.sourceImage = true;
+      imageTaken = true;
+      undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
       // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
       const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
       sourceImage = ck.image;
@@ -354,14 +364,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     });
 
     await phase('transfer', async () => {
-      undo.targetImage = true;
+      undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
       const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode });
       targetImage = sent.image;
       report.tools.transferMs = Math.round(sent.ms);
     });
 
     await phase('restore', async () => {
-      undo.copy = true;
+      copyMayExist = true;
+      undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
       report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
       const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
@@ -373,10 +384,10 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       let copyAppliedAtStart = 0;
       if (input.strategy === 'shadow') {
         await phase('replay', async () => {
-          const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue: undo.replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+          const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs }));
           copyAppliedAtStart = st.applied;
           const t0 = Date.now();
-          const samples: LagSample[] = [];
+          let samples: LagSample[] = [];
           for (;;) {
             const remaining = input.replay.cutoffMs - (Date.now() - t0);
             const p = await guarded(() =>
@@ -391,22 +402,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
             lag = p.lag;
             report.replay.finalLag = p.lag;
             report.replay.replayed = p.replayed - copyAppliedAtStart;
-            samples.push({ at: p.at, lag: p.lag, applied: p.replayed });
-            while (samples.length > 2 && p.at - samples[1].at >= input.replay.stallMs) samples.shift();
-            const trend = lagTrend(samples, input.replay.threshold);
+            const seen = observeReplay(samples, { at: p.at, lag: p.lag, applied: p.replayed }, Date.now() - t0, input.replay);
+            samples = seen.samples;
+            const { trend, endedBy } = seen;
             estimate = trend;
             report.replay.lagSlopePerSec = trend.slopePerSec;
             report.replay.applyRatePerSec = trend.applyRatePerSec;
             show();
-            const elapsed = Date.now() - t0;
-            let endedBy: typeof report.replay.endedBy = 'none';
-            if (p.lag <= input.replay.threshold) endedBy = 'threshold';
-            else if (elapsed >= input.replay.cutoffMs) endedBy = 'cutoff';
-            else if (input.replay.stallMs > 0 && p.at - samples[0].at >= input.replay.stallMs && trend.slopePerSec !== null) {
-              // Judged on a full window of the trend: a lag that does not fall, or falls too slowly to reach the
-              // threshold before the cutoff, only delays the same catch-up. Fencing now costs downtime, never messages.
-              if (trend.etaMs === null || elapsed + trend.etaMs > input.replay.cutoffMs) endedBy = 'not-converging';
-            }
             if (endedBy === 'none') continue;
             report.replay.endedBy = endedBy;
             report.replay.thresholdReached = endedBy === 'threshold';
@@ -422,7 +424,6 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       // Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it.
       await phase('fence', () =>
         CancellationScope.nonCancellable(async () => {
-          undo.sourceFenced = true;
           const swap = await guarded(() =>
             handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
           );
@@ -453,7 +454,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   } catch (err) {
     const at = stage as Stage; // set inside the phases' closures
     // A fence that failed without an answer may still have swapped: the copy knows.
-    if (!swapped && at === 'fence' && undo.copy && !report.sourceLost) swapped = await CancellationScope.nonCancellable(copyTookOver);
+    if (!swapped && at === 'fence' && copyMayExist && !report.sourceLost) swapped = await CancellationScope.nonCancellable(copyTookOver);
     if (swapped) {
       if (at === 'finalize' || at === 'done') throw err; // finalize's activities retry; a failure here is for an operator
       await finalize();
@@ -498,26 +499,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     };
     if (report.sourceLost) {
       // The copy is all that is left of the service: it keeps adopting, and an operator decides.
-      log.error(`adoption by ${copyId} failed; it is left running with ${undo.replayQueue} for an operator`);
+      log.error(`adoption by ${copyId} failed; it is left running with ${replayQueue} for an operator`);
       await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
       return;
     }
-    if (undo.copy) await attempt('stop the copy', () => onNode(targetAt!).stopInstance({ instanceId: copyId }));
     // The source was never ended by the migration; if it is gone all the same, its images are all that is left of its state.
-    const sourceAlive = sourceAt ? await alive(sourceAt, sourceInstance) : null;
-    if ((undo.sourceFenced || undo.sourceShadowed) && sourceAlive !== false) {
-      await attempt('unfence the source', async () => {
-        sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
-      });
-    }
-    if (undo.replayQueue) await attempt('delete the replay queue', () => brokerLocal.deleteQueue({ queue: undo.replayQueue }));
-    if (sourceAlive === false) {
-      report.stateKeptIn = [undo.sourceImage ? sourceAt : null, undo.targetImage ? targetAt : null].filter((n): n is NodeInfo => n !== null).map((n) => `image ${imageId} on ${n.node}`);
-    } else {
-      if (undo.targetImage) await attempt('remove the image on the target', () => onNode(targetAt!).removeImage({ imageId }));
-      if (undo.sourceImage && sourceAt) await attempt('remove the image on the source', () => onNode(sourceAt!).removeImage({ imageId }));
-    }
-    if (undo.lock) await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
+    sourceAliveAtRollback = sourceAt ? await alive(sourceAt, sourceInstance) : null;
+    await undo.run(attempt, { keepResources: sourceAliveAtRollback === false });
+    if (sourceAliveAtRollback === false) report.stateKeptIn = undo.kept;
+    if (locked) await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
   }
 
   /**
@@ -562,7 +552,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.accounting = accountingOf(expected, null, 0);
     const state = report.stateKeptIn?.length
       ? `its last checkpoint is kept (${report.stateKeptIn.join(', ')}); restore it with the node agent, or redeploy`
-      : sourceInstance === expected && !undo.sourceImage
+      : sourceInstance === expected && !imageTaken
         ? 'no checkpoint of its state was taken'
         : `its state is in ${expected} if that process lives`;
     const what = report.outcome === 'completed' ? 'after the migration' : `after rolling back (${report.failure?.type}: ${report.failure?.message})`;
