@@ -13,6 +13,7 @@ import { queueDepth } from '../lib/rabbit-admin';
 import { ControlClient, ControlError } from '../service/control-client';
 import { HEADER_END, controlQueueName, handoffRefusal, type ControlCommand, type InstanceStatus } from '../service/protocol';
 import type { BrokerActivities } from './types';
+import { FAILURE } from '../lib/contracts';
 
 const REPLAY_QUEUE_TTL_MS = 30 * 60_000;
 const POLL_MS = 25;
@@ -52,7 +53,7 @@ async function send(instanceId: string, cmd: ControlCommand, timeoutMs = 10_000)
   } catch (err) {
     if (err instanceof ControlError && !RETRYABLE_CODES.has(err.code)) {
       // The instance refused (stale epoch, wrong role): retrying the same command cannot help.
-      throw ApplicationFailure.nonRetryable(err.message, 'ControlRefused');
+      throw ApplicationFailure.nonRetryable(err.message, FAILURE.ControlRefused);
     }
     throw err;
   } finally {
@@ -82,7 +83,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
           throw ApplicationFailure.nonRetryable(
             `service: ${service} (instance ${instanceId}) does not answer ms2m control commands on ${controlQueueName(instanceId)} within ${timeoutMs} ms; ` +
               'a migratable service must run the MigratableService loop from ms2m/service (or raise timeouts.controlReplyMs if it is only slow)',
-            'NotMigratable',
+            FAILURE.NotMigratable,
           );
         }
         throw err;
@@ -92,7 +93,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
           `service: ${service} received ${st.unstamped} message(s) without ids, the last ${Math.round((Date.now() - st.lastUnstampedAt) / 1000)} s ago; ` +
             'a copy could not tell them from ones it already applied. Publish with StampingProducer (headers x-ms2m-producer and x-ms2m-seq) ' +
             'or set each message\'s messageId to "<producer>:<seq>", then migrate',
-          'NotMigratable',
+          FAILURE.NotMigratable,
         );
       }
       return st;
@@ -109,7 +110,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
         if (err instanceof ControlError && err.code === 'timeout') {
           throw ApplicationFailure.nonRetryable(
             `the source ${source} did not confirm within ${timeoutMs} ms (timeouts.controlReplyMs) that it writes its apply log; nothing was checkpointed`,
-            'PrepareTimeout',
+            FAILURE.PrepareTimeout,
           );
         }
         throw err;
@@ -161,7 +162,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
         const lag = Math.max(0, src.applied - cp.applied);
         if (Date.now() > until) {
           // The bound on downtime: the copy is not done, so the source takes its stream back.
-          throw ApplicationFailure.nonRetryable(`${copy} was still ${lag} messages behind after ${catchUpMs} ms of catch-up (timeouts.catchUpMs)`, 'CatchUpTimeout');
+          throw ApplicationFailure.nonRetryable(`${copy} was still ${lag} messages behind after ${catchUpMs} ms of catch-up (timeouts.catchUpMs)`, FAILURE.CatchUpTimeout);
         }
         heartbeat({ lag });
         await sleep(POLL_MS / 5);
@@ -184,7 +185,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
       let st = await send(copy, { kind: 'adopt', queue: replayQueue, ...fencing }, timeoutMs);
       while (st.role !== 'primary') {
         if (Date.now() > until) {
-          throw ApplicationFailure.nonRetryable(`${copy} did not reach the end of ${replayQueue} within ${catchUpMs} ms (timeouts.catchUpMs)`, 'CatchUpTimeout');
+          throw ApplicationFailure.nonRetryable(`${copy} did not reach the end of ${replayQueue} within ${catchUpMs} ms (timeouts.catchUpMs)`, FAILURE.CatchUpTimeout);
         }
         heartbeat({ applied: st.applied });
         await sleep(POLL_MS);

@@ -8,6 +8,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { LockActivities } from './types';
+import { FAILURE } from '../lib/contracts';
 
 export const lockWorkflowId = (service: string): string => `ms2m-lock-${service}`;
 
@@ -69,12 +70,12 @@ export function createLockActivities(client: Client, taskQueue: string): LockAct
         if (holder.workflowId && (await isRunning(holder))) {
           throw ApplicationFailure.nonRetryable(
             `service ${service} is already being migrated by workflow ${holder.workflowId}; wait for it to finish or cancel it`,
-            'MigrationInProgress',
+            FAILURE.MigrationInProgress,
           );
         }
         await end(service, holder.lockRunId, `stale: its holder ${holder.workflowId} ended without releasing it`);
       }
-      throw ApplicationFailure.retryable(`could not take the migration lock of ${service}`, 'LockContention');
+      throw ApplicationFailure.retryable(`could not take the migration lock of ${service}`, FAILURE.LockContention);
     },
 
     async releaseLock({ service, workflowId, runId }) {

@@ -5,10 +5,12 @@
  * lib/failpoints.ts) hold the migration inside the phase while the fault is applied, so each fault lands
  * where its name says. The fault tests and `ms2m chaos` share this list.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ClusterHandle } from '../runtimes/types';
+import { reportQuery } from '../lib/contracts';
 import type { ScenarioOptions } from '../cli/scenario';
 import { armFailpoint, releaseFailpoint, waitForFailpoint, type FailpointSpec } from '../lib/failpoints';
 import type { MigrationReport, Phase, Strategy } from '../lib/migration';
@@ -82,7 +84,7 @@ function pidOf(ctx: FaultContext, node: string, instanceId: string): number {
 }
 
 async function report(ctx: FaultContext): Promise<MigrationReport> {
-  return ctx.handle.query<MigrationReport>('report');
+  return ctx.handle.query(reportQuery);
 }
 
 const PHASES_SHADOW: Phase[] = ['validate', 'prepare', 'checkpoint', 'transfer', 'restore', 'replay', 'fence', 'finalize'];
@@ -111,7 +113,7 @@ function cancelled(phase: Phase): Fault {
       at(ctx, phaseFailpoint(phase, ctx.from, ctx.to), async () => {
         await ctx.handle.cancel();
         // Long enough for the cancellation to reach the held activity (by heartbeat) before it is let go.
-        await new Promise((r) => setTimeout(r, 1500));
+        await sleep(1500);
       }),
   };
 }
@@ -219,7 +221,7 @@ export const FAULTS: Fault[] = [
         releaseFailpoint(home, point);
       }
       // Longer than the command's bound (timeouts.controlReplyMs, 3 s in the fault runs), then it runs again.
-      await new Promise((r) => setTimeout(r, 5000));
+      await sleep(5000);
       process.kill(pid, 'SIGCONT');
     },
   },

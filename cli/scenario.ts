@@ -3,6 +3,7 @@
  * migrate, keep producing, then account for every message from the producers' and the output logs.
  * The demo, the end-to-end tests and the benchmark all run this.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as amqp from 'amqplib';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -17,6 +18,7 @@ import type { Published } from '../service/producer';
 import type { Placement } from '../runtimes/types';
 import type { ClusterHandle } from '../runtimes/types';
 import { workload, type Workload, type WorkloadName } from './workloads';
+import { FAILURE, type Workflows } from '../lib/contracts';
 
 export interface ScenarioOptions {
   service: string;
@@ -55,7 +57,6 @@ export interface ScenarioResult {
   live: string[];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Deploys an example service on a node and waits until it serves. */
 export async function deployWorkload(
@@ -203,7 +204,7 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
     await sleep(o.warmupMs ?? 3000);
 
     const from = Date.now();
-    const handle = await client.workflow.start('migrateService', {
+    const handle = await client.workflow.start<Workflows['migrateService']>('migrateService', {
       taskQueue,
       workflowId: `migrate-${o.service}`,
       args: [
@@ -223,7 +224,7 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
       report = await new MigrationHandle(handle).result({ onProgress: o.onProgress, pollMs: 150 }).catch((err: unknown) => {
         // The post-condition failed (no instance, or more than one, serves): the report says so for the verdict.
         const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-        if (cause instanceof ApplicationFailure && cause.type === 'ServiceNotServing' && cause.details?.[0]) return cause.details[0] as MigrationReport;
+        if (cause instanceof ApplicationFailure && cause.type === FAILURE.ServiceNotServing && cause.details?.[0]) return cause.details[0] as MigrationReport;
         throw err;
       });
     } finally {

@@ -5,6 +5,7 @@
  * unarmed, passing one costs a failed open(). Names are `<process>/<point>`, e.g. `node-a/checkpoint`,
  * `orchestrator/replayUntil` or `node-b/receive-file`.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -54,7 +55,7 @@ export async function waitForFailpoint(home: string, name: string, timeoutMs: nu
   const until = Date.now() + timeoutMs;
   while (failpointHit(home, name) === null) {
     if (Date.now() > until) throw new Error(`failpoint ${name} was not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 
@@ -129,7 +130,7 @@ export async function failpoint(name: string, home = loadConfig().home): Promise
     // Heartbeats let a cancellation reach a paused regular activity; a local one is cancelled through its context.
     if (ctx && !ctx.info.isLocal) ctx.heartbeat({ failpoint: name });
     if (ctx) await Promise.race([ctx.sleep(200), ctx.cancelled]);
-    else await new Promise((r) => setTimeout(r, 200));
+    else await sleep(200);
   }
   releaseFailpoint(home, name);
   return null;

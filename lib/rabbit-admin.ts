@@ -1,4 +1,5 @@
 /** The few RabbitMQ management API calls ms2m needs (queue counters), and a broker restart for fault tests. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
@@ -59,7 +60,7 @@ export async function restartBroker(opts: { downMs?: number } = {}): Promise<{ d
   probe?.on('close', () => (closedAt ??= performance.now()));
   const stopCalledAt = performance.now();
   await rabbitmqctl('stop_app');
-  if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+  if (opts.downMs) await sleep(opts.downMs);
   await rabbitmqctl('start_app');
   for (const deadline = Date.now() + 60_000; ; ) {
     const conn = await amqp.connect(url).catch((err: Error) => {
@@ -71,6 +72,6 @@ export async function restartBroker(opts: { downMs?: number } = {}): Promise<{ d
       await conn.close().catch(() => undefined);
       return { downMs: Math.round(upAt - (closedAt ?? stopCalledAt)) };
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }

@@ -5,6 +5,7 @@
  * Inputs are checked here with the workflows' own schemas and messages, so a bad input fails before any
  * workflow starts (Ms2mInputError) instead of as a failed workflow.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Client,
   Connection,
@@ -74,10 +75,11 @@ export type {
   RebalanceRequest,
   RebalanceResult,
 } from '../lib/rebalance';
+import { FAILURE, progressQuery, reportQuery, type Workflows } from '../lib/contracts';
 
 /** Input refused before anything started; the message is the one the workflow itself would fail with. */
 export class Ms2mInputError extends Error {
-  readonly type = 'InvalidInput';
+  readonly type = FAILURE.InvalidInput;
   override name = 'Ms2mInputError';
 }
 
@@ -87,22 +89,21 @@ function validated<S extends z.ZodTypeAny>(schema: S, workflow: string, input: u
   return r.data;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class MigrationHandle {
-  constructor(readonly handle: WorkflowHandle) {}
+  constructor(readonly handle: WorkflowHandle<Workflows['migrateService']>) {}
 
   get workflowId(): string {
     return this.handle.workflowId;
   }
 
   progress(): Promise<MigrationProgress> {
-    return this.handle.query<MigrationProgress>('progress');
+    return this.handle.query(progressQuery);
   }
 
   /** The report so far; after the end, the final one. */
   report(): Promise<MigrationReport> {
-    return this.handle.query<MigrationReport>('report');
+    return this.handle.query(reportQuery);
   }
 
   async cancel(): Promise<void> {
@@ -118,10 +119,10 @@ export class MigrationHandle {
     const { onProgress, pollMs = 200 } = opts;
     const report = async (): Promise<MigrationReport> => {
       try {
-        return (await this.handle.result()) as MigrationReport;
+        return await this.handle.result();
       } catch (err) {
         const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-        if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack' && cause.details?.[0]) return cause.details[0] as MigrationReport;
+        if (cause instanceof ApplicationFailure && cause.type === FAILURE.MigrationRolledBack && cause.details?.[0]) return cause.details[0] as MigrationReport;
         // A cancelled workflow's result carries nothing; its report stays queryable.
         if (cause instanceof CancelledFailure) return this.report();
         throw err;
@@ -148,12 +149,13 @@ export class MigrationHandle {
 
 /** A rebalance or drain run. */
 export class Ms2mRun<T> {
-  constructor(readonly handle: WorkflowHandle) {}
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any input: the run is known by its result
+  constructor(readonly handle: WorkflowHandle<(...args: any[]) => Promise<T>>) {}
   get workflowId(): string {
     return this.handle.workflowId;
   }
   result(): Promise<T> {
-    return this.handle.result() as Promise<T>;
+    return this.handle.result();
   }
   async cancel(): Promise<void> {
     await this.handle.cancel();
@@ -329,7 +331,7 @@ export class Ms2mClient {
   /** The default workflow id, `migrate-<service>`, also keeps a second migration of the service from starting while one runs. */
   async startMigration(input: MigrateInput, opts: { workflowId?: string } = {}): Promise<MigrationHandle> {
     const request = validated(MigrateInputSchema, 'migrateService', input);
-    const handle = await this.client.workflow.start('migrateService', {
+    const handle = await this.client.workflow.start<Workflows['migrateService']>('migrateService', {
       taskQueue: this.taskQueue,
       workflowId: opts.workflowId ?? `migrate-${request.service}`,
       args: [request],
@@ -346,7 +348,7 @@ export class Ms2mClient {
    */
   async startDeploy(input: DeployInput, opts: { workflowId?: string } = {}): Promise<Ms2mRun<Placement>> {
     const request = validated(DeployInputSchema, 'deployService', input);
-    const handle = await this.client.workflow.start('deployService', {
+    const handle = await this.client.workflow.start<Workflows['deployService']>('deployService', {
       taskQueue: this.taskQueue,
       workflowId: opts.workflowId ?? `deploy-${request.service}`,
       args: [request],
@@ -357,7 +359,7 @@ export class Ms2mClient {
   /** Stops the service's instance and removes its placement; `placement` is what was removed, null if the service was not deployed. */
   async undeploy(service: string): Promise<{ stopped: boolean; placement: Placement | null }> {
     const request = validated(UndeployInputSchema, 'undeployService', { service });
-    return this.client.workflow.execute('undeployService', {
+    return this.client.workflow.execute<Workflows['undeployService']>('undeployService', {
       taskQueue: this.taskQueue,
       workflowId: `undeploy-${request.service}-${Date.now().toString(36)}`,
       args: [request],
@@ -371,7 +373,7 @@ export class Ms2mClient {
 
   async startRebalance(input: RebalanceInput = {}, opts: { workflowId?: string } = {}): Promise<Ms2mRun<RebalanceResult>> {
     const request = validated(RebalanceInputSchema, 'rebalance', input);
-    const handle = await this.client.workflow.start('rebalance', {
+    const handle = await this.client.workflow.start<Workflows['rebalance']>('rebalance', {
       taskQueue: this.taskQueue,
       workflowId: opts.workflowId ?? `rebalance-${Date.now().toString(36)}`,
       args: [request],
@@ -382,7 +384,7 @@ export class Ms2mClient {
   /** The default workflow id, `drain-<node>`, keeps a node from being drained twice at once. */
   async startDrain(input: DrainInput, opts: { workflowId?: string } = {}): Promise<Ms2mRun<DrainReport>> {
     const request = validated(DrainInputSchema, 'drainNode', input);
-    const handle = await this.client.workflow.start('drainNode', {
+    const handle = await this.client.workflow.start<Workflows['drainNode']>('drainNode', {
       taskQueue: this.taskQueue,
       workflowId: opts.workflowId ?? `drain-${request.node}`,
       args: [request],
@@ -393,7 +395,7 @@ export class Ms2mClient {
   /** Cordons (false) or uncordons (true) a node: whether rebalancing and draining may place services on it. */
   async setNodeSchedulable(node: string, schedulable: boolean): Promise<void> {
     const request = validated(NodeSchedulableInputSchema, 'setNodeSchedulable', { node, schedulable });
-    await this.client.workflow.execute('setNodeSchedulable', {
+    await this.client.workflow.execute<Workflows['setNodeSchedulable']>('setNodeSchedulable', {
       taskQueue: this.taskQueue,
       workflowId: `schedulable-${request.node}-${Date.now().toString(36)}`,
       args: [request],

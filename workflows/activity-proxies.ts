@@ -7,20 +7,8 @@ import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from 
 import type { BrokerActivities, LockActivities } from '../activities/types';
 import type { ClusterActivities, NodeActivities, NodeInfo } from '../runtimes/types';
 import { TimeoutsSchema, type Timeouts } from '../lib/migration';
+import { NON_RETRYABLE } from '../lib/contracts';
 
-const NON_RETRYABLE = [
-  'InvalidInput',
-  'ServiceNotFound',
-  'NotMigratable',
-  'MigrationInProgress',
-  'ControlRefused',
-  'InstanceNotFound',
-  'ImageMissing',
-  'PrepareTimeout',
-  'CatchUpTimeout',
-  'InvalidSpec',
-  'InstanceExited',
-];
 
 const ORCHESTRATOR_RETRY = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
 

@@ -16,6 +16,7 @@ import type { InstanceStatus } from '../service/protocol';
 import { parseInput } from './input';
 import type { NodeInfo, Placement } from '../runtimes/types';
 import { brokerLocal, cluster, lock, onNode, probe, probeNode } from './activity-proxies';
+import { FAILURE } from '../lib/contracts';
 
 /** One status request per step: short enough that a process that died is noticed within about a second. */
 const STEP_MS = 1000;
@@ -49,10 +50,10 @@ async function awaitReady(node: NodeInfo, instanceId: string, readyMs: number): 
       if (isCancellation(err)) throw err;
       log.warn(`deploy: the node agent of ${node.node} did not report on ${instanceId}`, { error: String(err) });
     }
-    if (health && !health.alive) throw ApplicationFailure.nonRetryable(instanceExitedMessage(health), 'InstanceExited');
+    if (health && !health.alive) throw ApplicationFailure.nonRetryable(instanceExitedMessage(health), FAILURE.InstanceExited);
     if (Date.now() >= deadline) {
       const h = health ?? { instanceId, node: node.node, startedAt, alive: true, exit: null, logs: '(unknown: the node agent did not answer)', logTail: [] };
-      throw ApplicationFailure.nonRetryable(notReadyMessage(h, readyMs), 'NotReady');
+      throw ApplicationFailure.nonRetryable(notReadyMessage(h, readyMs), FAILURE.NotReady);
     }
   }
 }
@@ -61,10 +62,10 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
   const { service, node, spec, readyMs } = parseInput('deployService', DeployInputSchema, rawInput);
   const existing = await cluster.findPlacement({ service });
   if (existing) {
-    throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first (ms2m undeploy --service ${service})`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(`service: ${service} is already deployed on ${existing.node} as ${existing.instanceId}; undeploy it first (ms2m undeploy --service ${service})`, FAILURE.InvalidInput);
   }
   const target = await cluster.node({ node });
-  if (!target) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
+  if (!target) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, FAILURE.InvalidInput);
   const { workflowId, runId } = workflowInfo();
   await lock.acquireLock({ service, workflowId, runId });
   const instanceId = `${service}-${uuid4().slice(0, 8)}`;
@@ -73,7 +74,7 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
     await onNode(target).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
     // Deployed means serving: the instance answers once it is connected and consuming.
     const status = await awaitReady(target, instanceId, readyMs);
-    if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), 'InvalidSpec');
+    if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), FAILURE.InvalidSpec);
     const placement: Placement = { service, node, instanceId, spec, updatedAt: Date.now() };
     await cluster.commitPlacement(placement);
     placed = true;
@@ -101,7 +102,7 @@ export async function undeployService(rawInput: UndeployInput): Promise<{ stoppe
   if (!placement) return { stopped: false, placement: null };
   const { workflowId, runId } = workflowInfo();
   const node = await cluster.node({ node: placement.node });
-  if (!node) throw ApplicationFailure.nonRetryable(`${service} is placed on ${placement.node}, which is not a node any more; start its agent (ms2m agent --node ${placement.node})`, 'NodeUnreachable');
+  if (!node) throw ApplicationFailure.nonRetryable(`${service} is placed on ${placement.node}, which is not a node any more; start its agent (ms2m agent --node ${placement.node})`, FAILURE.NodeUnreachable);
   await lock.acquireLock({ service, workflowId, runId });
   try {
     const r = await onNode(node).stopInstance({ instanceId: placement.instanceId });

@@ -14,7 +14,6 @@ import {
   CancellationScope,
   CancelledFailure,
   TimeoutFailure,
-  defineQuery,
   isCancellation,
   log,
   setCurrentDetails,
@@ -43,10 +42,9 @@ import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { activitiesFor } from './activity-proxies';
 import { Compensations } from './compensations';
+import { FAILURE, progressQuery, reportQuery } from '../lib/contracts';
 
-export const progressQuery = defineQuery<MigrationProgress>('progress');
-/** The report so far; after the end, the final one (also of a cancelled migration, whose result carries none). */
-export const reportQuery = defineQuery<MigrationReport>('report');
+export { progressQuery, reportQuery };
 
 /** Names derived from the workflow id (and run), so every retried activity addresses the same things. */
 function migrationIdOf(workflowId: string, runId: string): string {
@@ -226,7 +224,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           alive(targetAt!, copyId),
         ]);
         if (src === false) throw new SourceLost(stage);
-        if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${stage}`, 'CopyLost');
+        if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${stage}`, FAILURE.CopyLost);
         if (Date.now() - since > t.unreachableMs) throw err;
         log.warn(`${stage}: ${errorText(err).message}; both instances alive, trying again`);
         await sleep(1000);
@@ -243,7 +241,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       throw ApplicationFailure.nonRetryable(
         `${what} does not answer: no agent took work from its task queue ${node.taskQueue} within ${t.nodeScheduleToStartMs} ms; ` +
           `start its agent (ms2m agent --node ${node.node})${role === 'targetNode' ? ' or choose another node' : ''}`,
-        'NodeUnreachable',
+        FAILURE.NodeUnreachable,
       );
     }
   }
@@ -294,14 +292,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     placement = await phase('validate', async () => {
       const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
       if (p.node === input.targetNode) {
-        throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, FAILURE.InvalidInput);
       }
       if (!targetNode) {
-        throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, FAILURE.InvalidInput);
       }
       const sourceNodeInfo = await cluster.node({ node: p.node });
       if (!sourceNodeInfo) {
-        throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, 'NodeUnreachable');
+        throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, FAILURE.NodeUnreachable);
       }
       sourceAt = sourceNodeInfo;
       targetAt = targetNode;
@@ -320,12 +318,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
       ]);
       if (status.role !== 'primary' || status.fenced) {
-        throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, 'SourceNotServing');
+        throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, FAILURE.SourceNotServing);
       }
       if (status.input.queue !== p.spec.primaryQueue) {
         throw ApplicationFailure.nonRetryable(
           `spec.primaryQueue: ${input.service} was deployed with "${p.spec.primaryQueue}" but its instance consumes "${status.input.queue}"; redeploy it with spec.primaryQueue "${status.input.queue}"`,
-          'InvalidSpec',
+          FAILURE.InvalidSpec,
         );
       }
       sourceAtStart = status;
@@ -376,7 +374,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
       // The copy answers on its own control queue once it has reconnected under its new identity.
       const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
-      if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, 'CopyNotStandby');
+      if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
       copyAtRestore = st;
     });
 
@@ -436,7 +434,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
           if (!swap.swapped) {
             report.accounting.handoff = 'refused';
-            throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, 'StateMismatch');
+            throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, FAILURE.StateMismatch);
           }
           swapped = true;
           report.accounting.handoff = 'exact';
@@ -461,7 +459,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       return report;
     }
     const failedIn = stage;
-    const why = err instanceof SourceLost ? { type: 'SourceLost', message: err.message } : errorText(err);
+    const why = err instanceof SourceLost ? { type: FAILURE.SourceLost, message: err.message } : errorText(err);
     report.outcome = 'rolled-back';
     report.failure = { phase: failedIn, ...why };
     stage = 'rollback';
@@ -476,7 +474,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     if (isCancellation(err)) throw err instanceof CancelledFailure ? err : new CancelledFailure(`migration cancelled in ${failedIn}; rolled back`);
     // A request refused during validation changed nothing: report the refusal itself.
     if (failedIn === 'validate') throw ApplicationFailure.nonRetryable(why.message, why.type, report);
-    throw ApplicationFailure.nonRetryable(`migration of ${input.service} rolled back after ${failedIn} failed: ${why.message}`, 'MigrationRolledBack', report);
+    throw ApplicationFailure.nonRetryable(`migration of ${input.service} rolled back after ${failedIn} failed: ${why.message}`, FAILURE.MigrationRolledBack, report);
   }
 
   async function copyTookOver(): Promise<boolean> {
@@ -558,7 +556,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     const what = report.outcome === 'completed' ? 'after the migration' : `after rolling back (${report.failure?.type}: ${report.failure?.message})`;
     report.notServing = `${input.service} is not served by exactly one instance ${what}: ${problems.join('; ')}; ${state}`;
     log.error(report.notServing);
-    throw ApplicationFailure.nonRetryable(report.notServing, 'ServiceNotServing', report);
+    throw ApplicationFailure.nonRetryable(report.notServing, FAILURE.ServiceNotServing, report);
   }
 
   /** The report's accounting from the instances' own counters (no producers' log needed). */

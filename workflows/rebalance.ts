@@ -31,6 +31,7 @@ import {
 import { parseInput } from './input';
 import { cluster, brokerLocal, lock, onNode } from './activity-proxies';
 import { migrateService } from './migrate-service';
+import { FAILURE } from '../lib/contracts';
 
 /** Nodes, the services on them with their CPU, memory and queue depth, and which are being migrated. */
 async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
@@ -89,7 +90,7 @@ async function move(moves: Array<{ service: string; from: string; to: string }>,
       return { ...m, workflowId: childId, outcome: r.outcome, totalMs: r.totalMs, downtimeMs: r.downtimeMs };
     } catch (err) {
       const cause = err instanceof ChildWorkflowFailure ? err.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type === 'MigrationRolledBack') {
+      if (cause instanceof ApplicationFailure && cause.type === FAILURE.MigrationRolledBack) {
         const r = cause.details?.[0] as MigrationReport | undefined;
         return { ...m, workflowId: childId, outcome: 'rolled-back', totalMs: r?.totalMs, error: cause.message };
       }

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { ClusterActivities, Placement } from '../types';
 import { normalizePlacement } from '../placement';
 import { ClusterStore, nodeInfo } from './cluster-store';
+import { FAILURE } from '../../lib/contracts';
 
 export function createClusterActivities(store: ClusterStore): ClusterActivities {
   const placement = (service: string): Placement | null => normalizePlacement(store.placement<Placement>(service));
@@ -15,7 +16,7 @@ export function createClusterActivities(store: ClusterStore): ClusterActivities 
       if (!p) {
         throw ApplicationFailure.nonRetryable(
           `service: no service named "${service}" is deployed; deploy it first (ms2m deploy --service ${service} --node <node> --queue <primary queue> -- <command…>) or check the name`,
-          'ServiceNotFound',
+          FAILURE.ServiceNotFound,
         );
       }
       return p;
@@ -48,7 +49,7 @@ export function createClusterActivities(store: ClusterStore): ClusterActivities 
 
     async setNodeSchedulable({ node, schedulable }) {
       if (!store.setSchedulable(node, schedulable)) {
-        throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, FAILURE.InvalidInput);
       }
     },
   };

@@ -6,16 +6,18 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
 import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { tailLines, watchExit } from './instance-exit';
-import { catchesSignal, childrenOf, isAlive, procStat, sleep, waitFor } from './proc';
+import { catchesSignal, childrenOf, isAlive, procStat, waitFor } from './proc';
 import { checkSpec, serviceEnv } from './service-spec';
 import { externalPause, failpoint } from '../../lib/failpoints';
 import { instanceExitedMessage } from '../../lib/deploy-refusals';
+import { FAILURE } from '../../lib/contracts';
 
 const run = promisify(execFile);
 
@@ -157,7 +159,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
   const imageDir = (image: ImageRef): string => {
     // Image ids come from migration ids; anything else would be a path outside the images directory.
     if (image.node !== node.node || !/^[a-z0-9-]+$/.test(image.id)) {
-      throw ApplicationFailure.nonRetryable(`image ${image.id} is held by ${image.node}, not by ${node.node}`, 'ImageMissing');
+      throw ApplicationFailure.nonRetryable(`image ${image.id} is held by ${image.node}, not by ${node.node}`, FAILURE.ImageMissing);
     }
     return path.join(imagesDir, image.id);
   };
@@ -200,7 +202,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const existing = liveInstance(instanceId);
       if (existing) return publicRecord(existing);
       if (spec.runtime !== 'local') {
-        throw ApplicationFailure.nonRetryable(`spec.runtime: node ${node.node} runs the local runtime, but the spec is for ${spec.runtime}; deploy it to a cluster of that runtime or give a local spec (command, env, cwd)`, 'InvalidSpec');
+        throw ApplicationFailure.nonRetryable(`spec.runtime: node ${node.node} runs the local runtime, but the spec is for ${spec.runtime}; deploy it to a cluster of that runtime or give a local spec (command, env, cwd)`, FAILURE.InvalidSpec);
       }
       checkSpec(spec, node.node);
       const logPath = path.join(logsDir, `${instanceId}.log`);
@@ -224,7 +226,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       if (!st) {
         // Gone before it could be tracked: refuse now, with what it said, rather than as a process that never answers.
         const e = await exit;
-        throw ApplicationFailure.nonRetryable(instanceExitedMessage(healthOf(instanceId, logPath, t0, null, e)), 'InstanceExited');
+        throw ApplicationFailure.nonRetryable(instanceExitedMessage(healthOf(instanceId, logPath, t0, null, e)), FAILURE.InstanceExited);
       }
       const rec = track(instanceId, service, pid, 'started', logPath);
       exits.set(instanceId, exit);
@@ -243,7 +245,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       }
       const rec = liveInstance(instanceId);
       // The dump never ends the instance, so a retry finds it alive unless it died by itself.
-      if (!rec) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not running on ${node.node}`, 'InstanceNotFound');
+      if (!rec) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not running on ${node.node}`, FAILURE.InstanceNotFound);
       await earlierCriu(path.join(dir, 'criu.pid'));
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
@@ -262,10 +264,10 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     async transfer({ image, targetNode }) {
       const dir = imageDir(image);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
-        throw ApplicationFailure.nonRetryable(`image ${image.id} is not complete on ${node.node}`, 'ImageMissing');
+        throw ApplicationFailure.nonRetryable(`image ${image.id} is not complete on ${node.node}`, FAILURE.ImageMissing);
       }
       const peer = node.peer(targetNode);
-      if (!peer) throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${targetNode}"; start its agent (ms2m agent --node ${targetNode})`, 'InvalidInput');
+      if (!peer) throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${targetNode}"; start its agent (ms2m agent --node ${targetNode})`, FAILURE.InvalidInput);
       const t0 = performance.now();
       let sent = 0;
       const r = await sendImage(dir, peer.imageUrl, image.id, (_name, bytes) => {
@@ -284,7 +286,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       }
       const dir = imageDir(image);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
-        throw ApplicationFailure.nonRetryable(`image ${image.id} has not arrived complete on ${node.node}`, 'ImageMissing');
+        throw ApplicationFailure.nonRetryable(`image ${image.id} has not arrived complete on ${node.node}`, FAILURE.ImageMissing);
       }
       const pidFile = path.join(dir, `restore-${instanceId}.pid`);
       rmSync(pidFile, { force: true });
@@ -347,7 +349,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
 
     async instanceHealth({ instanceId, logLines }) {
       const rec = registry.get(instanceId);
-      if (!rec) throw ApplicationFailure.nonRetryable(`there is no instance ${instanceId} on ${node.node}`, 'InstanceNotFound');
+      if (!rec) throw ApplicationFailure.nonRetryable(`there is no instance ${instanceId} on ${node.node}`, FAILURE.InstanceNotFound);
       let exit = rec.exit ?? null;
       const watched = exits.get(instanceId);
       if (!registry.alive(rec) && !exit && watched) {

@@ -1,4 +1,5 @@
 /** Facts about host processes from /proc, robust to PID reuse (a PID is its number plus its start time). */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 
 export interface ProcStat {
@@ -45,7 +46,6 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitFor<T>(probe: () => T | null | undefined | false, timeoutMs: number, what: string): Promise<T> {
   const until = Date.now() + timeoutMs;

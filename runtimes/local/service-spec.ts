@@ -7,6 +7,7 @@ import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { LocalSpec } from '../spec';
+import { FAILURE } from '../../lib/contracts';
 
 /** The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable. */
 export function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
@@ -39,7 +40,7 @@ function executable(p: string): boolean {
   }
 }
 
-const invalid = (message: string) => ApplicationFailure.nonRetryable(message, 'InvalidSpec');
+const invalid = (message: string) => ApplicationFailure.nonRetryable(message, FAILURE.InvalidSpec);
 
 /**
  * Refuses (InvalidSpec) a spec whose program or working directory is not usable on this node. A bare

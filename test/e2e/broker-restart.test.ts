@@ -10,6 +10,7 @@
  * repeat a restart may cause: at most one per restart (the service has one output in flight at a time), a
  * flagged second copy from the same instance. Unflagged repeats (duplicateOutputs) must be 0.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as os from 'node:os';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +26,6 @@ import { ControlClient, ControlError } from '../../service/control-client';
 import { MigratableService } from '../../service/migratable-service';
 import { canonicalJson } from '../../service/protocol';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const service = `restart-${Date.now().toString(36)}`;
 const topo = gameTopology(service);
 const players = 200;

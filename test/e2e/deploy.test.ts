@@ -4,6 +4,7 @@
  * nothing behind (no placement, no live instance, no lock, no control queue). The CLI deploys and
  * undeploys for real, and the unknown-service refusal points at the CLI command that does it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -137,7 +138,7 @@ describe('a deploy that cannot serve is refused at once, says why, and leaves no
       for (;;) {
         const [inst] = cluster.liveInstances(service);
         if (inst) return cluster.signalInstance(inst.instanceId, 'SIGKILL');
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
     })();
     const { failure } = await refusal(service, spec(['sleep', '600']), { readyMs: 10_000 });

@@ -3,6 +3,7 @@
  * service off an overloaded node; `drainNode` empties a node. Every move is a real migration under load,
  * accounted message by message.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,7 +19,6 @@ import { ensureStack } from '../../lib/stack';
 const run = Date.now().toString(36);
 let cluster: LocalCluster;
 let home: string;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   await ensureStack();

@@ -5,6 +5,7 @@
  * sequences of every instance that ever ran, message by message, and recomputes the state and every
  * output from the producers' log; ms2m's own digests and marks are not evidence here.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
@@ -38,7 +39,6 @@ afterAll(async () => {
   reapInstances(home);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Busy processes for `ms`: RabbitMQ interleaves channels differently into two queues mostly when it is

@@ -3,6 +3,7 @@
  * and leaves everything as it was (the service serving where it was, no lock, no replay queue).
  * Also overload: a copy that cannot keep up still ends replay, and the cost shows as downtime.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -137,7 +138,7 @@ describe('bad requests are refused, naming the field and the fix, and change not
     for (let i = 0; i < 3; i++) ch.publish(gameTopology(service).exchange, 'event.p1', Buffer.from(JSON.stringify({ player: 'p1', points: 1 })));
     await ch.waitForConfirms();
     await conn.close();
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const f = await refusal({ service, targetNode: 'node-b' });
     expect(f.type).toBe('NotMigratable');
     expect(f.message).toMatch(/^service: .* received 3 message\(s\) without ids.*Publish with StampingProducer \(headers x-ms2m-producer and x-ms2m-seq\) or set each message's messageId/);

@@ -3,6 +3,7 @@
  * Ms2mClient, bad input refused before anything starts, a rebalance schedule's whole life, and the
  * example program run as its own process.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +24,6 @@ let home: string;
 let ms2m: Ms2mClient;
 const deployed: string[] = [];
 const schedules: string[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   await ensureStack();

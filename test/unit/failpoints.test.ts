@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,7 +32,7 @@ describe('failpoints', () => {
     const p = failpoint('node-b/restore', h).then(() => (passed = true));
     await waitForFailpoint(h, 'node-b/restore', 2000);
     expect(await failpoint('node-b/restore', h)).toBeNull(); // spent: a retry does not pause again
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(passed).toBe(false);
     releaseFailpoint(h, 'node-b/restore');
     await p;
