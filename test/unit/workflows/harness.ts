@@ -1,0 +1,111 @@
+/**
+ * Running one migration against a fake cluster and collecting what came of it: the workflow's result or
+ * failure, its final report (from the report query, which also answers for a cancelled migration), and
+ * the fake's call log.
+ */
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { MigrateInput, MigrationReport, Timeouts } from '../../../lib/migration';
+import { FakeCluster, type ClusterSpec } from './fake-runtime';
+import { freshTaskQueue, withWorkers } from './temporal-env';
+
+/** Every bound at (or near) its minimum, so that a test waits at most a second or two for any of them. */
+export const FAST_TIMEOUTS: Timeouts = {
+  nodeScheduleToStartMs: 1000,
+  heartbeatMs: 1000,
+  nodeActivityMs: 10_000,
+  controlReplyMs: 500,
+  copyReadyMs: 2000,
+  catchUpMs: 2000,
+  unreachableMs: 1000,
+};
+
+export function migrateInput(strategy: 'shadow' | 'stop-and-copy', extra: Partial<MigrateInput> = {}): MigrateInput {
+  return {
+    service: 'game',
+    targetNode: 'node-b',
+    strategy,
+    replay: { threshold: 10, cutoffMs: 30_000, stallMs: 3000 },
+    timeouts: FAST_TIMEOUTS,
+    ...extra,
+  };
+}
+
+export interface Outcome {
+  /** The workflow's result, when it completed. */
+  result?: MigrationReport;
+  /** The failure's cause (ApplicationFailure, CancelledFailure…), when it failed. */
+  error?: Error;
+  /** The ApplicationFailure's type, or 'CancelledFailure'. */
+  errorType?: string;
+  /** The final report, from the report query. */
+  report: MigrationReport;
+  handle: WorkflowHandle;
+}
+
+export async function outcomeOf(handle: WorkflowHandle): Promise<Outcome> {
+  let result: MigrationReport | undefined;
+  let error: Error | undefined;
+  try {
+    result = (await handle.result()) as MigrationReport;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    error = err.cause;
+  }
+  const report = (await handle.query('report')) as MigrationReport;
+  const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error instanceof CancelledFailure ? 'CancelledFailure' : error?.name;
+  return { result, error, errorType, report, handle };
+}
+
+export interface Run {
+  fake: FakeCluster;
+  handle: WorkflowHandle;
+  workflowId: string;
+}
+
+/**
+ * A fake cluster with its workers; `prepare` injects faults, `drive` acts while the migration runs
+ * (cancels it, say). Resolves with the migration's outcome once it has ended.
+ */
+export async function runMigration(
+  env: TestWorkflowEnvironment,
+  name: string,
+  input: MigrateInput,
+  o: { cluster?: ClusterSpec; prepare?: (fake: FakeCluster) => void; drive?: (run: Run) => Promise<void>; beforeWorkers?: (run: Run) => Promise<void> } = {},
+): Promise<Outcome & { fake: FakeCluster }> {
+  const fake = new FakeCluster(freshTaskQueue(name), o.cluster);
+  o.prepare?.(fake);
+  const workflowId = `${fake.taskQueue}-migrate`;
+  const handle = await env.client.workflow.start('migrateService', { taskQueue: fake.taskQueue, workflowId, args: [input] });
+  const run = { fake, handle, workflowId };
+  await o.beforeWorkers?.(run);
+  return withWorkers(env, fake, async () => {
+    const [, out] = await Promise.all([o.drive?.(run), outcomeOf(handle)]);
+    return { ...out, fake };
+  });
+}
+
+/** What every rolled-back migration must leave: the source serving alone, nothing of the migration left. */
+export function leftAsBefore(fake: FakeCluster, service = 'game'): Record<string, unknown> {
+  const src = fake.instance(`${service}-0`);
+  return {
+    source: { alive: src.alive, role: src.role, consuming: src.consuming, fenced: src.fenced, applyLog: src.applyLog },
+    otherInstancesAlive: fake.instancesOf(service).filter((i) => i !== src && i.alive).map((i) => i.instanceId),
+    images: [...fake.nodes.values()].flatMap((n) => [...n.images.keys()].map((k) => `${n.node}:${k}`)),
+    replayQueues: [...fake.queues.keys()],
+    lockHeld: fake.locks.has(service),
+    placedOn: fake.placements.get(service)?.node,
+    consumers: fake.consumersOf(`${service}.primary`).map((i) => i.instanceId),
+  };
+}
+
+export const AS_BEFORE = {
+  source: { alive: true, role: 'primary', consuming: 'primary', fenced: false, applyLog: null },
+  otherInstancesAlive: [],
+  images: [],
+  replayQueues: [],
+  lockHeld: false,
+  placedOn: 'node-a',
+  consumers: ['game-0'],
+};
