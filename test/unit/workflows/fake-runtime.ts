@@ -78,6 +78,8 @@ export interface FaultSpec {
   times?: number;
   /** Runs first, on the model: kill an instance, change the traffic… */
   before?: (fake: FakeCluster, input: any) => void;
+  /** Runs once the activity's own work is done (`fail-after`, `pass`…), before it returns or throws. */
+  after?: (fake: FakeCluster, input: any) => void;
   /**
    * - `fail`: throws before doing anything.
    * - `fail-after`: does its work, then throws (the reply was lost).
@@ -460,23 +462,28 @@ export class FakeCluster {
       const message = e.message ?? `injected fault: ${name} failed`;
       return e.retryable ? ApplicationFailure.retryable(message, e.type ?? 'InjectedFault') : ApplicationFailure.nonRetryable(message, e.type ?? 'InjectedFault');
     };
+    const workThenAfter = async () => {
+      const r = await work();
+      inj.spec.after?.(this, input);
+      return r;
+    };
     switch (inj.spec.action) {
       case 'pass':
-        return work();
+        return workThenAfter();
       case 'fail':
         throw fault();
       case 'fail-after':
-        await work();
+        await workThenAfter();
         throw fault();
       case 'hang':
         await untilCancelled();
         throw new CancelledFailure(`${name} cancelled`);
       case 'finish-when-cancelled':
         await untilCancelled().catch(() => undefined);
-        return work();
+        return workThenAfter();
       case 'gate':
         await whileHeartbeating(inj.gate);
-        return work();
+        return workThenAfter();
     }
   }
 

@@ -39,7 +39,7 @@ export interface Outcome {
   error?: Error;
   /** The ApplicationFailure's type, or 'CancelledFailure'. */
   errorType?: string;
-  /** The final report, from the report query. */
+  /** The final report, from the report query (undefined when the workflow refused its input before registering the query). */
   report: MigrationReport;
   handle: WorkflowHandle;
 }
@@ -53,7 +53,7 @@ export async function outcomeOf(handle: WorkflowHandle): Promise<Outcome> {
     if (!(err instanceof WorkflowFailedError)) throw err;
     error = err.cause;
   }
-  const report = (await handle.query('report')) as MigrationReport;
+  const report = (await handle.query('report').catch(() => undefined)) as MigrationReport;
   const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error instanceof CancelledFailure ? 'CancelledFailure' : error?.name;
   return { result, error, errorType, report, handle };
 }
@@ -72,12 +72,27 @@ export async function runMigration(
   env: TestWorkflowEnvironment,
   name: string,
   input: MigrateInput,
-  o: { cluster?: ClusterSpec; prepare?: (fake: FakeCluster) => void; drive?: (run: Run) => Promise<void>; beforeWorkers?: (run: Run) => Promise<void> } = {},
+  o: {
+    cluster?: ClusterSpec;
+    prepare?: (fake: FakeCluster) => void;
+    drive?: (run: Run) => Promise<void>;
+    beforeWorkers?: (run: Run) => Promise<void>;
+    /**
+     * A worker running a local activity hears of a cancellation only when it heartbeats its workflow
+     * task, at 80 % of this (default 10 s): shorter for tests that cancel during a local activity.
+     */
+    workflowTaskTimeout?: string;
+  } = {},
 ): Promise<Outcome & { fake: FakeCluster }> {
   const fake = new FakeCluster(freshTaskQueue(name), o.cluster);
   o.prepare?.(fake);
   const workflowId = `${fake.taskQueue}-migrate`;
-  const handle = await env.client.workflow.start('migrateService', { taskQueue: fake.taskQueue, workflowId, args: [input] });
+  const handle = await env.client.workflow.start('migrateService', {
+    taskQueue: fake.taskQueue,
+    workflowId,
+    args: [input],
+    ...(o.workflowTaskTimeout ? { workflowTaskTimeout: o.workflowTaskTimeout } : {}),
+  });
   const run = { fake, handle, workflowId };
   await o.beforeWorkers?.(run);
   return withWorkers(env, fake, async () => {
