@@ -163,7 +163,7 @@ export interface ClusterSpec {
   services?: Record<string, { node: string; cpuPercent?: number; applied?: number; placedAt?: number }>;
 }
 
-/** How replay goes: the lag each replayUntil reports, in turn (the last one repeats). */
+/** How replay goes: the lag each replayUntil of a migration reports, in turn (the last one repeats). */
 export interface ReplayScript {
   lags: number[];
   /** Messages the source applies between two polls, on top of the lag. */
@@ -192,7 +192,8 @@ export class FakeCluster {
   /** The activities' clock for replay progress: advances by each poll's window, so convergence is judged without waiting. */
   clock = 1_000_000;
   private readonly injections: Array<{ name: ActivityName } & Injection> = [];
-  private polls = 0;
+  /** replayUntil calls so far, per copy (each migration follows the script from its start). */
+  private readonly polls = new Map<string, number>();
   private pids = 1000;
 
   constructor(
@@ -545,7 +546,9 @@ export class FakeCluster {
         const src = this.reachable(source);
         const cp = this.reachable(copy);
         const { lags, trafficPerPoll } = this.replay;
-        const lag = lags[Math.min(this.polls++, lags.length - 1)];
+        const n = this.polls.get(copy) ?? 0;
+        this.polls.set(copy, n + 1);
+        const lag = lags[Math.min(n, lags.length - 1)];
         this.traffic(src, trafficPerPoll + lag);
         this.setPosition(cp, Math.max(cp.applied, src.applied - lag));
         // The real activity polls for up to windowMs unless the copy is within the threshold.

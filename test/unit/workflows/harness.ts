@@ -124,3 +124,27 @@ export const AS_BEFORE = {
   placedOn: 'node-a',
   consumers: ['game-0'],
 };
+
+/** A fleet workflow (rebalance, drainNode, setNodeSchedulable) on a fake cluster, with its child migrations. */
+export async function runFleet<R>(
+  env: TestWorkflowEnvironment,
+  name: string,
+  workflowType: 'rebalance' | 'drainNode' | 'setNodeSchedulable',
+  input: unknown,
+  o: { cluster?: ClusterSpec; prepare?: (fake: FakeCluster) => void } = {},
+): Promise<{ result?: R; error?: Error; errorType?: string; fake: FakeCluster; handle: WorkflowHandle; workflowId: string }> {
+  const fake = new FakeCluster(freshTaskQueue(name), o.cluster);
+  o.prepare?.(fake);
+  const workflowId = `${fake.taskQueue}-${workflowType}`;
+  const handle = await env.client.workflow.start(workflowType, { taskQueue: fake.taskQueue, workflowId, args: [input] });
+  return withWorkers(env, fake, async () => {
+    try {
+      return { result: (await handle.result()) as R, fake, handle, workflowId };
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      const error = err.cause;
+      const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error?.name;
+      return { error, errorType, fake, handle, workflowId };
+    }
+  });
+}
