@@ -9,6 +9,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     // The workflow tests (test/unit/workflows) run their migrations side by side (describe.concurrent);
     // each waits mostly on its Temporal server, so ten at a time go about twice as fast as five.
-    maxConcurrency: 10,
+    maxConcurrency: 32,
   },
 });

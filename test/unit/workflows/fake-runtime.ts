@@ -176,10 +176,7 @@ const DOWNTIME_MS = 30;
 
 const digestOf = (i: { service: string; applied: number; diverged: boolean }) => `${i.service}@${i.applied}${i.diverged ? '~diverged' : ''}`;
 
-/**
- * The cluster the fakes act on. One per test; its `taskQueue` is the orchestrator's queue, the nodes'
- * queues are derived from it as the real agents' are.
- */
+/** The cluster the fakes act on, one per test. */
 export class FakeCluster {
   readonly nodes = new Map<string, FakeNode>();
   readonly placements = new Map<string, Placement>();
@@ -196,10 +193,7 @@ export class FakeCluster {
   private readonly polls = new Map<string, number>();
   private pids = 1000;
 
-  constructor(
-    readonly taskQueue: string,
-    spec: ClusterSpec = {},
-  ) {
+  constructor(spec: ClusterSpec = {}) {
     for (const [node, n] of Object.entries(spec.nodes ?? { 'node-a': {}, 'node-b': {} })) {
       this.nodes.set(node, { node, capacity: n.capacity ?? 10, schedulable: n.schedulable ?? true, served: n.served ?? true, images: new Map() });
     }
@@ -287,10 +281,6 @@ export class FakeCluster {
   /** Instances serving the service's primary queue, as the broker counts its consumers. */
   consumersOf(queue: string): FakeInstance[] {
     return [...this.instances.values()].filter((i) => i.alive && i.primaryQueue === queue && i.consuming === 'primary');
-  }
-
-  servedNodes(): string[] {
-    return [...this.nodes.values()].filter((n) => n.served).map((n) => n.node);
   }
 
   statusOf(i: FakeInstance): InstanceStatus {

@@ -5,10 +5,9 @@
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { MigrateInput, MigrationReport, Timeouts } from '../../../lib/migration';
 import { FakeCluster, type ClusterSpec } from './fake-runtime';
-import { freshTaskQueue, withWorkers } from './temporal-env';
+import type { WorkflowTestbed } from './temporal-env';
 
 /** Every bound at (or near) its minimum, so that a test waits at most a second or two for any of them. */
 export const FAST_TIMEOUTS: Timeouts = {
@@ -39,7 +38,7 @@ export interface Outcome {
   error?: Error;
   /** The ApplicationFailure's type, or 'CancelledFailure'. */
   errorType?: string;
-  /** The final report, from the report query (undefined when the workflow refused its input before registering the query). */
+  /** The final report: the result's, the failure's, or the report query's (undefined when the workflow refused its input before registering the query). */
   report: MigrationReport;
   handle: WorkflowHandle;
 }
@@ -53,7 +52,11 @@ export async function outcomeOf(handle: WorkflowHandle): Promise<Outcome> {
     if (!(err instanceof WorkflowFailedError)) throw err;
     error = err.cause;
   }
-  const report = (await handle.query('report').catch(() => undefined)) as MigrationReport;
+  // The report as a client gets it: the result, or the failure's details (a rolled-back or not-serving
+  // migration carries it there). A cancelled workflow returns nothing: then the report query, which
+  // answers after the end too (it replays the whole history, so only when needed).
+  const carried = result ?? (error instanceof ApplicationFailure ? (error.details?.[0] as MigrationReport | undefined) : undefined);
+  const report = (carried ?? (await handle.query('report').catch(() => undefined))) as MigrationReport;
   const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error instanceof CancelledFailure ? 'CancelledFailure' : error?.name;
   return { result, error, errorType, report, handle };
 }
@@ -65,17 +68,18 @@ export interface Run {
 }
 
 /**
- * A fake cluster with its workers; `prepare` injects faults, `drive` acts while the migration runs
- * (cancels it, say). Resolves with the migration's outcome once it has ended.
+ * A migration on a fake cluster of its own; `prepare` injects faults, `drive` acts while the migration
+ * runs (cancels it, say). Resolves with the migration's outcome once it has ended.
  */
 export async function runMigration(
-  env: TestWorkflowEnvironment,
+  bed: WorkflowTestbed,
   name: string,
   input: MigrateInput,
   o: {
     cluster?: ClusterSpec;
     prepare?: (fake: FakeCluster) => void;
     drive?: (run: Run) => Promise<void>;
+    /** Runs after the start and before any worker polls (the migration then gets workers of its own). */
     beforeWorkers?: (run: Run) => Promise<void>;
     /**
      * A worker running a local activity hears of a cancellation only when it heartbeats its workflow
@@ -84,21 +88,54 @@ export async function runMigration(
     workflowTaskTimeout?: string;
   } = {},
 ): Promise<Outcome & { fake: FakeCluster }> {
-  const fake = new FakeCluster(freshTaskQueue(name), o.cluster);
+  const fake = new FakeCluster(o.cluster);
   o.prepare?.(fake);
-  const workflowId = `${fake.taskQueue}-migrate`;
-  const handle = await env.client.workflow.start('migrateService', {
-    taskQueue: fake.taskQueue,
+  const workflowId = bed.workflowId(name);
+  bed.attach(workflowId, fake);
+  const taskQueue = o.beforeWorkers ? bed.ownTaskQueue() : bed.taskQueue;
+  const handle = await bed.client.workflow.start('migrateService', {
+    taskQueue,
     workflowId,
     args: [input],
     ...(o.workflowTaskTimeout ? { workflowTaskTimeout: o.workflowTaskTimeout } : {}),
   });
   const run = { fake, handle, workflowId };
-  await o.beforeWorkers?.(run);
-  return withWorkers(env, fake, async () => {
-    const [, out] = await Promise.all([o.drive?.(run), outcomeOf(handle)]);
-    return { ...out, fake };
-  });
+  const finish = async () => {
+    try {
+      const [, out] = await Promise.all([o.drive?.(run), outcomeOf(handle)]);
+      return { ...out, fake };
+    } finally {
+      fake.releaseAll();
+    }
+  };
+  if (!o.beforeWorkers) return finish();
+  await o.beforeWorkers(run);
+  return bed.withOwnWorkers(taskQueue, finish);
+}
+
+/** A fleet workflow (rebalance, drainNode, setNodeSchedulable) on a fake cluster, with its child migrations. */
+export async function runFleet<R>(
+  bed: WorkflowTestbed,
+  name: string,
+  workflowType: 'rebalance' | 'drainNode' | 'setNodeSchedulable',
+  input: unknown,
+  o: { cluster?: ClusterSpec; prepare?: (fake: FakeCluster) => void } = {},
+): Promise<{ result?: R; error?: Error; errorType?: string; fake: FakeCluster; handle: WorkflowHandle; workflowId: string }> {
+  const fake = new FakeCluster(o.cluster);
+  o.prepare?.(fake);
+  const workflowId = bed.workflowId(name);
+  bed.attach(workflowId, fake);
+  const handle = await bed.client.workflow.start(workflowType, { taskQueue: bed.taskQueue, workflowId, args: [input] });
+  try {
+    return { result: (await handle.result()) as R, fake, handle, workflowId };
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const error = err.cause;
+    const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error?.name;
+    return { error, errorType, fake, handle, workflowId };
+  } finally {
+    fake.releaseAll();
+  }
 }
 
 /** What every rolled-back migration must leave: the source serving alone, nothing of the migration left. */
@@ -124,27 +161,3 @@ export const AS_BEFORE = {
   placedOn: 'node-a',
   consumers: ['game-0'],
 };
-
-/** A fleet workflow (rebalance, drainNode, setNodeSchedulable) on a fake cluster, with its child migrations. */
-export async function runFleet<R>(
-  env: TestWorkflowEnvironment,
-  name: string,
-  workflowType: 'rebalance' | 'drainNode' | 'setNodeSchedulable',
-  input: unknown,
-  o: { cluster?: ClusterSpec; prepare?: (fake: FakeCluster) => void } = {},
-): Promise<{ result?: R; error?: Error; errorType?: string; fake: FakeCluster; handle: WorkflowHandle; workflowId: string }> {
-  const fake = new FakeCluster(freshTaskQueue(name), o.cluster);
-  o.prepare?.(fake);
-  const workflowId = `${fake.taskQueue}-${workflowType}`;
-  const handle = await env.client.workflow.start(workflowType, { taskQueue: fake.taskQueue, workflowId, args: [input] });
-  return withWorkers(env, fake, async () => {
-    try {
-      return { result: (await handle.result()) as R, fake, handle, workflowId };
-    } catch (err) {
-      if (!(err instanceof WorkflowFailedError)) throw err;
-      const error = err.cause;
-      const errorType = error instanceof ApplicationFailure ? (error.type ?? undefined) : error?.name;
-      return { error, errorType, fake, handle, workflowId };
-    }
-  });
-}

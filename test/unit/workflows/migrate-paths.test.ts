@@ -3,19 +3,17 @@
  * point, a source lost (adoption) or a copy lost, a fence whose reply was lost, a refused handoff, the
  * three ways replay ends, and refusals in validate (a node nobody serves, bad input, a held lock).
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityName, FakeCluster, FaultSpec } from './fake-runtime';
 import { AS_BEFORE, leftAsBefore, migrateInput, runMigration, type Run } from './harness';
-import { createTestEnv, workflowBundle, workflowSaw } from './temporal-env';
+import { WorkflowTestbed, workflowSaw } from './temporal-env';
 
-let env: TestWorkflowEnvironment;
+let bed: WorkflowTestbed;
 beforeAll(async () => {
-  env = await createTestEnv();
-  await workflowBundle();
+  bed = await WorkflowTestbed.start();
 });
 afterAll(async () => {
-  await env?.teardown();
+  await bed?.stop();
 });
 
 /** finalize stops the source and removes the replay queue and both images at once: their order is free. */
@@ -33,7 +31,7 @@ const cancelWhenReached = (get: () => { reached: Promise<void> }) => async ({ ha
 
 describe.concurrent('cancellation', () => {
   it('before validate: nothing is touched', async () => {
-    const { errorType, fake, report } = await runMigration(env, 'cancel-first', migrateInput('shadow'), {
+    const { errorType, fake, report } = await runMigration(bed, 'cancel-first', migrateInput('shadow'), {
       // Cancelled before any worker polls: the first workflow task already carries the cancellation.
       beforeWorkers: async ({ handle }) => void (await handle.cancel()),
     });
@@ -167,7 +165,7 @@ describe.concurrent('cancellation', () => {
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (name, c) => {
     let inj: ReturnType<FakeCluster['inject']>;
-    const { errorType, fake, report } = await runMigration(env, `cancel-${c.activity}-${c.strategy}`, migrateInput(c.strategy), {
+    const { errorType, fake, report } = await runMigration(bed, `cancel-${c.activity}-${c.strategy}`, migrateInput(c.strategy), {
       prepare: (f) => {
         if (c.lags) f.replay.lags = c.lags;
         inj = f.inject(c.activity, { action: c.action, node: c.node, times: 1 });
@@ -188,7 +186,7 @@ describe.concurrent('cancellation', () => {
 
   it.each(['shadow', 'stop-and-copy'] as const)('%s, during the fence: the handoff completes and the cancellation is reported as ignored', async (strategy) => {
     let gate: ReturnType<FakeCluster['inject']>;
-    const { result, errorType, fake, report } = await runMigration(env, `cancel-fence-${strategy}`, migrateInput(strategy), {
+    const { result, errorType, fake, report } = await runMigration(bed, `cancel-fence-${strategy}`, migrateInput(strategy), {
       prepare: (f) => (gate = f.inject('fenceAndSwap', { action: 'gate', times: 1 })),
       drive: async ({ handle }) => {
         await gate.reached;
@@ -217,7 +215,7 @@ describe.concurrent('the source or the copy dies', () => {
     ['replay', 'replayUntil', 2, ['startReplay']],
     ['fence', 'fenceAndSwap', 1, ['startReplay', 'fenceAndSwap!', 'fenceAndSwap!']],
   ] as const)('source lost during %s: the copy seals and adopts its apply log and serves', async (phase, activity, nth, tail) => {
-    const { result, fake, report } = await runMigration(env, `adopt-${phase}`, migrateInput('shadow'), {
+    const { result, fake, report } = await runMigration(bed, `adopt-${phase}`, migrateInput('shadow'), {
       prepare: (f) => killAt(f, activity, nth, () => 'game-0'),
     });
     const copy = fake.copyOf('game')!;
@@ -237,7 +235,7 @@ describe.concurrent('the source or the copy dies', () => {
   });
 
   it('stop-and-copy: a source that dies after its checkpoint changes nothing (the copy takes over from the fenced position)', async () => {
-    const { result, fake, report } = await runMigration(env, 'sac-source-dies', migrateInput('stop-and-copy'), {
+    const { result, fake, report } = await runMigration(bed, 'sac-source-dies', migrateInput('stop-and-copy'), {
       prepare: (f) => killAt(f, 'sendImage', 1, () => 'game-0'),
     });
     expect(result?.outcome).toBe('completed');
@@ -247,7 +245,7 @@ describe.concurrent('the source or the copy dies', () => {
   });
 
   it('the source dies before its copy exists: its checkpoint is kept, and the post-condition fails loudly (ServiceNotServing)', async () => {
-    const { errorType, error, fake, report } = await runMigration(env, 'source-dies-early', migrateInput('shadow'), {
+    const { errorType, error, fake, report } = await runMigration(bed, 'source-dies-early', migrateInput('shadow'), {
       prepare: (f) => f.inject('checkpoint', { action: 'fail-after', times: 1, after: (fake) => fake.kill('game-0'), error: { type: 'InstanceExited', message: 'game-0 exited during the dump' } }),
     });
     const imageId = report.migrationId;
@@ -264,7 +262,7 @@ describe.concurrent('the source or the copy dies', () => {
   }, 30_000);
 
   it('the copy dies during replay: CopyLost, rolled back, the source serves', async () => {
-    const { errorType, fake, report } = await runMigration(env, 'copy-dies', migrateInput('shadow'), {
+    const { errorType, fake, report } = await runMigration(bed, 'copy-dies', migrateInput('shadow'), {
       prepare: (f) => killAt(f, 'replayUntil', 2, () => f.copyOf('game')!.instanceId),
     });
     expect(errorType).toBe('MigrationRolledBack');
@@ -279,7 +277,7 @@ describe.concurrent('the handoff', () => {
   const replyLost = (f: FakeCluster) => f.inject('fenceAndSwap', { action: 'fail-after', error: { retryable: true, type: 'Error', message: 'no reply (timeout)' } });
 
   it('a fence whose reply never came, though the copy took over: the copy is asked, and the migration completes', async () => {
-    const { result, fake } = await runMigration(env, 'reply-lost', migrateInput('shadow'), { prepare: replyLost });
+    const { result, fake } = await runMigration(bed, 'reply-lost', migrateInput('shadow'), { prepare: replyLost });
     const copy = fake.copyOf('game')!;
     expect(result?.outcome).toBe('completed');
     // Retried (two attempts, then again while both instances live), then the copy was asked.
@@ -294,13 +292,13 @@ describe.concurrent('the handoff', () => {
 
   // BUG (reported, not fixed here): after the copyTookOver path the report says no handoff happened.
   it.fails('a fence whose reply never came: the report still says a handoff took place (today: handoff "none", stateMatch false)', async () => {
-    const { result } = await runMigration(env, 'reply-lost-report', migrateInput('shadow'), { prepare: replyLost });
+    const { result } = await runMigration(bed, 'reply-lost-report', migrateInput('shadow'), { prepare: replyLost });
     expect(result?.outcome).toBe('completed');
     expect(result?.accounting.handoff).not.toBe('none');
   });
 
   it('StateMismatch: the copy differs at the fence, the swap is refused and everything rolled back', async () => {
-    const { errorType, error, fake, report } = await runMigration(env, 'mismatch', migrateInput('shadow'), {
+    const { errorType, error, fake, report } = await runMigration(bed, 'mismatch', migrateInput('shadow'), {
       prepare: (f) => (f.replay.divergeCopies = true),
     });
     const copy = fake.copyOf('game')!;
@@ -319,17 +317,20 @@ describe.concurrent('the handoff', () => {
 
 describe.concurrent('how replay ends', () => {
   it('threshold: the copy came within `threshold` messages', async () => {
-    const { result } = await runMigration(env, 'ends-threshold', migrateInput('shadow'), { prepare: (f) => (f.replay.lags = [40, 15, 4]) });
+    const { result } = await runMigration(bed, 'ends-threshold', migrateInput('shadow'), { prepare: (f) => (f.replay.lags = [40, 15, 4]) });
     expect(result?.replay).toMatchObject({ endedBy: 'threshold', thresholdReached: true, cutoffFired: false, stalled: false, finalLag: 4 });
     expect(result?.outcome).toBe('completed');
   });
 
   it('cutoff: the copy stayed behind until cutoffMs passed (convergence not judged: stallMs 0)', async () => {
-    const { result, fake } = await runMigration(env, 'ends-cutoff', migrateInput('shadow', { replay: { threshold: 10, cutoffMs: 400, stallMs: 0 } }), {
+    const { result, fake } = await runMigration(bed, 'ends-cutoff', migrateInput('shadow', { replay: { threshold: 10, cutoffMs: 1000, stallMs: 0 } }), {
       prepare: (f) => (f.replay.lags = [50]),
     });
     expect(result?.replay).toMatchObject({ endedBy: 'cutoff', cutoffFired: true, thresholdReached: false, stalled: false, finalLag: 50 });
-    expect(fake.callsOf('replayUntil').length).toBeGreaterThan(1);
+    // Polled until the cutoff (each poll waits at most what is left of it), then fenced.
+    expect(result?.phases.find((p) => p.phase === 'replay')?.ms).toBeGreaterThanOrEqual(1000);
+    const windows = fake.callsOf('replayUntil').map((c) => c.input.windowMs);
+    expect(windows.every((w) => w <= 1000)).toBe(true);
     expect(result?.outcome).toBe('completed');
     expect(result?.accounting.handoff).toBe('exact');
   });
@@ -338,7 +339,7 @@ describe.concurrent('how replay ends', () => {
     ['the lag does not fall', [50], 3],
     ['the lag falls too slowly to reach the threshold before the cutoff', [100, 99, 98, 97, 96], 3],
   ] as const)('not-converging: %s for stallMs', async (_what, lags, polls) => {
-    const { result, fake } = await runMigration(env, 'ends-stall', migrateInput('shadow', { replay: { threshold: 10, cutoffMs: 60_000, stallMs: 2000 } }), {
+    const { result, fake } = await runMigration(bed, 'ends-stall', migrateInput('shadow', { replay: { threshold: 10, cutoffMs: 60_000, stallMs: 2000 } }), {
       prepare: (f) => (f.replay.lags = [...lags]),
     });
     // Polls 1 s apart (the fake's clock): the trend is judged once it spans stallMs.
@@ -351,23 +352,23 @@ describe.concurrent('how replay ends', () => {
 
 describe.concurrent('validate refuses, changing nothing', () => {
   it('NodeUnreachable: nobody serves the target node\'s task queue (schedule-to-start timeout)', async () => {
-    const { errorType, error, fake } = await runMigration(env, 'unreachable-target', migrateInput('shadow', { targetNode: 'node-c' }), {
-      cluster: { nodes: { 'node-a': {}, 'node-b': {}, 'node-c': { served: false } } },
+    const { errorType, error, fake } = await runMigration(bed, 'unreachable-target', migrateInput('shadow', { targetNode: 'node-x' }), {
+      cluster: { nodes: { 'node-a': {}, 'node-b': {}, 'node-x': { served: false } } },
     });
     expect(errorType).toBe('NodeUnreachable');
     expect(error?.message).toBe(
-      'targetNode: node "node-c" does not answer: no agent took work from its task queue within 1000 ms; start its agent (ms2m agent --node node-c) or choose another node',
+      'targetNode: node "node-x" does not answer: no agent took work from its task queue within 1000 ms; start its agent (ms2m agent --node node-x) or choose another node',
     );
     expect(fake.steps()).toEqual(['acquireLock', 'releaseLock']);
     expect(leftAsBefore(fake)).toEqual(AS_BEFORE);
   });
 
   it('NodeUnreachable: nobody serves the source node\'s task queue', async () => {
-    const { errorType, error, fake } = await runMigration(env, 'unreachable-source', migrateInput('shadow'), {
-      cluster: { nodes: { 'node-a': { served: false }, 'node-b': {} } },
+    const { errorType, error, fake } = await runMigration(bed, 'unreachable-source', migrateInput('shadow'), {
+      cluster: { nodes: { 'node-y': { served: false }, 'node-b': {} }, services: { game: { node: 'node-y' } } },
     });
     expect(errorType).toBe('NodeUnreachable');
-    expect(error?.message).toMatch(/^the node of game \("node-a"\) does not answer: no agent took work from its task queue within 1000 ms; start its agent \(ms2m agent --node node-a\)$/);
+    expect(error?.message).toBe('the node of game ("node-y") does not answer: no agent took work from its task queue within 1000 ms; start its agent (ms2m agent --node node-y)');
     expect(fake.steps()).toEqual(['acquireLock', 'releaseLock']);
   });
 
@@ -375,21 +376,21 @@ describe.concurrent('validate refuses, changing nothing', () => {
     ['the service already runs on the target', { targetNode: 'node-a' }, 'targetNode: game already runs on node-a; choose another node'],
     ['there is no such node', { targetNode: 'node-z' }, 'targetNode: there is no node "node-z"; start its agent (ms2m agent --node node-z)'],
   ] as const)('InvalidInput: %s (before the lock)', async (_what, extra, message) => {
-    const { errorType, error, fake } = await runMigration(env, 'invalid', migrateInput('shadow', extra));
+    const { errorType, error, fake } = await runMigration(bed, 'invalid', migrateInput('shadow', extra));
     expect(errorType).toBe('InvalidInput');
     expect(error?.message).toBe(message);
     expect(fake.steps()).toEqual([]);
   });
 
   it('InvalidInput: a malformed input never reaches an activity', async () => {
-    const { errorType, error, fake } = await runMigration(env, 'bad-input', { ...migrateInput('shadow'), strategy: 'teleport' as 'shadow' });
+    const { errorType, error, fake } = await runMigration(bed, 'bad-input', { ...migrateInput('shadow'), strategy: 'teleport' as 'shadow' });
     expect(errorType).toBe('InvalidInput');
     expect(error?.message).toMatch(/strategy must be one of stop-and-copy, shadow/);
     expect(fake.calls).toEqual([]);
   });
 
   it('MigrationInProgress: another migration holds the lock, which stays with it', async () => {
-    const { errorType, fake } = await runMigration(env, 'locked', migrateInput('shadow'), {
+    const { errorType, fake } = await runMigration(bed, 'locked', migrateInput('shadow'), {
       prepare: (f) => f.locks.set('game', { workflowId: 'someone-else', runId: 'r1' }),
     });
     expect(errorType).toBe('MigrationInProgress');
@@ -398,7 +399,7 @@ describe.concurrent('validate refuses, changing nothing', () => {
   });
 
   it('SourceNotServing: a fenced source is refused; the lock is released', async () => {
-    const { errorType, fake } = await runMigration(env, 'not-serving', migrateInput('shadow'), {
+    const { errorType, fake } = await runMigration(bed, 'not-serving', migrateInput('shadow'), {
       prepare: (f) => (f.instance('game-0').fenced = true),
     });
     expect(errorType).toBe('SourceNotServing');

@@ -2,19 +2,17 @@
  * migrateService against the fake cluster: a clean run of each strategy, and a failure in every phase of
  * each, with the exact rollback it must do (what is undone, in which order) and the post-condition after.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityName, FakeCluster } from './fake-runtime';
 import { AS_BEFORE, leftAsBefore, migrateInput, runMigration } from './harness';
-import { createTestEnv, workflowBundle } from './temporal-env';
+import { WorkflowTestbed } from './temporal-env';
 
-let env: TestWorkflowEnvironment;
+let bed: WorkflowTestbed;
 beforeAll(async () => {
-  env = await createTestEnv();
-  await workflowBundle();
+  bed = await WorkflowTestbed.start();
 });
 afterAll(async () => {
-  await env?.teardown();
+  await bed?.stop();
 });
 
 /** finalize stops the source and removes the replay queue and both images at once: their order is free. */
@@ -22,7 +20,7 @@ const sortedMiddle = (steps: string[], from: number, to: number) => [...steps.sl
 
 describe.concurrent('a migration that succeeds', () => {
   it('shadow: every phase in order, the copy serves alone, nothing of the migration is left', async () => {
-    const { result, fake, report } = await runMigration(env, 'ok-shadow', migrateInput('shadow'));
+    const { result, fake, report } = await runMigration(bed, 'ok-shadow', migrateInput('shadow'));
     expect(result?.outcome).toBe('completed');
     expect(report.phases.map((p) => p.phase)).toEqual(['validate', 'prepare', 'checkpoint', 'transfer', 'restore', 'replay', 'fence', 'finalize']);
     const steps = fake.steps();
@@ -57,7 +55,7 @@ describe.concurrent('a migration that succeeds', () => {
   });
 
   it('stop-and-copy: the source is fenced first, no replay, and the copy takes over at its position', async () => {
-    const { result, fake, report } = await runMigration(env, 'ok-sac', migrateInput('stop-and-copy'));
+    const { result, fake, report } = await runMigration(bed, 'ok-sac', migrateInput('stop-and-copy'));
     expect(result?.outcome).toBe('completed');
     expect(report.phases.map((p) => p.phase)).toEqual(['validate', 'prepare', 'checkpoint', 'transfer', 'restore', 'fence', 'finalize']);
     expect(sortedMiddle(fake.steps(), 7, 10)).toEqual([
@@ -224,7 +222,7 @@ describe.concurrent.each([
   ['stop-and-copy', STOP_AND_COPY],
 ] as const)('%s: a failure rolls back exactly what was done', (strategy, cases) => {
   it('validate: a source that does not speak the protocol is refused; only the lock was taken, and it is released', async () => {
-    const { error, errorType, fake, report } = await runMigration(env, `validate-${strategy}`, migrateInput(strategy), {
+    const { error, errorType, fake, report } = await runMigration(bed, `validate-${strategy}`, migrateInput(strategy), {
       prepare: (f) => f.failOnce('probeService', 'NotMigratable', { message: 'service: game does not answer ms2m control commands' }),
     });
     expect(errorType).toBe('NotMigratable');
@@ -238,7 +236,7 @@ describe.concurrent.each([
   });
 
   it.each(cases.map((c) => [c.phase, c] as const))('%s', async (phase, c) => {
-    const { error, errorType, fake, report } = await runMigration(env, `${phase}-${strategy}`, migrateInput(strategy), {
+    const { error, errorType, fake, report } = await runMigration(bed, `${phase}-${strategy}`, migrateInput(strategy), {
       prepare: (f) => f.inject(c.activity, { action: 'fail', node: c.node, before: c.before, times: 1, error: { type: c.type, message: `injected: ${c.activity} failed` } }),
     });
     expect(errorType).toBe('MigrationRolledBack');

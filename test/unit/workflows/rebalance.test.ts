@@ -3,20 +3,18 @@
  * load they read, the moves they plan (lib/rebalance.ts), the migrateService children they run, and what
  * they report when a child rolls back or fails.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DrainReport, RebalanceResult } from '../../../lib/rebalance';
 import type { ClusterSpec } from './fake-runtime';
 import { runFleet } from './harness';
-import { createTestEnv, workflowBundle } from './temporal-env';
+import { WorkflowTestbed } from './temporal-env';
 
-let env: TestWorkflowEnvironment;
+let bed: WorkflowTestbed;
 beforeAll(async () => {
-  env = await createTestEnv();
-  await workflowBundle();
+  bed = await WorkflowTestbed.start();
 });
 afterAll(async () => {
-  await env?.teardown();
+  await bed?.stop();
 });
 
 /** node-a carries 105 % CPU in three services, node-b and node-c nothing: mean 35 %, overloaded above 42 %. */
@@ -29,7 +27,7 @@ const placedOn = (fake: { placements: Map<string, { node: string }> }) => Object
 
 describe.concurrent('rebalance', () => {
   it('moves services off an overloaded node, each by a migrateService child, and reports every move', async () => {
-    const { result, fake, workflowId } = await runFleet<RebalanceResult>(env, 'rebalance', 'rebalance', { concurrency: 2, sampleMs: 100 }, { cluster: OVERLOADED });
+    const { result, fake, workflowId } = await runFleet<RebalanceResult>(bed, 'rebalance', 'rebalance', { concurrency: 2, sampleMs: 100 }, { cluster: OVERLOADED });
     expect(result?.plan).toMatchObject({ meanLoad: 35, upperLoad: 42 });
     expect(result?.plan.moves.map((m) => [m.service, m.from, m.to])).toEqual([
       ['s1', 'node-a', 'node-b'],
@@ -47,7 +45,7 @@ describe.concurrent('rebalance', () => {
   });
 
   it('dryRun: plans the same moves and changes nothing', async () => {
-    const { result, fake } = await runFleet<RebalanceResult>(env, 'rebalance-dry', 'rebalance', { dryRun: true, sampleMs: 100 }, { cluster: OVERLOADED });
+    const { result, fake } = await runFleet<RebalanceResult>(bed, 'rebalance-dry', 'rebalance', { dryRun: true, sampleMs: 100 }, { cluster: OVERLOADED });
     expect(result?.dryRun).toBe(true);
     expect(result?.plan.moves.map((m) => m.service)).toEqual(['s1', 's2']);
     expect(result?.outcomes).toEqual([]);
@@ -55,7 +53,7 @@ describe.concurrent('rebalance', () => {
   });
 
   it('a balanced cluster: nothing to move', async () => {
-    const { result, fake } = await runFleet<RebalanceResult>(env, 'rebalance-balanced', 'rebalance', { sampleMs: 100 }, {
+    const { result, fake } = await runFleet<RebalanceResult>(bed, 'rebalance-balanced', 'rebalance', { sampleMs: 100 }, {
       cluster: { nodes: { 'node-a': {}, 'node-b': {} }, services: { s1: { node: 'node-a', cpuPercent: 20 }, s2: { node: 'node-b', cpuPercent: 18 } } },
     });
     expect(result?.plan.moves).toEqual([]);
@@ -64,7 +62,7 @@ describe.concurrent('rebalance', () => {
   });
 
   it('a child that rolls back, and one that fails, are reported; the others move', async () => {
-    const { result, fake } = await runFleet<RebalanceResult>(env, 'rebalance-failing', 'rebalance', { concurrency: 1, sampleMs: 100 }, {
+    const { result, fake } = await runFleet<RebalanceResult>(bed, 'rebalance-failing', 'rebalance', { concurrency: 1, sampleMs: 100 }, {
       cluster: OVERLOADED,
       prepare: (f) => {
         f.inject('restore', { action: 'fail', when: (input) => input.service === 's1', error: { type: 'RestoreFailed', message: 'injected: criu restore failed' } });
@@ -81,7 +79,7 @@ describe.concurrent('rebalance', () => {
   });
 
   it('a node that does not report its load takes nothing, and its services stay', async () => {
-    const { result, fake } = await runFleet<RebalanceResult>(env, 'rebalance-silent', 'rebalance', { sampleMs: 100 }, {
+    const { result, fake } = await runFleet<RebalanceResult>(bed, 'rebalance-silent', 'rebalance', { sampleMs: 100 }, {
       cluster: { ...OVERLOADED, services: { ...OVERLOADED.services, x: { node: 'node-b', cpuPercent: 0 } } },
       prepare: (f) => f.inject('instanceLoads', { action: 'fail', node: 'node-b', error: { message: 'agent busy' } }),
     });
@@ -93,7 +91,7 @@ describe.concurrent('rebalance', () => {
   });
 
   it('InvalidInput: a bad input names the field', async () => {
-    const { errorType, error } = await runFleet<RebalanceResult>(env, 'rebalance-bad', 'rebalance', { concurrency: 0 }, { cluster: OVERLOADED });
+    const { errorType, error } = await runFleet<RebalanceResult>(bed, 'rebalance-bad', 'rebalance', { concurrency: 0 }, { cluster: OVERLOADED });
     expect(errorType).toBe('InvalidInput');
     expect(error?.message).toMatch(/concurrency must be at least 1/);
   });
@@ -101,7 +99,7 @@ describe.concurrent('rebalance', () => {
 
 describe.concurrent('drainNode', () => {
   it('marks the node unschedulable, then moves every service off it, spread by load', async () => {
-    const { result, fake, workflowId } = await runFleet<DrainReport>(env, 'drain', 'drainNode', { node: 'node-a', concurrency: 3, sampleMs: 100 }, {
+    const { result, fake, workflowId } = await runFleet<DrainReport>(bed, 'drain', 'drainNode', { node: 'node-a', concurrency: 3, sampleMs: 100 }, {
       cluster: {
         nodes: { 'node-a': {}, 'node-b': {}, 'node-c': {} },
         services: { s1: { node: 'node-a', cpuPercent: 40 }, s2: { node: 'node-a', cpuPercent: 30 }, s3: { node: 'node-a', cpuPercent: 10 }, x: { node: 'node-b', cpuPercent: 25 } },
@@ -120,7 +118,7 @@ describe.concurrent('drainNode', () => {
   });
 
   it('services with nowhere to go are stranded and stay; a child that rolls back is reported', async () => {
-    const { result, fake } = await runFleet<DrainReport>(env, 'drain-stranded', 'drainNode', { node: 'node-a', sampleMs: 100 }, {
+    const { result, fake } = await runFleet<DrainReport>(bed, 'drain-stranded', 'drainNode', { node: 'node-a', sampleMs: 100 }, {
       cluster: {
         // node-b has room for one more; node-c takes nothing.
         nodes: { 'node-a': {}, 'node-b': { capacity: 2 }, 'node-c': { schedulable: false } },
@@ -137,10 +135,10 @@ describe.concurrent('drainNode', () => {
   });
 
   it('setNodeSchedulable: marks a node, and refuses one that does not exist', async () => {
-    const ok = await runFleet<void>(env, 'schedulable', 'setNodeSchedulable', { node: 'node-b', schedulable: false });
+    const ok = await runFleet<void>(bed, 'schedulable', 'setNodeSchedulable', { node: 'node-b', schedulable: false });
     expect(ok.error).toBeUndefined();
     expect(ok.fake.nodes.get('node-b')?.schedulable).toBe(false);
-    const bad = await runFleet<void>(env, 'schedulable-bad', 'setNodeSchedulable', { node: 'node-q', schedulable: true });
+    const bad = await runFleet<void>(bed, 'schedulable-bad', 'setNodeSchedulable', { node: 'node-q', schedulable: true });
     expect(bad.errorType).toBe('InvalidInput');
     expect(bad.error?.message).toBe('node: there is no node "node-q"');
   });

@@ -13,13 +13,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import ts from 'typescript';
 import { cacheDir } from '../../../lib/config';
 import { nodeTaskQueue } from '../../../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../../../lib/search-attributes';
-import type { FakeCluster } from './fake-runtime';
+import { FakeCluster } from './fake-runtime';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const WORKFLOWS_PATH = path.join(ROOT, 'workflows', 'index.ts');
@@ -113,44 +114,139 @@ export function workflowBundle(): Promise<WorkflowBundle> {
   return bundle;
 }
 
-let taskQueues = 0;
-/** A task queue no other test of this run uses, so tests can run side by side on one server. */
-export function freshTaskQueue(name: string): string {
-  return `wft-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}-${process.pid}-${++taskQueues}`;
-}
+/** The nodes whose queues the testbed's agents serve; a fake cluster's unserved node must have another name. */
+export const SERVED_NODES = ['node-a', 'node-b', 'node-c', 'node-d'];
+
+let queues = 0;
 
 /**
- * Runs `fn` with the fake cluster's workers polling: the orchestrator's queue (workflows, cluster and
- * broker activities) and one queue per node whose agent is up (`served`). A node that is not served has
- * no worker at all, as when its agent is gone.
+ * The Temporal side of one test file: a dev server, and workers for the orchestrator's queue (the
+ * workflows, the cluster and broker activities) and for each of SERVED_NODES's queues. Every test has a
+ * fake cluster of its own, attached to its workflow id: each activity call goes to the fake of the
+ * workflow that made it (a child migration's id starts with its parent's). Tests thus run side by side
+ * on one set of workers, which start once per file instead of once per test.
  */
-export async function withWorkers<T>(env: TestWorkflowEnvironment, fake: FakeCluster, fn: () => Promise<T>): Promise<T> {
-  const common = { connection: env.nativeConnection, namespace: env.namespace ?? 'default', shutdownGraceTime: '200ms' as const };
-  const dataConverter = { payloadConverterPath: payloadConverterPath() };
-  const workers = [
-    await Worker.create({
-      ...common,
-      taskQueue: fake.taskQueue,
-      workflowBundle: await workflowBundle(),
-      // Workflows run in this thread: a worker is up in ~50 ms instead of ~500 ms (no worker threads that
-      // each load the bundle). Same sandbox and same determinism checks; only the deadlock detector is off.
-      debugMode: true,
-      dataConverter,
-      activities: fake.orchestratorActivities(),
-    }),
-    ...(await Promise.all(
-      fake.servedNodes().map((node) =>
-        Worker.create({ ...common, taskQueue: nodeTaskQueue(fake.taskQueue, node), dataConverter, activities: fake.nodeActivities(node) }),
-      ),
-    )),
-  ];
-  const running = workers.map((w) => w.run());
-  try {
-    return await fn();
-  } finally {
-    fake.releaseAll();
-    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-    await Promise.allSettled(running);
+export class WorkflowTestbed {
+  private readonly fakes = new Map<string, FakeCluster>();
+  private workers: Worker[] = [];
+  private running: Array<Promise<void>> = [];
+  private ids = 0;
+
+  private constructor(
+    readonly env: TestWorkflowEnvironment,
+    readonly taskQueue: string,
+  ) {}
+
+  static async start(): Promise<WorkflowTestbed> {
+    const env = await createTestEnv();
+    const bed = new WorkflowTestbed(env, `wft-${process.pid}-${++queues}`);
+    try {
+      await bed.startWorkers(bed.taskQueue, SERVED_NODES);
+    } catch (err) {
+      await env.teardown();
+      throw err;
+    }
+    return bed;
+  }
+
+  get client() {
+    return this.env.client;
+  }
+
+  /** A workflow id no other test of this file uses. */
+  workflowId(name: string): string {
+    return `${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}-${++this.ids}`;
+  }
+
+  /** Sends the activities of `workflowId` (and of its children) to `fake`. */
+  attach(workflowId: string, fake: FakeCluster): void {
+    for (const n of fake.nodes.values()) {
+      if (n.served !== SERVED_NODES.includes(n.node)) {
+        throw new Error(`fake node ${n.node}: the testbed serves ${SERVED_NODES.join(', ')}; name an unserved node otherwise, and a served one among them`);
+      }
+    }
+    this.fakes.set(workflowId, fake);
+  }
+
+  private fakeOf(workflowId: string): FakeCluster {
+    let best: string | undefined;
+    for (const id of this.fakes.keys()) if ((workflowId === id || workflowId.startsWith(`${id}-`)) && id.length > (best?.length ?? -1)) best = id;
+    if (best === undefined) throw new Error(`no fake cluster is attached to workflow ${workflowId}`);
+    return this.fakes.get(best)!;
+  }
+
+  /** Activities that look up the calling workflow's fake on every call. */
+  private route<T extends object>(sample: T, pick: (fake: FakeCluster) => T): T {
+    const perFake = new WeakMap<FakeCluster, T>();
+    return Object.fromEntries(
+      Object.keys(sample).map((name) => [
+        name,
+        (input: unknown) => {
+          const fake = this.fakeOf(Context.current().info.workflowExecution?.workflowId ?? '');
+          let acts = perFake.get(fake);
+          if (!acts) perFake.set(fake, (acts = pick(fake)));
+          return (acts as Record<string, (i: unknown) => Promise<unknown>>)[name](input);
+        },
+      ]),
+    ) as T;
+  }
+
+  private async startWorkers(taskQueue: string, nodes: string[]): Promise<Worker[]> {
+    const common = { connection: this.env.nativeConnection, namespace: this.env.namespace ?? 'default', shutdownGraceTime: '200ms' as const };
+    const dataConverter = { payloadConverterPath: payloadConverterPath() };
+    const sample = new FakeCluster();
+    const workers = [
+      await Worker.create({
+        ...common,
+        taskQueue,
+        workflowBundle: await workflowBundle(),
+        // Workflows run in this thread: no worker threads that each load the bundle. Same sandbox and same
+        // determinism checks; only the deadlock detector is off.
+        debugMode: true,
+        dataConverter,
+        activities: this.route(sample.orchestratorActivities(), (f) => f.orchestratorActivities()),
+        // Many migrations side by side.
+        maxConcurrentLocalActivityExecutions: 200,
+      }),
+      ...(await Promise.all(
+        nodes.map((node) =>
+          Worker.create({
+            ...common,
+            taskQueue: nodeTaskQueue(taskQueue, node),
+            dataConverter,
+            activities: this.route(sample.nodeActivities(node), (f) => f.nodeActivities(node)),
+          }),
+        ),
+      )),
+    ];
+    this.workers.push(...workers);
+    this.running.push(...workers.map((w) => w.run()));
+    return workers;
+  }
+
+  /**
+   * Runs `fn` with workers of its own, started only now, on a task queue of its own: for a workflow that
+   * must be started (and, say, cancelled) before any worker polls.
+   */
+  async withOwnWorkers<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
+    const workers = await this.startWorkers(taskQueue, SERVED_NODES);
+    try {
+      return await fn();
+    } finally {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    }
+  }
+
+  /** A task queue of its own, for withOwnWorkers. */
+  ownTaskQueue(): string {
+    return `${this.taskQueue}-own-${++this.ids}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const f of this.fakes.values()) f.releaseAll();
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(this.running);
+    await this.env.teardown();
   }
 }
 
