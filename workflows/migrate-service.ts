@@ -308,8 +308,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       report.sourceInstance = p.instanceId;
       sourceInstance = p.instanceId;
       upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
-      locked = true;
       await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+      locked = true;
       // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
       // service must speak the protocol with ids on its messages.
       const [, , status] = await Promise.all([

@@ -1,25 +1,24 @@
 /**
  * Every fake the workflow tests use, in one file: a small in-memory cluster (nodes, placements, the
  * migration lock, instances with their role, fence, position and digest, images, replay queues) behind
- * the three activity interfaces of activities/types.ts, a way to make any activity fail or hang, and a
+ * the runtime port (runtimes/types.ts) and the orchestrator's broker and lock activities, a way to make any activity fail or hang, and a
  * log of every call so a test can assert the exact steps a workflow took (its rollback, say).
  *
  * The workflows are the real ones (workflows/), run by a real Temporal server; only the activities are
  * fakes. When the activity interfaces change, this file is the one to adapt.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type {
-  BrokerActivities,
-  ClusterActivities,
-  InstanceRecord,
-  NodeActivities,
-  NodeInfo,
-  Placement,
-} from '../../../activities/types';
-import type { ServiceSpec } from '../../../lib/migration';
+import type { BrokerActivities, LockActivities } from '../../../activities/types';
+import type { ClusterActivities, InstanceRecord, NodeActivities, NodeInfo, Placement, ServiceSpec } from '../../../runtimes/types';
 import { handoffRefusal, type InstanceStatus, type Marks } from '../../../service/protocol';
 
-export type ActivityName = keyof NodeActivities | keyof ClusterActivities | keyof BrokerActivities;
+export type ActivityName = keyof NodeActivities | keyof ClusterActivities | keyof BrokerActivities | keyof LockActivities;
+
+/** A node's task queue, as the fake cluster side reports it (and the test workers poll it). */
+export const fakeNodeQueue = (orchestratorQueue: string, node: string): string => `${orchestratorQueue}-fake-node-${node}`;
+
+/** The handoff's broker activities, which the workflow runs on the target node's queue. */
+const HANDOFF = new Set<string>(['startReplay', 'replayUntil', 'fenceAndSwap', 'adopt']);
 
 /** Calls that change something (as opposed to reads and probes): the steps a test asserts. */
 const CHANGES = new Set<ActivityName>([
@@ -30,7 +29,7 @@ const CHANGES = new Set<ActivityName>([
   'setNodeSchedulable',
   'startInstance',
   'checkpoint',
-  'sendImage',
+  'transfer',
   'restore',
   'stopInstance',
   'removeImage',
@@ -205,7 +204,7 @@ export class FakeCluster {
   // ---- the model --------------------------------------------------------------------------------
 
   static specOf(service: string): ServiceSpec {
-    return { command: ['node', `dist/examples/${service}/service.js`], env: {}, primaryQueue: `${service}.primary` };
+    return { runtime: 'local', command: ['node', `dist/examples/${service}/service.js`], env: {}, primaryQueue: `${service}.primary` };
   }
 
   /** A service deployed and serving on `node` (as deployService leaves it). */
@@ -478,9 +477,18 @@ export class FakeCluster {
     }
   }
 
-  orchestratorActivities(): ClusterActivities & BrokerActivities {
-    const w = <K extends keyof (ClusterActivities & BrokerActivities)>(name: K, f: (ClusterActivities & BrokerActivities)[K]) => this.wrap(name, null, f);
-    const cluster: ClusterActivities = {
+  orchestratorActivities(): ClusterActivities & BrokerActivities & LockActivities {
+    return { ...this.clusterActivities(), ...this.lockActivities(), ...this.brokerActivities(null) };
+  }
+
+  private nodeInfo(n: FakeNode): NodeInfo {
+    // Cluster activities run on the orchestrator's queue (local activities of its workflows).
+    return { node: n.node, taskQueue: fakeNodeQueue(Context.current().info.taskQueue, n.node), capacity: n.capacity, schedulable: n.schedulable };
+  }
+
+  private lockActivities(): LockActivities {
+    const w = <K extends keyof LockActivities>(name: K, f: LockActivities[K]) => this.wrap(name, null, f);
+    return {
       acquireLock: w('acquireLock', async ({ service, workflowId, runId }) => {
         const holder = this.locks.get(service);
         if (holder && (holder.workflowId !== workflowId || holder.runId !== runId)) {
@@ -492,6 +500,13 @@ export class FakeCluster {
         const holder = this.locks.get(service);
         if (holder && holder.workflowId === workflowId && holder.runId === runId) this.locks.delete(service);
       }),
+      lockedServices: w('lockedServices', async ({ services }) => services.filter((s) => this.locks.has(s))),
+    };
+  }
+
+  private clusterActivities(): ClusterActivities {
+    const w = <K extends keyof ClusterActivities>(name: K, f: ClusterActivities[K]) => this.wrap(name, null, f);
+    return {
       locateService: w('locateService', async ({ service }) => {
         const p = this.placements.get(service);
         if (!p) throw ApplicationFailure.nonRetryable(`service: no service named "${service}" is deployed`, 'ServiceNotFound');
@@ -500,17 +515,24 @@ export class FakeCluster {
       findPlacement: w('findPlacement', async ({ service }) => structuredClone(this.placements.get(service) ?? null)),
       commitPlacement: w('commitPlacement', async (p) => void this.placements.set(p.service, structuredClone(p))),
       removePlacement: w('removePlacement', async ({ service }) => void this.placements.delete(service)),
-      nodeExists: w('nodeExists', async ({ node }) => this.nodes.has(node)),
-      listNodes: w('listNodes', async () => [...this.nodes.values()].map((n): NodeInfo => ({ node: n.node, capacity: n.capacity, schedulable: n.schedulable }))),
+      node: w('node', async ({ node }) => {
+        const n = this.nodes.get(node);
+        return n ? this.nodeInfo(n) : null;
+      }),
+      listNodes: w('listNodes', async () => [...this.nodes.values()].map((n) => this.nodeInfo(n))),
       listPlacements: w('listPlacements', async () => structuredClone([...this.placements.values()])),
-      migratingServices: w('migratingServices', async () => [...this.placements.keys()].filter((s) => this.locks.has(s))),
       setNodeSchedulable: w('setNodeSchedulable', async ({ node, schedulable }) => {
         const n = this.nodes.get(node);
         if (!n) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"`, 'InvalidInput');
         n.schedulable = schedulable;
       }),
     };
-    const broker: BrokerActivities = {
+  }
+
+  /** On the orchestrator's queue (`node` null), or on a node's: the handoff's activities run where the copy lives. */
+  brokerActivities(node: string | null): BrokerActivities {
+    const w = <K extends keyof BrokerActivities>(name: K, f: BrokerActivities[K]) => this.wrap(name, node, f);
+    return {
       instanceStatus: w('instanceStatus', async ({ instanceId }) => this.statusOf(this.reachable(instanceId))),
       probeService: w('probeService', async ({ service, instanceId }) => {
         const i = this.instances.get(instanceId);
@@ -606,7 +628,12 @@ export class FakeCluster {
       queueConsumers: w('queueConsumers', async ({ queue }) => this.consumersOf(queue).length),
       queueDepths: w('queueDepths', async ({ queues }) => Object.fromEntries(queues.map((q) => [q, 0]))),
     };
-    return { ...cluster, ...broker };
+  }
+
+  /** A node agent's activities: its runtime's, and the handoff's broker activities. */
+  nodeAgentActivities(node: string): NodeActivities & BrokerActivities {
+    const handoff = Object.fromEntries(Object.entries(this.brokerActivities(node)).filter(([k]) => HANDOFF.has(k))) as unknown as BrokerActivities;
+    return { ...handoff, ...this.nodeActivities(node) };
   }
 
   nodeActivities(node: string): NodeActivities {
@@ -621,13 +648,12 @@ export class FakeCluster {
       instanceId: i.instanceId,
       service: i.service,
       node: i.node,
-      pid: i.pid,
       startedAt: i.startedAt,
       origin: i.origin,
-      logPath: `/fake/${node}/${i.instanceId}.log`,
+      details: { pid: i.pid, log: `/fake/${node}/${i.instanceId}.log` },
     });
     return {
-      describeNode: w('describeNode', async () => ({ node, runtime: 'local', imageUrl: `http://${node}.fake/images`, criuVersion: '4.2' })),
+      describeNode: w('describeNode', async () => ({ node, runtime: 'local', details: { images: `http://${node}.fake/images` } })),
       startInstance: w('startInstance', async ({ service, instanceId, spec }) => {
         const i = this.newInstance(service, instanceId, node, spec.primaryQueue, 'started', 0);
         i.role = 'primary';
@@ -638,18 +664,20 @@ export class FakeCluster {
         const i = onThisNode(instanceId);
         if (!i.alive) throw ApplicationFailure.nonRetryable(`instance ${instanceId} exited`, 'InstanceExited');
         here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, diverged: false, marks: { ...i.marks }, primaryQueue: i.primaryQueue });
-        return { imageId, bytes: 13 << 20, files: 12, dumpMs: 150, freezeMs: 120 };
+        return { image: { node, id: imageId, locator: `fake:${node}/${imageId}` }, bytes: 13 << 20, files: 12, dumpMs: 150, freezeMs: 120 };
       }),
-      sendImage: w('sendImage', async ({ imageId, targetNode }) => {
-        const img = here().images.get(imageId);
+      transfer: w('transfer', async ({ image, targetNode }) => {
+        const imageId = image.id;
+        const img = image.node === node ? here().images.get(imageId) : undefined;
         if (!img) throw ApplicationFailure.nonRetryable(`no image ${imageId} on ${node}`, 'ImageMissing');
         const to = this.nodes.get(targetNode);
         if (!to) throw ApplicationFailure.nonRetryable(`no node ${targetNode}`, 'Error');
         to.images.set(imageId, { ...img });
-        return { bytes: 13 << 20, files: 12, ms: 80 };
+        return { image: { node: targetNode, id: imageId, locator: `fake:${targetNode}/${imageId}` }, bytes: 13 << 20, files: 12, ms: 80 };
       }),
-      restore: w('restore', async ({ imageId, service, instanceId }) => {
-        const img = here().images.get(imageId);
+      restore: w('restore', async ({ image, service, instanceId }) => {
+        const imageId = image.id;
+        const img = image.node === node ? here().images.get(imageId) : undefined;
         if (!img) throw ApplicationFailure.nonRetryable(`no image ${imageId} on ${node}`, 'ImageMissing');
         const i = this.newInstance(service, instanceId, node, img.primaryQueue, 'restored', img.applied);
         i.diverged = this.replay.divergeCopies;
@@ -668,7 +696,7 @@ export class FakeCluster {
       listInstances: w('listInstances', async () => [...this.instances.values()].filter((i) => i.node === node).map((i) => ({ ...record(i), alive: i.alive }))),
       instanceHealth: w('instanceHealth', async ({ instanceId }) => {
         const i = onThisNode(instanceId);
-        return { instanceId, node, startedAt: i.startedAt, alive: i.alive, exit: i.alive ? null : { code: null, signal: 'SIGKILL', at: Date.now() }, logPath: record(i).logPath, logTail: [] };
+        return { instanceId, node, startedAt: i.startedAt, alive: i.alive, exit: i.alive ? null : { code: null, signal: 'SIGKILL', at: Date.now() }, logs: `/fake/${node}/${i.instanceId}.log`, logTail: [] };
       }),
       instanceLoads: w('instanceLoads', async () =>
         [...this.instances.values()]

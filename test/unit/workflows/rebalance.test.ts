@@ -124,7 +124,7 @@ describe.concurrent('drainNode', () => {
         nodes: { 'node-a': {}, 'node-b': { capacity: 2 }, 'node-c': { schedulable: false } },
         services: { s1: { node: 'node-a', cpuPercent: 40 }, s2: { node: 'node-a', cpuPercent: 30 }, x: { node: 'node-b', cpuPercent: 5 } },
       },
-      prepare: (f) => f.failOnce('sendImage', 'ImageMissing', { message: 'injected: the image went missing' }),
+      prepare: (f) => f.failOnce('transfer', 'ImageMissing', { message: 'injected: the image went missing' }),
     });
     expect(result?.stranded).toEqual(['s2']);
     expect(result?.services).toEqual([

@@ -18,9 +18,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import ts from 'typescript';
 import { cacheDir } from '../../../lib/config';
-import { nodeTaskQueue } from '../../../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../../../lib/search-attributes';
-import { FakeCluster } from './fake-runtime';
+import { FakeCluster, fakeNodeQueue } from './fake-runtime';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const WORKFLOWS_PATH = path.join(ROOT, 'workflows', 'index.ts');
@@ -212,9 +211,9 @@ export class WorkflowTestbed {
         nodes.map((node) =>
           Worker.create({
             ...common,
-            taskQueue: nodeTaskQueue(taskQueue, node),
+            taskQueue: fakeNodeQueue(taskQueue, node),
             dataConverter,
-            activities: this.route(sample.nodeActivities(node), (f) => f.nodeActivities(node)),
+            activities: this.route(sample.nodeAgentActivities(node), (f) => f.nodeAgentActivities(node)),
           }),
         ),
       )),
