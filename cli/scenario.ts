@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
-import type { MigrationProgress, MigrationReport, ServiceSpec, Strategy, Verification } from '../lib/migration';
+import type { MigrationProgress, MigrationReport, Strategy, Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';

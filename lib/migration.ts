@@ -257,6 +257,45 @@ export function emptyAccounting(): HandoffAccounting {
   };
 }
 
+/** A report before anything happened: every field present, so a query at any moment answers. */
+export function initialReport(input: Pick<MigrateRequest, 'service' | 'strategy' | 'targetNode'>, workflowId: string, migrationId: string, startedAt: number): MigrationReport {
+  return {
+    migrationId,
+    workflowId,
+    service: input.service,
+    strategy: input.strategy,
+    sourceNode: '',
+    targetNode: input.targetNode,
+    sourceInstance: '',
+    targetInstance: '',
+    outcome: 'completed',
+    startedAt,
+    endedAt: startedAt,
+    totalMs: 0,
+    phases: [],
+    downtimeMs: 0,
+    freezeMs: 0,
+    checkpointBytes: 0,
+    tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
+    replay: {
+      replayed: 0,
+      finalLag: 0,
+      thresholdReached: false,
+      cutoffFired: false,
+      stalled: false,
+      endedBy: 'none',
+      lagSlopePerSec: null,
+      applyRatePerSec: null,
+      estimatedCatchUpMs: null,
+    },
+    stateMatch: false,
+    sourceDigest: '',
+    targetDigest: '',
+    marks: {},
+    accounting: emptyAccounting(),
+  };
+}
+
 export interface MigrationProgress {
   stage: Stage;
   /** Replay's convergence estimate, once there is one. */

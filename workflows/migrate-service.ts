@@ -9,11 +9,9 @@
  * loudly (ServiceNotServing) if none or more than one does.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
-  TimeoutFailure,
   isCancellation,
   log,
   setCurrentDetails,
@@ -25,13 +23,12 @@ import {
 } from '@temporalio/workflow';
 import {
   MigrateInputSchema,
-  emptyAccounting,
+  initialReport,
   type LagSample,
   type MigrateInput,
   type MigrationProgress,
   type MigrationReport,
   type Phase,
-  type PhaseTiming,
   type Stage,
 } from '../lib/migration';
 import { parseInput } from './input';
@@ -42,39 +39,12 @@ import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { activitiesFor } from './activity-proxies';
 import { Compensations } from './compensations';
+import { accountingOf, type Counters } from './accounting';
+import { servedByOnly } from './post-condition';
+import { SourceLost, errorText, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
 import { FAILURE, progressQuery, reportQuery } from '../lib/contracts';
 
 export { progressQuery, reportQuery };
-
-/** Names derived from the workflow id (and run), so every retried activity addresses the same things. */
-function migrationIdOf(workflowId: string, runId: string): string {
-  const slug = workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'migration';
-  return `${slug}-${runId.slice(0, 8)}`;
-}
-
-function errorText(err: unknown): { type: string; message: string } {
-  let e = err as { cause?: unknown; type?: string; message?: string; name?: string };
-  // Activity failures wrap the real cause; its type and message are what an operator needs.
-  while (e?.cause && (e as { name?: string }).name === 'ActivityFailure') e = e.cause as typeof e;
-  return { type: e?.type ?? e?.name ?? 'Error', message: e?.message ?? String(err) };
-}
-
-function isScheduleToStartTimeout(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
-}
-
-/** A failure that says something definite (a refusal, a bound exceeded), as opposed to something being unreachable. */
-function isDefinite(err: unknown): boolean {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
-}
-
-/** Raised inside the workflow when the source process is gone after its copy exists. */
-class SourceLost extends Error {
-  constructor(readonly detectedIn: Stage) {
-    super(`the source instance died during ${detectedIn}`);
-  }
-}
 
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
   const input = parseInput('migrateService', MigrateInputSchema, rawInput);
@@ -83,47 +53,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
-  const phases: PhaseTiming[] = [];
   let stage: Stage = 'validate';
   let lag: number | null = null;
   let estimate: MigrationProgress['estimate'];
   let sourceNode: string | null = null;
 
-  const report: MigrationReport = {
-    migrationId,
-    workflowId: info.workflowId,
-    service: input.service,
-    strategy: input.strategy,
-    sourceNode: '',
-    targetNode: input.targetNode,
-    sourceInstance: '',
-    targetInstance: '',
-    outcome: 'completed',
-    startedAt,
-    endedAt: startedAt,
-    totalMs: 0,
-    phases,
-    downtimeMs: 0,
-    freezeMs: 0,
-    checkpointBytes: 0,
-    tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
-    replay: {
-      replayed: 0,
-      finalLag: 0,
-      thresholdReached: false,
-      cutoffFired: false,
-      stalled: false,
-      endedBy: 'none',
-      lagSlopePerSec: null,
-      applyRatePerSec: null,
-      estimatedCatchUpMs: null,
-    },
-    stateMatch: false,
-    sourceDigest: '',
-    targetDigest: '',
-    marks: {},
-    accounting: emptyAccounting(),
-  };
+  const report = initialReport(input, info.workflowId, migrationId, startedAt);
+  const { phases } = report;
 
   setHandler(progressQuery, () => ({
     stage,
@@ -188,12 +124,20 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let targetAt: NodeInfo | null = null;
   let sourceImage: ImageRef | null = null;
   let targetImage: ImageRef | null = null;
+  // The nodes' workers, once validate knows the nodes: replay and the fence run beside the copy.
+  let source!: ReturnType<typeof onNode>;
+  let target!: ReturnType<typeof onNode>;
+  let handoff!: ReturnType<typeof handoffOn>;
+  /** A stop-and-copy source's status when prepare fenced it. */
+  let fenced: InstanceStatus | undefined;
+  let copyAppliedAtStart = 0;
   let lastSourceSeenAt = startedAt;
   // The instances' own counters at the start and the end of their parts, for the report's accounting.
   let sourceAtStart: InstanceStatus | null = null;
   let sourceAtEnd: InstanceStatus | null = null;
   let copyAtRestore: InstanceStatus | null = null;
   let copyAtSwap: InstanceStatus | null = null;
+  const counters = (): Counters => ({ sourceInstance, copyId, sourceAtStart, sourceAtEnd, copyAtRestore, copyAtSwap });
 
   /** Whether an instance's process is alive, per its node's agent; null when the agent does not answer. */
   async function alive(node: NodeInfo, instanceId: string): Promise<boolean | null> {
@@ -247,8 +191,6 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   }
 
   async function finalize(): Promise<void> {
-    const source = onNode(sourceAt!);
-    const target = onNode(targetAt!);
     await phase('finalize', () =>
       CancellationScope.nonCancellable(async () => {
         await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
@@ -275,7 +217,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await phase('fence', () =>
       CancellationScope.nonCancellable(async () => {
         await brokerLocal.sealReplay({ replayQueue, fencing });
-        const st = await handoffOn(targetAt!).adopt({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
+        const st = await handoff.adopt({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
         swapped = true;
         copyAtSwap = st;
         report.accounting.handoff = 'adopted';
@@ -287,160 +229,164 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     );
   }
 
-  try {
-    // ---- validate: change nothing until the request is known to make sense.
-    placement = await phase('validate', async () => {
-      const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
-      if (p.node === input.targetNode) {
-        throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, FAILURE.InvalidInput);
-      }
-      if (!targetNode) {
-        throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, FAILURE.InvalidInput);
-      }
-      const sourceNodeInfo = await cluster.node({ node: p.node });
-      if (!sourceNodeInfo) {
-        throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, FAILURE.NodeUnreachable);
-      }
-      sourceAt = sourceNodeInfo;
-      targetAt = targetNode;
-      sourceNode = p.node;
-      report.sourceNode = p.node;
-      report.sourceInstance = p.instanceId;
-      sourceInstance = p.instanceId;
-      upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
-      await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
-      locked = true;
-      // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
-      // service must speak the protocol with ids on its messages.
-      const [, , status] = await Promise.all([
-        describe(sourceAt, 'source node'),
-        describe(targetAt, 'targetNode'),
-        brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
-      ]);
-      if (status.role !== 'primary' || status.fenced) {
-        throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, FAILURE.SourceNotServing);
-      }
-      if (status.input.queue !== p.spec.primaryQueue) {
-        throw ApplicationFailure.nonRetryable(
-          `spec.primaryQueue: ${input.service} was deployed with "${p.spec.primaryQueue}" but its instance consumes "${status.input.queue}"; redeploy it with spec.primaryQueue "${status.input.queue}"`,
-          FAILURE.InvalidSpec,
-        );
-      }
-      sourceAtStart = status;
-      fencing.epoch = status.epoch + 1;
-      return p;
+  // ---- the phases, in the order the protocol runs them.
+
+  /** Changes nothing until the request is known to make sense; takes the lock. */
+  async function validate(): Promise<void> {
+    const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
+    if (p.node === input.targetNode) {
+      throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, FAILURE.InvalidInput);
+    }
+    if (!targetNode) {
+      throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, FAILURE.InvalidInput);
+    }
+    const sourceNodeInfo = await cluster.node({ node: p.node });
+    if (!sourceNodeInfo) {
+      throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, FAILURE.NodeUnreachable);
+    }
+    sourceAt = sourceNodeInfo;
+    targetAt = targetNode;
+    sourceNode = p.node;
+    report.sourceNode = p.node;
+    report.sourceInstance = p.instanceId;
+    sourceInstance = p.instanceId;
+    upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
+    await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+    locked = true;
+    // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
+    // service must speak the protocol with ids on its messages.
+    const [, , status] = await Promise.all([
+      describe(sourceAt, 'source node'),
+      describe(targetAt, 'targetNode'),
+      brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
+    ]);
+    if (status.role !== 'primary' || status.fenced) {
+      throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, FAILURE.SourceNotServing);
+    }
+    if (status.input.queue !== p.spec.primaryQueue) {
+      throw ApplicationFailure.nonRetryable(
+        `spec.primaryQueue: ${input.service} was deployed with "${p.spec.primaryQueue}" but its instance consumes "${status.input.queue}"; redeploy it with spec.primaryQueue "${status.input.queue}"`,
+        FAILURE.InvalidSpec,
+      );
+    }
+    sourceAtStart = status;
+    fencing.epoch = status.epoch + 1;
+    placement = p;
+    source = onNode(sourceAt);
+    target = onNode(targetAt);
+    handoff = handoffOn(targetAt);
+  }
+
+  /** Shadow has the source write its apply log; stop-and-copy stops the source consuming. */
+  async function prepare(): Promise<void> {
+    if (input.strategy === 'shadow') {
+      replayQueue = replayQueueName(input.service, migrationId);
+      undo.add('delete the replay queue', () => brokerLocal.deleteQueue({ queue: replayQueue }));
+    }
+    // Unfencing also ends the shadowing; a source that died meanwhile has nobody to unfence.
+    undo.add('unfence the source', async () => {
+      if (sourceAliveAtRollback !== false) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
     });
-    const source = onNode(sourceAt!);
-    const target = onNode(targetAt!);
-    // Replay and the fence run beside the copy, on its node's worker.
-    const handoff = handoffOn(targetAt!);
+    if (input.strategy === 'shadow') await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
+    else fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
+  }
 
-    // ---- prepare: shadow has the source write its apply log; stop-and-copy stops the source consuming.
-    let fenced: InstanceStatus | undefined;
-    await phase('prepare', async () => {
-      if (input.strategy === 'shadow') {
-        replayQueue = replayQueueName(input.service, migrationId);
-        undo.add('delete the replay queue', () => brokerLocal.deleteQueue({ queue: replayQueue }));
-      }
-      // Unfencing also ends the shadowing; a source that died meanwhile has nobody to unfence.
-      undo.add('unfence the source', async () => {
-        if (sourceAliveAtRollback !== false) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
-      });
-      if (input.strategy === 'shadow') await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
-      else fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
-    });
+  async function checkpoint(): Promise<void> {
+    imageTaken = true;
+    undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
+    // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
+    const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
+    sourceImage = ck.image;
+    report.checkpointBytes = ck.bytes;
+    report.freezeMs = Math.round(ck.freezeMs);
+    report.tools.dumpMs = Math.round(ck.dumpMs);
+  }
 
-    await phase('checkpoint', async () => {
-      imageTaken = true;
-      undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
-      // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
-      const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
-      sourceImage = ck.image;
-      report.checkpointBytes = ck.bytes;
-      report.freezeMs = Math.round(ck.freezeMs);
-      report.tools.dumpMs = Math.round(ck.dumpMs);
-    });
+  async function transfer(): Promise<void> {
+    undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
+    const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode });
+    targetImage = sent.image;
+    report.tools.transferMs = Math.round(sent.ms);
+  }
 
-    await phase('transfer', async () => {
-      undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
-      const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode });
-      targetImage = sent.image;
-      report.tools.transferMs = Math.round(sent.ms);
-    });
+  async function restore(): Promise<void> {
+    copyMayExist = true;
+    undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
+    report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
+    // The copy answers on its own control queue once it has reconnected under its new identity.
+    const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
+    if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
+    copyAtRestore = st;
+  }
 
-    await phase('restore', async () => {
-      copyMayExist = true;
-      undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
-      report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
-      // The copy answers on its own control queue once it has reconnected under its new identity.
-      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
-      if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
-      copyAtRestore = st;
-    });
-
-    try {
-      let copyAppliedAtStart = 0;
-      if (input.strategy === 'shadow') {
-        await phase('replay', async () => {
-          const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs }));
-          copyAppliedAtStart = st.applied;
-          const t0 = Date.now();
-          let samples: LagSample[] = [];
-          for (;;) {
-            const remaining = input.replay.cutoffMs - (Date.now() - t0);
-            const p = await guarded(() =>
-              handoff.replayUntil({
-                copy: copyId,
-                source: sourceInstance,
-                threshold: input.replay.threshold,
-                windowMs: Math.max(0, Math.min(1000, remaining)),
-                timeoutMs: t.controlReplyMs,
-              }),
-            );
-            lag = p.lag;
-            report.replay.finalLag = p.lag;
-            report.replay.replayed = p.replayed - copyAppliedAtStart;
-            const seen = observeReplay(samples, { at: p.at, lag: p.lag, applied: p.replayed }, Date.now() - t0, input.replay);
-            samples = seen.samples;
-            const { trend, endedBy } = seen;
-            estimate = trend;
-            report.replay.lagSlopePerSec = trend.slopePerSec;
-            report.replay.applyRatePerSec = trend.applyRatePerSec;
-            show();
-            if (endedBy === 'none') continue;
-            report.replay.endedBy = endedBy;
-            report.replay.thresholdReached = endedBy === 'threshold';
-            report.replay.cutoffFired = endedBy === 'cutoff';
-            report.replay.stalled = endedBy === 'not-converging';
-            const rate = trend.applyRatePerSec;
-            report.replay.estimatedCatchUpMs = rate && rate > 0 ? Math.round((p.lag / rate) * 1000) : null;
-            break;
-          }
-        });
-      }
-
-      // Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it.
-      await phase('fence', () =>
-        CancellationScope.nonCancellable(async () => {
-          const swap = await guarded(() =>
-            handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
-          );
-          report.sourceDigest = swap.source.digest;
-          report.targetDigest = swap.copy.digest;
-          report.marks = swap.source.marks;
-          report.stateMatch = swap.source.digest === swap.copy.digest;
-          sourceAtEnd = swap.source;
-          copyAtSwap = swap.copy;
-          if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
-          if (!swap.swapped) {
-            report.accounting.handoff = 'refused';
-            throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, FAILURE.StateMismatch);
-          }
-          swapped = true;
-          report.accounting.handoff = 'exact';
-          report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
+  /** The copy replays the apply log beside its source until the stop rule says fence. */
+  async function replay(): Promise<void> {
+    const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+    copyAppliedAtStart = st.applied;
+    const t0 = Date.now();
+    let samples: LagSample[] = [];
+    for (;;) {
+      const remaining = input.replay.cutoffMs - (Date.now() - t0);
+      const p = await guarded(() =>
+        handoff.replayUntil({
+          copy: copyId,
+          source: sourceInstance,
+          threshold: input.replay.threshold,
+          windowMs: Math.max(0, Math.min(1000, remaining)),
+          timeoutMs: t.controlReplyMs,
         }),
       );
+      lag = p.lag;
+      report.replay.finalLag = p.lag;
+      report.replay.replayed = p.replayed - copyAppliedAtStart;
+      const seen = observeReplay(samples, { at: p.at, lag: p.lag, applied: p.replayed }, Date.now() - t0, input.replay);
+      samples = seen.samples;
+      const { trend, endedBy } = seen;
+      estimate = trend;
+      report.replay.lagSlopePerSec = trend.slopePerSec;
+      report.replay.applyRatePerSec = trend.applyRatePerSec;
+      show();
+      if (endedBy === 'none') continue;
+      report.replay.endedBy = endedBy;
+      report.replay.thresholdReached = endedBy === 'threshold';
+      report.replay.cutoffFired = endedBy === 'cutoff';
+      report.replay.stalled = endedBy === 'not-converging';
+      const rate = trend.applyRatePerSec;
+      report.replay.estimatedCatchUpMs = rate && rate > 0 ? Math.round((p.lag / rate) * 1000) : null;
+      break;
+    }
+  }
+
+  /** Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it. */
+  async function fence(): Promise<void> {
+    const swap = await guarded(() =>
+      handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
+    );
+    report.sourceDigest = swap.source.digest;
+    report.targetDigest = swap.copy.digest;
+    report.marks = swap.source.marks;
+    report.stateMatch = swap.source.digest === swap.copy.digest;
+    sourceAtEnd = swap.source;
+    copyAtSwap = swap.copy;
+    if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
+    if (!swap.swapped) {
+      report.accounting.handoff = 'refused';
+      throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, FAILURE.StateMismatch);
+    }
+    swapped = true;
+    report.accounting.handoff = 'exact';
+    report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
+  }
+
+  try {
+    await phase('validate', validate);
+    await phase('prepare', prepare);
+    await phase('checkpoint', checkpoint);
+    await phase('transfer', transfer);
+    await phase('restore', restore);
+    try {
+      if (input.strategy === 'shadow') await phase('replay', replay);
+      await phase('fence', () => CancellationScope.nonCancellable(fence));
     } catch (err) {
       if (!(err instanceof SourceLost)) throw err;
       await adoptSourceStream(err);
@@ -517,37 +463,13 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   async function checkServing(expected: string): Promise<void> {
     const queue = placement!.spec.primaryQueue;
     const nodes = [sourceAt, targetAt].filter((n): n is NodeInfo => n !== null);
-    let problems: string[] = [];
-    for (let attempt = 0; attempt < 6; attempt++) {
-      if (attempt > 0) await sleep(1000);
-      problems = [];
-      let st: InstanceStatus | null = null;
-      try {
-        st = await probe.instanceStatus({ instanceId: expected, timeoutMs: t.controlReplyMs });
-        if (st.role !== 'primary' || st.consuming !== 'primary' || st.fenced) problems.push(`${expected} answers as ${st.role}, consuming ${st.consuming}${st.fenced ? ', fenced' : ''}`);
-      } catch (e) {
-        problems.push(`${expected} does not answer (${errorText(e).message})`);
-      }
-      const consumers = await probe.queueConsumers({ queue }).catch(() => -1);
-      if (consumers !== 1) problems.push(consumers < 0 ? `the broker did not report the consumers of ${queue}` : `${queue} has ${consumers} consumers`);
-      const others = (
-        await Promise.all(
-          nodes.map((n) =>
-            onNode(n)
-              .listInstances()
-              .then((l) => l.filter((i) => i.service === input.service && i.alive && i.instanceId !== expected).map((i) => `${i.instanceId} on ${n.node}`))
-              // An agent that does not answer cannot say; the broker's count above still does.
-              .catch(() => [] as string[]),
-          ),
-        )
-      ).flat();
-      if (others.length > 0) problems.push(`also alive: ${others.join(', ')}`);
-      if (problems.length === 0) {
-        report.accounting = accountingOf(expected, st!, consumers);
-        return;
-      }
+    const found = await servedByOnly(expected, { service: input.service, queue, nodes, controlReplyMs: t.controlReplyMs }, { probe, onNode });
+    if (found.ok) {
+      report.accounting = accountingOf(report.accounting, counters(), expected, found.status, found.consumers);
+      return;
     }
-    report.accounting = accountingOf(expected, null, 0);
+    const { problems } = found;
+    report.accounting = accountingOf(report.accounting, counters(), expected, null, 0);
     const state = report.stateKeptIn?.length
       ? `its last checkpoint is kept (${report.stateKeptIn.join(', ')}); restore it with the node agent, or redeploy`
       : sourceInstance === expected && !imageTaken
@@ -557,45 +479,5 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.notServing = `${input.service} is not served by exactly one instance ${what}: ${problems.join('; ')}; ${state}`;
     log.error(report.notServing);
     throw ApplicationFailure.nonRetryable(report.notServing, FAILURE.ServiceNotServing, report);
-  }
-
-  /** The report's accounting from the instances' own counters (no producers' log needed). */
-  function accountingOf(serving: string, final: InstanceStatus | null, consumers: number): MigrationReport['accounting'] {
-    const a = report.accounting;
-    const srcEnd = serving === sourceInstance ? (final ?? sourceAtEnd) : sourceAtEnd;
-    if (sourceAtStart && srcEnd) {
-      a.source = {
-        instance: sourceInstance,
-        applied: srcEnd.applied - sourceAtStart.applied,
-        skippedDuplicates: srcEnd.skippedDuplicates - sourceAtStart.skippedDuplicates,
-        gaps: srcEnd.gaps - sourceAtStart.gaps,
-        logged: srcEnd.logged - sourceAtStart.logged,
-        outputsEmitted: srcEnd.outputsEmitted - sourceAtStart.outputsEmitted,
-        position: srcEnd.applied,
-      };
-    }
-    if (copyAtRestore) {
-      const swap = copyAtSwap;
-      const after = serving === copyId && final && swap ? final : null;
-      a.copy = {
-        instance: copyId,
-        restoredAt: copyAtRestore.applied,
-        replayed: swap ? swap.applied - copyAtRestore.applied : 0,
-        replaySkipped: swap?.replaySkipped ?? 0,
-        replayGaps: swap?.replayGaps ?? 0,
-        outputsSuppressed: swap?.outputsSuppressed ?? 0,
-        position: (after ?? swap)?.applied ?? copyAtRestore.applied,
-        afterSwap: after
-          ? {
-              applied: after.applied - swap!.applied,
-              skippedDuplicates: after.skippedDuplicates - swap!.skippedDuplicates,
-              gaps: after.gaps - swap!.gaps,
-              outputsEmitted: after.outputsEmitted,
-            }
-          : null,
-      };
-    }
-    a.serving = final ? { instance: serving, position: final.applied, consumers } : null;
-    return a;
   }
 }
