@@ -37,6 +37,7 @@ import {
   report,
   settle,
   streams,
+  withDigest,
   type Context,
   type CoreState,
   type Effect,
@@ -260,8 +261,9 @@ export class MigratableService<S> {
       messageId: msg.properties.messageId,
     });
     const { verdict, effects } = admit(this.core, incoming, this.context());
-    await this.perform(effects, d);
-    if (verdict.kind !== 'apply') return;
+    if (verdict.kind !== 'apply') return void (await this.perform(effects, d));
+    // Only log lines here, written without yielding: no command may run between the verdict and the apply.
+    for (const e of effects) if (e.kind === 'log') this.log(e.line);
     const outputs = this.applyMessage(incoming.message);
     // A checkpoint taken during the apply resumes here in the copy, which must not emit as the source.
     this.checkIdentity();
@@ -376,7 +378,7 @@ export class MigratableService<S> {
     const refused = await this.perform(effects);
     if (refused) return refused;
     if (!reply.ok) return reply;
-    return { ok: true, result: this.status(reply.digest) };
+    return { ok: true, result: this.status(withDigest(this.core, reply)) };
   }
 
   private context(): Context {

@@ -7,15 +7,27 @@ import { acceptFencing, type ControlCommand } from '../protocol';
 import { takeOver } from './deliveries';
 import { refusal, type Context, type CoreState, type Effect } from './state';
 
-/** The reply, once the effects are done: a status (with the state digest or without), or a refusal. */
-export type Reply = { ok: true; digest: boolean } | { ok: false; code: string; error: string };
+/**
+ * The reply, once the effects are done: a status with the state digest, without it, or (`caught-up`) with
+ * it only if the copy has stopped reading the log by then; or a refusal.
+ */
+export type Reply = { ok: true; digest: boolean | 'caught-up' } | { ok: false; code: string; error: string };
+
+/**
+ * Whether the status sent now carries the digest. Decided when the reply is built, not when the command
+ * was: deliveries handled while its effects ran may have brought the copy to the fenced position, and a
+ * reply that says it stands there must carry the digest to compare.
+ */
+export function withDigest(s: CoreState, reply: { digest: boolean | 'caught-up' }): boolean {
+  return reply.digest === 'caught-up' ? s.replayQueue === null : reply.digest;
+}
 
 export interface Outcome {
   effects: Effect[];
   reply: Reply;
 }
 
-const ok = (digest: boolean, effects: Effect[] = []): Outcome => ({ effects, reply: { ok: true, digest } });
+const ok = (digest: boolean | 'caught-up', effects: Effect[] = []): Outcome => ({ effects, reply: { ok: true, digest } });
 const refuse = (s: CoreState, code: string, error: string): Outcome => ({ effects: [], reply: refusal(s, code, error) });
 
 export function command(s: CoreState, cmd: ControlCommand, ctx: Context): Outcome {
@@ -66,7 +78,7 @@ export function command(s: CoreState, cmd: ControlCommand, ctx: Context): Outcom
         effects.push({ kind: 'stop-replay' });
       }
       // The digest is only worth comparing once the copy has stopped reading the log.
-      return ok(s.replayQueue === null, effects);
+      return ok('caught-up', effects);
     }
     case 'activate': {
       if (s.role === 'primary') return ok(false);
@@ -74,6 +86,7 @@ export function command(s: CoreState, cmd: ControlCommand, ctx: Context): Outcom
       s.activatedDigest = ctx.digest();
       s.role = 'primary';
       s.upTo = null;
+      s.activatedAt = ctx.now;
       // The source was fenced alive and emitted every output up to its last position.
       s.owed.clear();
       return ok(false, [

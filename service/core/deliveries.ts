@@ -76,9 +76,9 @@ export function classify(s: CoreState, d: Incoming): Verdict {
 }
 
 /**
- * Decides what to do with a delivery and records what comes before the apply. For `apply`, the shell
- * performs `effects`, applies the message, re-reads its identity and calls `settle`; otherwise `effects`
- * is all there is to do.
+ * Decides what to do with a delivery and records what comes before the apply. For `apply`, `effects` are
+ * only log lines; the shell then applies the message, re-reads its identity and calls `settle`. Otherwise
+ * `effects` is all there is to do.
  */
 export function admit(s: CoreState, d: Incoming, ctx: Context): { verdict: Verdict; effects: Effect[] } {
   const verdict = classify(s, d);
@@ -177,6 +177,7 @@ export function takeOver(s: CoreState, ctx: Context): Effect[] {
   s.activatedDigest = ctx.digest();
   s.role = 'primary';
   s.upTo = null;
+  s.activatedAt = ctx.now;
   return [
     { kind: 'stop-replay' },
     { kind: 'consume-primary' },

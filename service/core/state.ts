@@ -77,7 +77,10 @@ export type Effect =
   | { kind: 'drop-buffered-replay' }
   /** Every apply-log entry and output confirmed, or the command is refused as `unflushed`. */
   | { kind: 'confirm-all' }
-  /** Record the activation time now, once the primary consumer is attached, so the downtime counts the attach. */
+  /**
+   * Record the activation time again, now that the primary consumer is attached, so the downtime counts
+   * the attach (the decision already set it: a primary that took over never reports none).
+   */
   | { kind: 'activated' }
   | { kind: 'log'; line: string };
 

@@ -21,6 +21,7 @@ import {
   report,
   settle,
   streams,
+  withDigest,
   type CoreState,
   type Effect,
   type Incoming,
@@ -299,17 +300,22 @@ export class World {
     if (inFlight) this.finish(c, inFlight.incoming, inFlight.outputs.map(cloneOutgoing), inFlight.d);
   }
 
-  /** A control command as the instance's control consumer handles it; null if it cannot receive it now. */
-  send(i: Inst, cmd: ControlCommand): Reply | null {
+  /**
+   * A control command as the instance's control consumer handles it; null if it cannot receive it now.
+   * With `meanwhile`, the instance handles that many buffered deliveries between deciding and replying, as
+   * the shell's pump does while a command awaits its effects.
+   */
+  send(i: Inst, cmd: ControlCommand, meanwhile = 0): Reply | null {
     if (!i.alive || !i.connected) return null;
     const { effects, reply } = command(i.core, cmd, this.context(i));
     if (!this.perform(i, effects)) return { ok: false, code: 'unflushed' };
+    for (let n = 0; n < meanwhile; n++) this.process(i);
     if (!reply.ok) return { ok: false, code: reply.code };
     const r = report(i.core);
     return {
       ok: true,
       applied: r.applied,
-      digest: reply.digest ? appDigest(i) : '',
+      digest: withDigest(i.core, reply) ? appDigest(i) : '',
       consuming: i.primaryOn ? 'primary' : i.replayOn ? 'replay' : 'none',
       replayGaps: r.replayGaps,
       role: r.role,

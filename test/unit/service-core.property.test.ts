@@ -22,7 +22,7 @@ type Action =
   | { k: 'drop'; copy: boolean }
   | { k: 'lose-confirm'; copy: boolean }
   | { k: 'reconnect'; copy: boolean }
-  | { k: 'advance'; midApply: boolean }
+  | { k: 'advance'; midApply: boolean; meanwhile: number }
   | { k: 'retry' }
   | { k: 'stale'; copy: boolean; kind: ControlCommand['kind'] }
   | { k: 'status'; copy: boolean };
@@ -42,7 +42,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('drop' as const), copy: who }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('lose-confirm' as const), copy: who }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('reconnect' as const), copy: who }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('advance' as const), midApply: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('advance' as const), midApply: fc.boolean(), meanwhile: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.constant({ k: 'retry' as const }) },
   {
     weight: 1,
@@ -99,6 +99,8 @@ class Migration {
   }
 
   midApply = false;
+  /** Deliveries the instance handles while the command of this step awaits its effects. */
+  meanwhile = 0;
 
   get done(): boolean {
     return this.step >= this.steps.length;
@@ -108,9 +110,10 @@ class Migration {
     return this.step;
   }
 
-  advance(midApply = false): boolean {
+  advance(midApply = false, meanwhile = 0): boolean {
     if (this.done) return false;
     this.midApply = midApply;
+    this.meanwhile = meanwhile;
     if (this.steps[this.step]()) this.step++;
     return true;
   }
@@ -128,7 +131,7 @@ class Migration {
     const i = this.inst(to);
     if (!i) return null;
     this.last = { to, cmd };
-    return this.w.send(i, cmd);
+    return this.w.send(i, cmd, this.meanwhile);
   }
 
   private ok(to: 'src' | 'copy', cmd: ControlCommand, keep?: (r: Reply) => void): boolean {
@@ -205,7 +208,7 @@ function run(sc: Scenario): Outcome {
         if (i) w.reconnect(i);
         break;
       case 'advance':
-        m.advance(a.midApply);
+        m.advance(a.midApply, a.meanwhile);
         break;
       case 'retry':
         m.retry();

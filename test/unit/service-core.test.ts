@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { admit, becomeCopy, classify, command, createCore, outputOf, readIncoming, settle, streams, type CoreState, type RawMessage } from '../../service/core';
+import { admit, becomeCopy, classify, command, createCore, outputOf, readIncoming, settle, streams, withDigest, type CoreState, type RawMessage } from '../../service/core';
 import { HEADER_END, HEADER_LOG_INDEX, HEADER_LOG_ROUTING_KEY, HEADER_PRODUCER, HEADER_RESENT, HEADER_SEQ } from '../../service/protocol';
 
 const ctx = { now: 1000, digest: () => 'd' };
@@ -124,9 +124,16 @@ describe('control commands', () => {
   it('a copy catches up to the fenced position before it may activate; the digest comes once it stopped reading', () => {
     const s = copyAt(3);
     expect(command(s, { kind: 'activate', ...fencing }, ctx).reply).toMatchObject({ ok: false, code: 'still-replaying' });
-    expect(command(s, { kind: 'catch-up', upTo: 5, ...fencing }, ctx)).toEqual({ effects: [], reply: { ok: true, digest: false } });
-    s.applied = 5;
-    expect(command(s, { kind: 'catch-up', upTo: 5, ...fencing }, ctx)).toEqual({ effects: [{ kind: 'stop-replay' }], reply: { ok: true, digest: true } });
+    const behind = command(s, { kind: 'catch-up', upTo: 5, ...fencing }, ctx);
+    expect(behind).toEqual({ effects: [], reply: { ok: true, digest: 'caught-up' } });
+    expect(withDigest(s, behind.reply as { digest: 'caught-up' })).toBe(false);
+    // The last entry is applied while the reply is on its way: it must then carry the digest.
+    const last = readIncoming('replay', entry(5));
+    admit(s, last, ctx);
+    s.applied = 4;
+    settle(s, last, [], 1);
+    expect(withDigest(s, behind.reply as { digest: 'caught-up' })).toBe(true);
+    expect(command(s, { kind: 'catch-up', upTo: 5, ...fencing }, ctx)).toEqual({ effects: [{ kind: 'stop-replay' }], reply: { ok: true, digest: 'caught-up' } });
     const activate = command(s, { kind: 'activate', ...fencing }, ctx);
     expect(activate.effects.map((e) => e.kind)).toEqual(['drop-buffered-replay', 'consume-primary', 'activated', 'log']);
     expect(s.role).toBe('primary');
