@@ -176,6 +176,11 @@ export class MigratableService<S> {
     if (output) await ch.assertExchange(output.exchange, output.exchangeType ?? 'topic', { durable: true });
     const ctl = controlQueueName(this.core.identity);
     await ch.assertQueue(ctl, CONTROL_QUEUE_ARGS);
+    if (generation !== this.generation) {
+      // Became a copy while connecting: this connection was made under the old identity, and the next one is due.
+      await conn.close().catch(() => undefined);
+      throw new Error('the identity changed while connecting');
+    }
     this.conn = conn;
     this.ch = ch;
     this.pub = pub;
