@@ -299,18 +299,10 @@ export class MigratableService<S> {
         case 'ack':
           if (d) this.ack(d);
           break;
-        case 'consume-primary':
-          await this.consumePrimary();
-          break;
-        case 'consume-replay':
-          await this.consumeReplay(e.queue);
-          break;
-        case 'stop-replay':
-          await this.stopReplay();
-          break;
-        case 'stop-primary':
-          await this.stopPrimary();
-          break;
+        case 'consume-primary': await this.consumePrimary(); break;
+        case 'consume-replay': await this.consumeReplay(e.queue); break;
+        case 'stop-replay': await this.stopReplay(); break;
+        case 'stop-primary': await this.stopPrimary(); break;
         case 'drop-buffered-replay':
           this.deliveries = this.deliveries.filter((b) => b.from !== 'replay' || (this.ack(b), false));
           break;
@@ -318,12 +310,8 @@ export class MigratableService<S> {
           await this.flushOutbox();
           if (this.outbox.length > 0) return refusal(this.core, 'unflushed', `${this.outbox.length} apply-log entries or outputs are not confirmed yet; ask again`);
           break;
-        case 'activated':
-          markActivated(this.core, Date.now());
-          break;
-        case 'log':
-          this.log(e.line);
-          break;
+        case 'activated': markActivated(this.core, Date.now()); break;
+        case 'log': this.log(e.line); break;
       }
     }
     return null;
