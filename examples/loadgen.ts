@@ -3,8 +3,10 @@
  * its own confirm channel on one connection (the broker orders messages per channel only, so this is the
  * setting in which two queues can see different interleavings), and a log of every message the broker
  * confirmed (the "published" side of the loss accounting). It rides out a broker restart: the producers
- * reconnect and send again, with the same stamps, whatever the broker had not confirmed.
+ * reconnect and send again, with the same stamps, whatever the broker had not confirmed (each producer's
+ * Reconnector backs off while the broker is down; they share the one connection this opens for them).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as amqp from 'amqplib';
 import { StampingProducer, type Published } from '../service/producer';
 import { eventFor } from './game/game';
@@ -90,7 +92,7 @@ export class LoadGenerator {
   /** Resolves when the duration has passed and the broker has confirmed everything sent (or 30 s passed). */
   async finished(): Promise<void> {
     if (this.opts.durationMs === undefined) throw new Error('finished() needs a durationMs');
-    while (this.timer) await new Promise((r) => setTimeout(r, 50));
+    while (this.timer) await sleep(50);
     await this.settle();
   }
 

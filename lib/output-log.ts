@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as amqp from 'amqplib';
-import { HEADER_RESENT } from '../service/migratable-service';
-import { HEADER_PRODUCER, HEADER_PUBLISHED_AT, HEADER_SEQ } from '../service/protocol';
+import { HEADER_PRODUCER, HEADER_PUBLISHED_AT, HEADER_RESENT, HEADER_SEQ } from '../service/protocol';
+import { Reconnector } from '../service/reconnect';
 
 export interface OutputRecord {
   producer: string;
@@ -27,14 +27,13 @@ export interface OutputRecord {
 const QUEUE_EXPIRES_MS = 10 * 60_000;
 const PREFETCH = 200;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class OutputCollector {
   readonly outputs: OutputRecord[] = [];
   readonly queue = `ms2m.outputs.${randomBytes(6).toString('hex')}`;
   private conn: amqp.ChannelModel | null = null;
   private stopping = false;
-  private reconnecting = false;
+  /** After a lost connection: a new one, backing off while the broker is down. */
+  private readonly reconnector = new Reconnector(() => this.connect());
   private readonly redeliveries = new Redeliveries(PREFETCH);
 
   constructor(
@@ -60,7 +59,7 @@ export class OutputCollector {
       this.redeliveries.channelLost();
       if (this.conn !== conn) return;
       this.conn = null;
-      this.reconnect();
+      this.reconnector.request();
     });
     try {
       const ch = await conn.createChannel();
@@ -104,27 +103,10 @@ export class OutputCollector {
     }
   }
 
-  private reconnect(): void {
-    if (this.stopping || this.reconnecting) return;
-    this.reconnecting = true;
-    void (async () => {
-      for (let delay = 100; !this.stopping; delay = Math.min(delay * 2, 2000)) {
-        await sleep(delay);
-        if (this.stopping) break;
-        try {
-          await this.connect();
-          break;
-        } catch {
-          // The broker is still down; try again.
-        }
-      }
-      this.reconnecting = false;
-    })();
-  }
-
   /** Stops consuming and deletes the queue (if the broker is down, its expiry removes it later). */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.reconnector.stop();
     const conn = this.conn ?? (await amqp.connect(this.amqpUrl).catch(() => null));
     this.conn = null;
     if (!conn) return;

@@ -7,8 +7,10 @@
  * new sequence number would be applied twice, and one that reached the broker but was given up on would
  * be applied without being in anybody's log.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type * as amqp from 'amqplib';
 import { HEADER_PRODUCER, HEADER_PUBLISHED_AT, HEADER_SEQ } from './protocol';
+import { Reconnector } from './reconnect';
 
 export interface Published {
   producer: string;
@@ -31,14 +33,12 @@ interface Outgoing {
   reject(e: Error): void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class StampingProducer {
   private seq: number;
   private channel: amqp.ConfirmChannel | null = null;
   /** Everything not yet reported, in sequence order; a confirmed message waits here behind unconfirmed ones. */
   private outgoing: Outgoing[] = [];
-  private reopening = false;
+  private readonly reopener: Reconnector | null;
   private closed = false;
   private lastError: Error | null = null;
   private idleWaiters: Array<() => void> = [];
@@ -54,9 +54,10 @@ export class StampingProducer {
     readonly producerId: string,
     private readonly exchange: string,
     startAfter = 0,
-    private readonly reopen?: ChannelSource,
+    reopen?: ChannelSource,
   ) {
     this.seq = startAfter;
+    this.reopener = reopen ? new Reconnector(() => this.replaceChannel(reopen), { onFailure: (err) => (this.lastError = err) }) : null;
     this.use(channel);
   }
 
@@ -99,12 +100,9 @@ export class StampingProducer {
    */
   async close(timeoutMs = 30_000): Promise<number> {
     if (this.outgoing.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((r) => this.idleWaiters.push(r)),
-        new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
-      ]);
-      clearTimeout(timer);
+      const timeout = new AbortController();
+      await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), sleep(timeoutMs, undefined, { signal: timeout.signal }).catch(() => undefined)]);
+      timeout.abort();
     }
     const unconfirmed = this.outgoing.filter((m) => !m.confirmed).length;
     this.shutDown(new Error(`not confirmed within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError.message})` : ''}`));
@@ -159,26 +157,14 @@ export class StampingProducer {
     this.lastError = err;
     void ch.close().catch(() => undefined);
     if (this.closed) return;
-    if (!this.reopen) return this.shutDown(err);
-    void this.replaceChannel(this.reopen);
+    if (!this.reopener) return this.shutDown(err);
+    this.reopener.request({ immediately: true });
   }
 
   private async replaceChannel(reopen: ChannelSource): Promise<void> {
-    if (this.reopening) return;
-    this.reopening = true;
-    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
-      try {
-        const ch = await reopen();
-        this.reopening = false;
-        if (this.closed) await ch.close().catch(() => undefined);
-        else this.use(ch);
-        return;
-      } catch (err) {
-        this.lastError = err as Error;
-        await sleep(delay);
-      }
-    }
-    this.reopening = false;
+    const ch = await reopen();
+    if (this.closed) await ch.close().catch(() => undefined);
+    else this.use(ch);
   }
 
   private report(): void {
@@ -192,6 +178,7 @@ export class StampingProducer {
   /** Stops for good: confirmed messages still resolve (the broker owns them), the others reject. */
   private shutDown(err: Error): void {
     this.closed = true;
+    this.reopener?.stop();
     const ch = this.channel;
     this.channel = null;
     if (ch) void ch.close().catch(() => undefined);

@@ -21,6 +21,12 @@ export const HEADER_LOG_INDEX = 'x-ms2m-log-index';
 export const HEADER_LOG_ROUTING_KEY = 'x-ms2m-log-routing-key';
 /** Put at the end of the apply log when its writer is gone: the copy adopting the stream stops there. */
 export const HEADER_END = 'x-ms2m-end';
+/**
+ * Set on an output published again because the first attempt's confirm never came (the broker connection
+ * dropped), or emitted for a lost source that may already have emitted it. The broker may hold both
+ * copies; a consumer drops the second by message id. Every other output is published once.
+ */
+export const HEADER_RESENT = 'x-ms2m-resent';
 
 /** Per-producer high-water marks: the highest sequence number applied from each producer. */
 export type Marks = Record<string, number>;

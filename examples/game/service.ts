@@ -28,6 +28,9 @@ const svc = new MigratableService<GameState>({
   describe: (state) => ({ players: Object.keys(state.players).length, scoreboard: scoreboard(state) }),
 });
 
+// Stop cleanly: a namespace's init (which this process is) ignores SIGTERM unless it handles it.
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void svc.stop().then(() => process.exit(0)));
+
 svc.start().catch((err) => {
   console.error(`game service failed to start: ${(err as Error).message}`);
   process.exit(1);
