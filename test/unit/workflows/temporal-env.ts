@@ -67,8 +67,11 @@ let runtimeInstalled = false;
 function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  // The workflows log warnings on purpose (rollbacks, retries); keep the test output to real errors.
-  Runtime.install({ logger: new DefaultLogger(process.env.MS2M_TEST_LOG === '1' ? 'INFO' : 'ERROR') });
+  // The workflows log warnings on purpose (rollbacks, retries), and so does the SDK's core (a replay that
+  // fails on purpose, a workflow task held open by a local activity): keep the output to real errors.
+  // MS2M_TEST_LOG=1 shows everything from INFO up.
+  const level = process.env.MS2M_TEST_LOG === '1' ? 'INFO' : 'ERROR';
+  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level } } } });
 }
 
 /** A dev server for this test file, on a free port of its own, with ms2m's search attributes registered. */
