@@ -204,6 +204,27 @@ describe.concurrent('cancellation', () => {
     expect(fake.steps().slice(-1)).toEqual(['releaseLock']);
     expect(fake.steps()).not.toContain('unfence');
   });
+  it('during finalize: the migration completes (BUG, reported: the ignored cancellation is not reported)', async () => {
+    let gate: ReturnType<FakeCluster['inject']>;
+    const { result, errorType, fake } = await runMigration(bed, 'cancel-finalize', migrateInput('shadow'), {
+      prepare: (f) => (gate = f.inject('commitPlacement', { action: 'gate', times: 1 })),
+      drive: async ({ handle }) => {
+        await gate.reached;
+        await handle.cancel();
+        await workflowSaw(handle, 'workflowExecutionCancelRequestedEventAttributes');
+        gate.release();
+      },
+      workflowTaskTimeout: '2s',
+    });
+    expect(errorType).toBeUndefined();
+    expect(result?.outcome).toBe('completed');
+    expect(fake.placements.get('game')?.node).toBe('node-b');
+    // BUG: cancelIgnored is set only for a cancellation seen between the fence and finalize; one that comes
+    // during finalize (or after a fence whose reply was lost: the copyTookOver path) is ignored just the same
+    // but not reported.
+    // Should be true; flip this when the workflow is fixed.
+    expect(result?.cancelIgnored).toBeUndefined();
+  });
 });
 
 describe.concurrent('the source or the copy dies', () => {
@@ -276,7 +297,7 @@ describe.concurrent('the handoff', () => {
   /** The fence did its work, but its reply never came back (every attempt). */
   const replyLost = (f: FakeCluster) => f.inject('fenceAndSwap', { action: 'fail-after', error: { retryable: true, type: 'Error', message: 'no reply (timeout)' } });
 
-  it('a fence whose reply never came, though the copy took over: the copy is asked, and the migration completes', async () => {
+  it('a fence whose reply never came, though the copy took over: the copy is asked, and the migration completes (BUG, reported: its report shows no handoff)', async () => {
     const { result, fake } = await runMigration(bed, 'reply-lost', migrateInput('shadow'), { prepare: replyLost });
     const copy = fake.copyOf('game')!;
     expect(result?.outcome).toBe('completed');
@@ -288,13 +309,13 @@ describe.concurrent('the handoff', () => {
     expect(fake.consumersOf('game.primary').map((i) => i.instanceId)).toEqual([copy.instanceId]);
     expect(fake.instance('game-0').alive).toBe(false);
     expect(result?.accounting.serving).toEqual({ instance: copy.instanceId, position: copy.applied, consumers: 1 });
-  });
-
-  // BUG (reported, not fixed here): after the copyTookOver path the report says no handoff happened.
-  it.fails('a fence whose reply never came: the report still says a handoff took place (today: handoff "none", stateMatch false)', async () => {
-    const { result } = await runMigration(bed, 'reply-lost-report', migrateInput('shadow'), { prepare: replyLost });
-    expect(result?.outcome).toBe('completed');
-    expect(result?.accounting.handoff).not.toBe('none');
+    // BUG: the report of this path carries nothing of the handoff that took place: handoff "none" (which
+    // means "no handoff was attempted"), stateMatch false, no digests, no downtime, and the copy's
+    // accounting has no afterSwap. The copy's status (role primary, this migration) was at hand in
+    // copyTookOver. Flip these when the workflow is fixed.
+    expect(result).toMatchObject({ stateMatch: false, sourceDigest: '', targetDigest: '', downtimeMs: 0 });
+    expect(result?.accounting.handoff).toBe('none');
+    expect(result?.accounting.copy?.afterSwap).toBeNull();
   });
 
   it('StateMismatch: the copy differs at the fence, the swap is refused and everything rolled back', async () => {
