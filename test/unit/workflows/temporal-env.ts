@@ -52,7 +52,10 @@ export function temporalBinary(): string {
     }
     return undefined;
   };
-  const candidates = [process.env.MS2M_TEMPORAL_BIN, fromStack(), onPath(), path.join(cacheDir(), 'bin', 'temporal')];
+  const explicit = process.env.MS2M_TEMPORAL_BIN;
+  // As in ensure-temporal.sh: an explicit choice that does not work is a configuration error.
+  if (explicit && !works(explicit)) throw new Error(`MS2M_TEMPORAL_BIN=${explicit} is not a working temporal CLI ('--version' failed); fix or unset it`);
+  const candidates = [explicit, fromStack(), onPath(), path.join(cacheDir(), 'bin', 'temporal')];
   const found = candidates.find(works);
   if (!found) {
     throw new Error(
