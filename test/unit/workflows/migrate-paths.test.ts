@@ -163,7 +163,7 @@ describe.concurrent('cancellation', () => {
     },
   ];
 
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (name, c) => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     let inj: ReturnType<FakeCluster['inject']>;
     const { errorType, fake, report } = await runMigration(bed, `cancel-${c.activity}-${c.strategy}`, migrateInput(c.strategy), {
       prepare: (f) => {
