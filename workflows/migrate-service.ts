@@ -203,6 +203,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
         await lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       }),
     );
+    // From the fence on the migration rolls forward: a cancellation that came meanwhile was ignored.
+    if (CancellationScope.current().consideredCancelled) report.cancelIgnored = true;
     await CancellationScope.nonCancellable(() => checkServing(copyId));
     stage = 'done';
     report.endedAt = Date.now();
@@ -392,7 +394,6 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       await adoptSourceStream(err);
     }
 
-    if (CancellationScope.current().consideredCancelled) report.cancelIgnored = true;
     await finalize();
     return report;
   } catch (err) {
@@ -423,13 +424,31 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     throw ApplicationFailure.nonRetryable(`migration of ${input.service} rolled back after ${failedIn} failed: ${why.message}`, FAILURE.MigrationRolledBack, report);
   }
 
+  /**
+   * Whether the copy took over though the fence's reply never came: it serves as this migration's primary
+   * only if the fence compared it and found it exact. The report then says so, from the copy's own
+   * record of the takeover and the fenced source's status.
+   */
   async function copyTookOver(): Promise<boolean> {
+    let st: InstanceStatus;
     try {
-      const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.controlReplyMs });
-      return st.role === 'primary' && st.migrationId === migrationId;
+      st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.controlReplyMs });
     } catch {
       return false;
     }
+    if (st.role !== 'primary' || st.migrationId !== migrationId) return false;
+    copyAtSwap = st;
+    report.accounting.handoff = 'exact';
+    report.targetDigest = st.activatedDigest ?? '';
+    report.marks = st.marks;
+    const src = await brokerLocal.instanceStatus({ instanceId: sourceInstance, timeoutMs: t.controlReplyMs }).catch(() => null);
+    if (src) {
+      sourceAtEnd = src;
+      report.sourceDigest = src.digest;
+      report.stateMatch = src.digest === st.activatedDigest;
+      report.downtimeMs = Math.max(0, (st.activatedAt ?? 0) - (src.fencedAt ?? 0));
+    }
+    return true;
   }
 
   async function rollback(): Promise<void> {

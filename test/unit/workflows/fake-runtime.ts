@@ -141,7 +141,6 @@ export interface FakeImage {
   service: string;
   instanceId: string;
   applied: number;
-  diverged: boolean;
   marks: Marks;
   primaryQueue: string;
 }
@@ -663,7 +662,7 @@ export class FakeCluster {
       checkpoint: w('checkpoint', async ({ instanceId, imageId }) => {
         const i = onThisNode(instanceId);
         if (!i.alive) throw ApplicationFailure.nonRetryable(`instance ${instanceId} exited`, 'InstanceExited');
-        here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, diverged: false, marks: { ...i.marks }, primaryQueue: i.primaryQueue });
+        here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, marks: { ...i.marks }, primaryQueue: i.primaryQueue });
         return { image: { node, id: imageId, locator: `fake:${node}/${imageId}` }, bytes: 13 << 20, files: 12, dumpMs: 150, freezeMs: 120 };
       }),
       transfer: w('transfer', async ({ image, targetNode }) => {

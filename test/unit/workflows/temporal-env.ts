@@ -51,7 +51,10 @@ export function temporalBinary(): string {
     }
     return undefined;
   };
-  const candidates = [process.env.MS2M_TEMPORAL_BIN, fromStack(), onPath(), path.join(cacheDir(), 'bin', 'temporal')];
+  const explicit = process.env.MS2M_TEMPORAL_BIN;
+  // As in ensure-temporal.sh: an explicit choice that does not work is a configuration error.
+  if (explicit && !works(explicit)) throw new Error(`MS2M_TEMPORAL_BIN=${explicit} is not a working temporal CLI ('--version' failed); fix or unset it`);
+  const candidates = [explicit, fromStack(), onPath(), path.join(cacheDir(), 'bin', 'temporal')];
   const found = candidates.find(works);
   if (!found) {
     throw new Error(
@@ -66,8 +69,11 @@ let runtimeInstalled = false;
 function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  // The workflows log warnings on purpose (rollbacks, retries); keep the test output to real errors.
-  Runtime.install({ logger: new DefaultLogger(process.env.MS2M_TEST_LOG === '1' ? 'INFO' : 'ERROR') });
+  // The workflows log warnings on purpose (rollbacks, retries), and so does the SDK's core (a replay that
+  // fails on purpose, a workflow task held open by a local activity): keep the output to real errors.
+  // MS2M_TEST_LOG=1 shows everything from INFO up.
+  const level = process.env.MS2M_TEST_LOG === '1' ? 'INFO' : 'ERROR';
+  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level } } } });
 }
 
 /** A dev server for this test file, on a free port of its own, with ms2m's search attributes registered. */
