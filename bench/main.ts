@@ -102,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   await ensureStack({ quiet: true });
   const cfg = loadConfig();
   const home = path.join(cacheDir(), 'bench');
-  const runtime = loadRuntime();
+  const runtime = await loadRuntime();
   runtime.reap(home);
   const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `${cfg.taskQueue}-bench` });
   const rows: BenchRow[] = [];

@@ -125,7 +125,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
   const services: WorkloadName[] = o.workloads?.length ? o.workloads : [...WORKLOADS];
   await ensureStack();
   mkdirSync(o.out, { recursive: true });
-  const runtime = loadRuntime();
+  const runtime = await loadRuntime();
   const home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-chaos-'));
   const stamp = Date.now().toString(36);
   const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-chaos-${stamp}`, log: o.log });

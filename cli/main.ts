@@ -81,7 +81,7 @@ program
     await ensureStack();
     const cfg = loadConfig();
     const home = path.join(cacheDir(), 'demo');
-    const runtime = loadRuntime();
+    const runtime = await loadRuntime();
     runtime.reap(home);
     rmSync(home, { recursive: true, force: true });
     say(`[ms2m] starting the orchestrator and the node agents node-a and node-b (${runtime.name} runtime)…`);

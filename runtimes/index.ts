@@ -2,6 +2,7 @@
  * The runtime registry: which runtime this process serves, from MS2M_RUNTIME (default `local`). The one
  * place that knows the runtimes' folders; everything else asks it, and speaks the port (./types).
  */
+import { localRuntime } from './local';
 import { RUNTIMES, type RuntimeName } from './runtime-names';
 import type { Runtime } from './types';
 
@@ -13,11 +14,11 @@ export function runtimeName(value = process.env.MS2M_RUNTIME): RuntimeName {
   return name as RuntimeName;
 }
 
-/** Loaded on demand, so a process never loads the code of a runtime it does not serve. */
-export function loadRuntime(name: RuntimeName = runtimeName()): Runtime {
+/** The runtime this process serves; a runtime's setup may be asynchronous (a cluster client to build). */
+export async function loadRuntime(name: RuntimeName = runtimeName()): Promise<Runtime> {
   switch (name) {
     case 'local':
-      return (require('./local') as typeof import('./local')).localRuntime;
+      return localRuntime;
     case 'kubernetes':
       throw new Error('MS2M_RUNTIME=kubernetes: this version of ms2m has no kubernetes runtime yet; use local');
   }

@@ -22,7 +22,7 @@ function capacity(value: string): number {
 }
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
-  const runtime = loadRuntime();
+  const runtime = await loadRuntime();
   const agent = await runtime.startNodeAgent({ ...opts, shared: createBrokerActivities(opts.node) });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();

@@ -13,7 +13,7 @@ import { loadRuntime } from '../runtimes';
 
 export async function runOrchestrator(): Promise<void> {
   const cfg = loadConfig();
-  const runtime = loadRuntime();
+  const runtime = await loadRuntime();
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
   const worker = await Worker.create({

@@ -53,13 +53,13 @@ describe.runIf(RECORD)('record workflow histories from real runs', () => {
   beforeAll(async () => {
     await ensureStack();
     home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-record-'));
-    cluster = await loadRuntime().startCluster({ nodes: ['node-a', 'node-b', 'node-c'], home, taskQueue: `ms2m-record-${run}` });
+    cluster = await (await loadRuntime()).startCluster({ nodes: ['node-a', 'node-b', 'node-c'], home, taskQueue: `ms2m-record-${run}` });
     mkdirSync(HISTORIES_DIR, { recursive: true });
   });
 
   afterAll(async () => {
     await cluster?.stop();
-    if (home) loadRuntime().reap(home);
+    if (home) (await loadRuntime()).reap(home);
   });
 
   it('deployService and undeployService', async () => {
