@@ -1,7 +1,8 @@
 /**
  * Broker activities: they shape RabbitMQ topology for a migration (the replay queue, which the source
- * fills with its apply log) and steer the instances through their control queues. They run on the orchestrator's task queue and are the same for
- * every runtime. Every one is idempotent: the instances answer a repeated command of the same migration
+ * fills with its apply log) and steer the instances through their control queues. They are the same for
+ * every runtime; the orchestrator runs them, and each node agent runs the handoff's (replay, fence) for
+ * the copies on its node. Every one is idempotent: the instances answer a repeated command of the same migration
  * with their current state.
  */
 import { Context, ApplicationFailure } from '@temporalio/activity';
@@ -32,6 +33,14 @@ async function control(): Promise<ControlClient> {
   }
   shared = ControlClient.connect(loadConfig().amqpUrl, 'ms2m-orchestrator');
   return shared;
+}
+
+/**
+ * Opens the worker's broker connection ahead of its first activity, so that connecting is not paid
+ * inside a migration (a node agent's first replay, say). A failure here is retried by that activity.
+ */
+export function warmBrokerConnection(): void {
+  void control().catch(() => undefined);
 }
 
 /** Topology changes get a channel of their own: a broker error closes the channel it happened on. */

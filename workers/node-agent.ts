@@ -4,7 +4,7 @@
  * may also come from MS2M_NODE (e.g. the downward API).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { createBrokerActivities } from '../activities/broker';
+import { createBrokerActivities, warmBrokerConnection } from '../activities/broker';
 import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
@@ -24,6 +24,7 @@ function capacity(value: string): number {
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
   const runtime = await loadRuntime();
   const agent = await runtime.startNodeAgent({ ...opts, shared: createBrokerActivities(opts.node) });
+  warmBrokerConnection();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();
 }

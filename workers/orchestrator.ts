@@ -5,7 +5,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createBrokerActivities } from '../activities/broker';
+import { createBrokerActivities, warmBrokerConnection } from '../activities/broker';
 import { createLockActivities } from '../activities/lock';
 import { loadConfig } from '../lib/config';
 import { withFailpoints } from '../lib/failpoints';
@@ -28,6 +28,7 @@ export async function runOrchestrator(): Promise<void> {
       ...runtime.clusterActivities(),
     }),
   });
+  warmBrokerConnection();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
   console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
   await worker.run();

@@ -14,6 +14,7 @@ import {
   CancelledFailure,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -233,16 +234,27 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   // ---- the phases, in the order the protocol runs them.
 
+  /** The placement and both nodes as the runtime's cluster side describes them. */
+  async function whereFromAndTo(): Promise<{ p: Placement; targetNode: NodeInfo | null; sourceNodeInfo: NodeInfo | null }> {
+    // One round of local activities instead of two; migrations started before keep their two rounds.
+    if (patched('validate-one-node-lookup')) {
+      const [p, nodes] = await Promise.all([cluster.locateService({ service: input.service }), cluster.listNodes()]);
+      const find = (name: string) => nodes.find((n) => n.node === name) ?? null;
+      return { p, targetNode: find(input.targetNode), sourceNodeInfo: find(p.node) };
+    }
+    const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
+    return { p, targetNode, sourceNodeInfo: await cluster.node({ node: p.node }) };
+  }
+
   /** Changes nothing until the request is known to make sense; takes the lock. */
   async function validate(): Promise<void> {
-    const [p, targetNode] = await Promise.all([cluster.locateService({ service: input.service }), cluster.node({ node: input.targetNode })]);
+    const { p, targetNode, sourceNodeInfo } = await whereFromAndTo();
     if (p.node === input.targetNode) {
       throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, FAILURE.InvalidInput);
     }
     if (!targetNode) {
       throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, FAILURE.InvalidInput);
     }
-    const sourceNodeInfo = await cluster.node({ node: p.node });
     if (!sourceNodeInfo) {
       throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, FAILURE.NodeUnreachable);
     }
