@@ -8,11 +8,9 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import Table from 'cli-table3';
 import { loadConfig, cacheDir } from '../lib/config';
-import { STRATEGIES, type MigrationProgress, type MigrationReport, type Strategy } from '../lib/migration';
-import type { MoveOutcome, RebalanceInput, RebalancePlan } from '../lib/rebalance';
-import { Ms2mClient, type Ms2mRun, type ScheduleDetails, type ScheduleInfo } from '../sdk';
+import { STRATEGIES, type MigrationReport, type Strategy } from '../lib/migration';
+import { Ms2mClient } from '../sdk';
 import { gameTopology } from '../examples/game/game';
 import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
@@ -20,44 +18,12 @@ import { runNodeAgent } from '../workers/node-agent';
 import { runOrchestrator } from '../workers/orchestrator';
 import { loadRuntime } from '../runtimes';
 import { formatReport, verdict } from './report';
+import { nonNegative, num, positive, progressPrinter, strategyOption, workloadList } from './options';
+import { formatOutcomes, formatPlan, formatSchedule, rebalanceInput, rebalanceOptions, table, waitShowingMoves, when } from './fleet-output';
 import { runScenario } from './scenario';
 import { WORKLOADS, type WorkloadName } from './workloads';
 import { FAULTS } from '../chaos/faults';
 import { runChaos } from '../chaos/run';
-
-function positive(name: string, integer = false) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, e.g. 50`);
-    }
-    return n;
-  };
-}
-function nonNegative(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
-    return n;
-  };
-}
-function workloadList(v: string): WorkloadName[] {
-  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !(WORKLOADS as readonly string[]).includes(n));
-  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`unknown service(s) ${unknown.join(', ') || '(none given)'}; choose from ${WORKLOADS.join(', ')}`);
-  return names as WorkloadName[];
-}
-const strategyOption = () => new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('shadow');
-
-/** Prints a line per stage change, and the lag while replaying. */
-function progressPrinter(write: (line: string) => void) {
-  let last = '';
-  return (p: MigrationProgress) => {
-    const line = `${p.stage}${p.stage === 'replay' && p.lag !== null ? ` (lag ${p.lag})` : ''}`;
-    if (line !== last) write(`  [${(p.elapsedMs / 1000).toFixed(2).padStart(6)} s] ${line}`);
-    last = line;
-  };
-}
 
 const program = new Command('ms2m').description('Live migration of stateful RabbitMQ consumers with CRIU, orchestrated by Temporal').showHelpAfterError();
 
@@ -201,7 +167,6 @@ program
   });
 
 /** Numbers are passed on unchecked: the input schema refuses bad ones with the same message the workflow would. */
-const num = (v: string) => Number(v);
 
 /** What a failed workflow said (its refusal and the refusal's type), rather than "Workflow execution failed". */
 function failureText(err: unknown): string {
@@ -269,77 +234,6 @@ program
     process.exit(0);
   });
 
-function rebalanceOptions(cmd: Command): Command {
-  return cmd
-    .option('--dry-run', 'plan only; move nothing')
-    .option('--band <fraction>', 'overloaded: load above the mean by more than this fraction of it (default 0.2)', num)
-    .option('--min-excess <percent>', 'and by more than this much CPU (default 5)', num)
-    .option('--max-migrations <n>', 'moves per run at most (default 3)', num)
-    .option('--concurrency <n>', 'moves at a time (default 1)', num)
-    .option('--cooldown-ms <ms>', 'leave services placed this recently (default 600000)', num)
-    .option('--sample-ms <ms>', 'how long CPU use is sampled (default 1000)', num)
-    .addOption(new Option('--strategy <name>', 'migration strategy (default shadow)').choices([...STRATEGIES]));
-}
-
-function rebalanceInput(o: Record<string, unknown>): RebalanceInput {
-  const input: Record<string, unknown> = {
-    dryRun: o.dryRun,
-    band: o.band,
-    minExcessPercent: o.minExcess,
-    maxMigrations: o.maxMigrations,
-    concurrency: o.concurrency,
-    cooldownMs: o.cooldownMs,
-    sampleMs: o.sampleMs,
-    strategy: o.strategy,
-  };
-  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-}
-
-const table = (head: string[]) => new Table({ head, style: { head: [], border: [] } });
-const secs = (since: number) => `[${((Date.now() - since) / 1000).toFixed(1).padStart(6)} s]`;
-
-function formatPlan(plan: RebalancePlan): string {
-  const nodes = table(['node', 'schedulable', 'load (CPU %)', 'instances', 'capacity']);
-  for (const n of plan.nodes) nodes.push([n.node, n.schedulable ? 'yes' : 'no (cordoned)', n.load, n.instances, n.capacity]);
-  const out = [`mean load ${plan.meanLoad} %, overloaded above ${plan.upperLoad} %`, nodes.toString()];
-  if (!plan.moves.length) out.push('no moves planned');
-  else {
-    const moves = table(['service', 'from', 'to', 'CPU %', 'loads before (from / to)', 'after']);
-    for (const m of plan.moves) moves.push([m.service, m.from, m.to, m.cpuPercent, `${m.before.from} / ${m.before.to}`, `${m.after.from} / ${m.after.to}`]);
-    out.push('planned moves:', moves.toString());
-  }
-  for (const k of plan.kept) out.push(`  kept ${k.service} on ${k.node}: ${k.reason}`);
-  return out.join('\n');
-}
-
-function formatOutcomes(outcomes: MoveOutcome[]): string {
-  const t = table(['service', 'from', 'to', 'outcome', 'total ms', 'downtime ms', 'workflow / error']);
-  for (const m of outcomes) t.push([m.service, m.from, m.to, m.outcome, m.totalMs ?? '—', m.downtimeMs ?? '—', m.error ?? m.workflowId]);
-  return t.toString();
-}
-
-/** While a rebalance or drain runs, a line per stage change of each migration it started. */
-async function waitShowingMoves<T>(ms2m: Ms2mClient, run: Ms2mRun<T>, say: (l: string) => void): Promise<T> {
-  const t0 = Date.now();
-  const seen = new Map<string, string>();
-  const timer = setInterval(async () => {
-    try {
-      for (const m of await ms2m.listMigrations({ parentWorkflowId: run.workflowId })) {
-        const line = `${m.service} ${m.sourceNode ?? '?'} → ${m.targetNode}: ${m.phase ?? 'starting'}`;
-        if (seen.get(m.workflowId) !== line) say(`  ${secs(t0)} ${line}`);
-        seen.set(m.workflowId, line);
-      }
-    } catch {
-      // Visibility trails the workflows; the next poll catches up.
-    }
-  }, 1000);
-  try {
-    return await run.result();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
 rebalanceOptions(program.command('rebalance'))
   .description('move services off overloaded nodes (plans from measured CPU load), printing the plan and each move\'s outcome')
   .option('--json', 'print the RebalanceResult as JSON')
@@ -390,17 +284,6 @@ for (const [name, schedulable] of [['cordon', false], ['uncordon', true]] as con
       console.log(`[ms2m] ${o.node} is ${schedulable ? 'schedulable' : 'cordoned'}`);
       process.exit(0);
     });
-}
-
-const when = (d?: Date) => (d ? d.toISOString().replace('T', ' ').slice(0, 19) : '—');
-
-function formatSchedule(s: ScheduleInfo | ScheduleDetails): string {
-  const out = [`${s.scheduleId}: every ${s.everyMs !== undefined ? `${s.everyMs / 1000} s` : '?'}${s.paused ? ', PAUSED' : ''}${s.note ? ` (${s.note})` : ''}`];
-  if ('input' in s) out.push(`  input ${JSON.stringify(s.input)} on task queue ${s.taskQueue}; ${s.numActionsTaken} runs, ${s.numActionsSkippedOverlap} skipped (overlap)`);
-  if ('runningWorkflowIds' in s && s.runningWorkflowIds.length) out.push(`  running: ${s.runningWorkflowIds.join(', ')}`);
-  for (const a of s.recentActions) out.push(`  ran ${when(a.takenAt)}: ${a.workflowId}`);
-  out.push(`  next: ${s.nextActionTimes.slice(0, 3).map((d) => when(d)).join(', ') || '—'}`);
-  return out.join('\n');
 }
 
 const schedule = program.command('schedule').description('periodic rebalancing (Temporal Schedules; a run due while the previous one runs is skipped)');

@@ -12,12 +12,7 @@ import {
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
   WorkflowFailedError,
-  type ScheduleDescription,
-  type ScheduleExecutionResult,
   type ScheduleHandle,
-  type ScheduleSummary,
-  type WorkflowExecutionInfo,
-  type WorkflowExecutionStatusName,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -43,7 +38,6 @@ import {
   type RebalanceInput,
   type RebalanceResult,
 } from '../lib/rebalance';
-import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 
 export type { Placement } from '../runtimes/types';
 export type {
@@ -76,12 +70,14 @@ export type {
   RebalanceResult,
 } from '../lib/rebalance';
 import { FAILURE, progressQuery, reportQuery, type Workflows } from '../lib/contracts';
+import { Ms2mInputError } from './input-error';
+import { migrationSummary, migrationsQuery, type MigrationFilter, type MigrationSummary } from './migration-list';
+import { parseEvery, scheduleInfo, type RebalanceScheduleOptions, type ScheduleDetails, type ScheduleInfo } from './schedules';
 
-/** Input refused before anything started; the message is the one the workflow itself would fail with. */
-export class Ms2mInputError extends Error {
-  readonly type = FAILURE.InvalidInput;
-  override name = 'Ms2mInputError';
-}
+export { Ms2mInputError } from './input-error';
+export { migrationsQuery, quoteValue, type MigrationFilter, type MigrationSummary } from './migration-list';
+export { parseEvery, type RebalanceScheduleOptions, type ScheduleDetails, type ScheduleInfo, type ScheduledAction } from './schedules';
+
 
 function validated<S extends z.ZodTypeAny>(schema: S, workflow: string, input: unknown): z.output<S> {
   const r = schema.safeParse(input);
@@ -160,134 +156,6 @@ export class Ms2mRun<T> {
   async cancel(): Promise<void> {
     await this.handle.cancel();
   }
-}
-
-export interface MigrationFilter {
-  service?: string;
-  sourceNode?: string;
-  targetNode?: string;
-  /** Source or target. */
-  node?: string;
-  /** A stage, as in the Ms2mPhase search attribute (e.g. "replay", "done", "rolled-back"). */
-  phase?: string;
-  /** true: only running migrations; false: only closed ones. */
-  running?: boolean;
-  /** Only the migrations a rebalance or drain run started as its children. */
-  parentWorkflowId?: string;
-  /** Default 100. */
-  limit?: number;
-}
-
-export interface MigrationSummary {
-  workflowId: string;
-  runId: string;
-  status: WorkflowExecutionStatusName;
-  startTime: Date;
-  closeTime?: Date;
-  /** Search attributes the workflow set; a migration refused at once may lack some. */
-  service?: string;
-  sourceNode?: string;
-  targetNode?: string;
-  strategy?: string;
-  phase?: string;
-}
-
-/** A visibility query string literal (backslash and quote escaped, as the server's parser reads them). */
-export const quoteValue = (v: string): string => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-
-/** The visibility query listMigrations runs; `taskQueue` keeps out other ms2m installations sharing the namespace. */
-export function migrationsQuery(f: MigrationFilter, taskQueue?: string): string {
-  const terms = [`WorkflowType = 'migrateService'`];
-  if (taskQueue !== undefined) terms.push(`TaskQueue = ${quoteValue(taskQueue)}`);
-  const eq = (field: string, v: string | undefined) => {
-    if (v !== undefined) terms.push(`${field} = ${quoteValue(v)}`);
-  };
-  eq(SA_SERVICE.name, f.service);
-  eq(SA_SOURCE_NODE.name, f.sourceNode);
-  eq(SA_TARGET_NODE.name, f.targetNode);
-  if (f.node !== undefined) terms.push(`(${SA_SOURCE_NODE.name} = ${quoteValue(f.node)} OR ${SA_TARGET_NODE.name} = ${quoteValue(f.node)})`);
-  eq(SA_PHASE.name, f.phase);
-  eq('ParentWorkflowId', f.parentWorkflowId);
-  if (f.running !== undefined) terms.push(`ExecutionStatus ${f.running ? '=' : '!='} 'Running'`);
-  return terms.join(' AND ');
-}
-
-function migrationSummary(w: WorkflowExecutionInfo): MigrationSummary {
-  const sa = w.typedSearchAttributes;
-  return {
-    workflowId: w.workflowId,
-    runId: w.runId,
-    status: w.status.name,
-    startTime: w.startTime,
-    closeTime: w.closeTime,
-    service: sa.get(SA_SERVICE),
-    sourceNode: sa.get(SA_SOURCE_NODE),
-    targetNode: sa.get(SA_TARGET_NODE),
-    strategy: sa.get(SA_STRATEGY),
-    phase: sa.get(SA_PHASE),
-  };
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A schedule interval, '90s', '10m', '2h', '1d' or milliseconds; Temporal counts whole seconds, so at least 1 s. */
-export function parseEvery(every: string | number): number {
-  const m = typeof every === 'number' ? null : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(every);
-  const ms = typeof every === 'number' ? every : m ? Number(m[1]) * UNITS[m[2]] : NaN;
-  if (!Number.isFinite(ms) || ms < 1000) {
-    throw new Ms2mInputError(`invalid schedule input: every: every must be a duration of at least 1 s, e.g. "10m", "90s", "1h" or 600000 (ms); got ${JSON.stringify(every)}`);
-  }
-  return Math.round(ms);
-}
-
-export interface RebalanceScheduleOptions {
-  scheduleId: string;
-  every: string | number;
-  input?: RebalanceInput;
-  paused?: boolean;
-  note?: string;
-}
-
-export interface ScheduledAction {
-  scheduledAt: Date;
-  takenAt: Date;
-  workflowId: string;
-  runId: string;
-}
-
-export interface ScheduleInfo {
-  scheduleId: string;
-  paused: boolean;
-  note?: string;
-  everyMs?: number;
-  /** Oldest first. */
-  recentActions: ScheduledAction[];
-  nextActionTimes: Date[];
-}
-
-export interface ScheduleDetails extends ScheduleInfo {
-  input: RebalanceInput;
-  taskQueue: string;
-  runningWorkflowIds: string[];
-  numActionsTaken: number;
-  numActionsSkippedOverlap: number;
-  createdAt: Date;
-}
-
-function scheduleInfo(s: ScheduleSummary | ScheduleDescription): ScheduleInfo {
-  return {
-    scheduleId: s.scheduleId,
-    paused: s.state.paused,
-    note: s.state.note || undefined,
-    everyMs: s.spec?.intervals?.[0]?.every,
-    recentActions: s.info.recentActions.map((a: ScheduleExecutionResult) => ({
-      scheduledAt: a.scheduledAt,
-      takenAt: a.takenAt,
-      workflowId: a.action.workflow.workflowId,
-      runId: a.action.workflow.firstExecutionRunId,
-    })),
-    nextActionTimes: s.info.nextActionTimes,
-  };
 }
 
 export interface ConnectOptions {

@@ -15,10 +15,7 @@ import {
   isCancellation,
   log,
   patched,
-  setCurrentDetails,
-  setHandler,
   sleep,
-  upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -27,19 +24,17 @@ import {
   initialReport,
   type LagSample,
   type MigrateInput,
-  type MigrationProgress,
   type MigrationReport,
   type Phase,
-  type Stage,
 } from '../lib/migration';
 import { parseInput } from './input';
 import { observeReplay } from '../lib/replay-stop';
-import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 import type { ImageRef, NodeInfo, Placement } from '../runtimes/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import { activitiesFor } from './activity-proxies';
 import { Compensations } from './compensations';
+import { MigrationView } from './migration-view';
 import { accountingOf, type Counters } from './accounting';
 import { servedByOnly } from './post-condition';
 import { SourceLost, errorText, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
@@ -54,55 +49,9 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
-  let stage: Stage = 'validate';
-  let lag: number | null = null;
-  let estimate: MigrationProgress['estimate'];
-  let sourceNode: string | null = null;
-
   const report = initialReport(input, info.workflowId, migrationId, startedAt);
-  const { phases } = report;
-
-  setHandler(progressQuery, () => ({
-    stage,
-    service: input.service,
-    strategy: input.strategy,
-    sourceNode,
-    targetNode: input.targetNode,
-    lag,
-    estimate,
-    phases,
-    startedAt,
-    elapsedMs: Date.now() - startedAt,
-  }));
-  setHandler(reportQuery, () => report);
-
-  const show = (): void => {
-    upsertSearchAttributes([{ key: SA_PHASE, value: stage }]);
-    const done = phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ');
-    setCurrentDetails(
-      `**${input.service}** ${sourceNode ?? '?'} → ${input.targetNode} (${input.strategy})\n\n` +
-        `phase: **${stage}**${lag !== null ? ` · replay lag ${lag}` : ''}\n\n${done ? `done: ${done}` : ''}`,
-    );
-  };
-
-  async function phase<T>(name: Phase, fn: () => Promise<T>): Promise<T> {
-    // A cancellation that arrived while an activity finished anyway still stops the next phase.
-    if (name !== 'finalize' && !report.sourceLost && CancellationScope.current().consideredCancelled) throw new CancelledFailure(`migration cancelled before ${name}`);
-    stage = name;
-    show();
-    const t0 = Date.now();
-    try {
-      return await fn();
-    } finally {
-      phases.push({ phase: name, startedAt: t0, ms: Date.now() - t0 });
-    }
-  }
-
-  upsertSearchAttributes([
-    { key: SA_SERVICE, value: input.service },
-    { key: SA_TARGET_NODE, value: input.targetNode },
-    { key: SA_STRATEGY, value: input.strategy },
-  ]);
+  const view = new MigrationView(input, report);
+  const phase = <T>(name: Phase, fn: () => Promise<T>): Promise<T> => view.phase(name, fn);
 
   // What must be undone if the migration fails before the swap; the lock is released after all of it.
   const undo = new Compensations();
@@ -168,10 +117,10 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           input.strategy === 'shadow' ? alive(sourceAt!, sourceInstance) : Promise.resolve(true),
           alive(targetAt!, copyId),
         ]);
-        if (src === false) throw new SourceLost(stage);
-        if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${stage}`, FAILURE.CopyLost);
+        if (src === false) throw new SourceLost(view.stage);
+        if (copy === false) throw ApplicationFailure.nonRetryable(`the copy ${copyId} died during ${view.stage}`, FAILURE.CopyLost);
         if (Date.now() - since > t.unreachableMs) throw err;
-        log.warn(`${stage}: ${errorText(err).message}; both instances alive, trying again`);
+        log.warn(`${view.stage}: ${errorText(err).message}; both instances alive, trying again`);
         await sleep(1000);
       }
     }
@@ -207,10 +156,9 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     // From the fence on the migration rolls forward: a cancellation that came meanwhile was ignored.
     if (CancellationScope.current().consideredCancelled) report.cancelIgnored = true;
     await CancellationScope.nonCancellable(() => checkServing(copyId));
-    stage = 'done';
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
-    show();
+    view.enter('done');
   }
 
   /** The source is gone after its copy exists: the copy replays the sealed replay queue to its end and serves. */
@@ -260,11 +208,10 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
     sourceAt = sourceNodeInfo;
     targetAt = targetNode;
-    sourceNode = p.node;
+    view.sourceIs(p.node);
     report.sourceNode = p.node;
     report.sourceInstance = p.instanceId;
     sourceInstance = p.instanceId;
-    upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: p.node }]);
     await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
     locked = true;
     // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
@@ -350,16 +297,16 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
           timeoutMs: t.controlReplyMs,
         }),
       );
-      lag = p.lag;
+      view.lag = p.lag;
       report.replay.finalLag = p.lag;
       report.replay.replayed = p.replayed - copyAppliedAtStart;
       const seen = observeReplay(samples, { at: p.at, lag: p.lag, applied: p.replayed }, Date.now() - t0, input.replay);
       samples = seen.samples;
       const { trend, endedBy } = seen;
-      estimate = trend;
+      view.estimate = trend;
       report.replay.lagSlopePerSec = trend.slopePerSec;
       report.replay.applyRatePerSec = trend.applyRatePerSec;
-      show();
+      view.show();
       if (endedBy === 'none') continue;
       report.replay.endedBy = endedBy;
       report.replay.thresholdReached = endedBy === 'threshold';
@@ -409,7 +356,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await finalize();
     return report;
   } catch (err) {
-    const at = stage as Stage; // set inside the phases' closures
+    const at = view.stage;
     // A fence that failed without an answer may still have swapped: the copy knows.
     if (!swapped && at === 'fence' && copyMayExist && !report.sourceLost) swapped = await CancellationScope.nonCancellable(copyTookOver);
     if (swapped) {
@@ -417,17 +364,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       await finalize();
       return report;
     }
-    const failedIn = stage;
+    const failedIn = view.stage;
     const why = err instanceof SourceLost ? { type: FAILURE.SourceLost, message: err.message } : errorText(err);
     report.outcome = 'rolled-back';
     report.failure = { phase: failedIn, ...why };
-    stage = 'rollback';
-    show();
+    view.enter('rollback');
     await CancellationScope.nonCancellable(() => rollback());
-    stage = 'rolled-back';
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
-    show();
+    view.enter('rolled-back');
     // A refusal in validate changed nothing; unless the source answered, it may not speak the protocol at all.
     if (failedIn !== 'validate' || sourceAtStart) await CancellationScope.nonCancellable(() => checkServing(report.sourceLost ? copyId : sourceInstance));
     if (isCancellation(err)) throw err instanceof CancelledFailure ? err : new CancelledFailure(`migration cancelled in ${failedIn}; rolled back`);

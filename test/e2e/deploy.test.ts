@@ -13,7 +13,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { workload } from '../../cli/workloads';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
@@ -27,7 +28,8 @@ import type { Placement } from '../../runtimes/types';
 import { ControlClient } from '../../service/control-client';
 
 const run = Date.now().toString(36);
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 const taskQueue = `ms2m-deploy-${run}`;
 /** Services whose game instance declared its queues here; removed at the end. */
@@ -38,12 +40,13 @@ const HANG_GUARD_MS = 15_000;
 beforeAll(async () => {
   await ensureStack();
   home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-deploy-'));
-  cluster = await LocalCluster.start({ nodes: ['node-a'], home, taskQueue });
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({ nodes: ['node-a'], home, taskQueue });
 });
 
 afterAll(async () => {
   await cluster?.stop();
-  reapInstances(home);
+  runtime?.reap(home);
   const conn = await amqp.connect(loadConfig().amqpUrl);
   const ch = await conn.createChannel();
   for (const s of gameServices) await ch.deleteQueue(gameTopology(s).queue);

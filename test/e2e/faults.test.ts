@@ -11,22 +11,25 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULTS } from '../../chaos/faults';
 import { runRound } from '../../chaos/round';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { ensureStack } from '../../lib/stack';
 
 const run = Date.now().toString(36);
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 
 beforeAll(async () => {
   await ensureStack();
   home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-faults-'));
-  cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-faults-${run}` });
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-faults-${run}` });
 });
 
 afterAll(async () => {
   await cluster?.stop();
-  reapInstances(home);
+  runtime?.reap(home);
 });
 
 describe('every fault ends migrated or rolled back, with nothing lost', () => {

@@ -10,25 +10,28 @@ import * as path from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Placement } from '../../runtimes/types';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { ServiceLoad, deployWorkload, undeploy } from '../../cli/scenario';
 import type { Verification } from '../../lib/migration';
 import type { DrainReport, RebalanceResult } from '../../lib/rebalance';
 import { ensureStack } from '../../lib/stack';
 
 const run = Date.now().toString(36);
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 
 beforeAll(async () => {
   await ensureStack();
   home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-fleet-'));
-  cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b', 'node-c'], home, taskQueue: `ms2m-fleet-${run}` });
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b', 'node-c'], home, taskQueue: `ms2m-fleet-${run}` });
 });
 
 afterAll(async () => {
   await cluster?.stop();
-  reapInstances(home);
+  runtime?.reap(home);
 });
 
 /** Deploys services on a node, each under load with 4 ms of CPU per message (about 25 % of a core at 60 msg/s). */

@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { ServiceLoad, deployWorkload, runScenario, undeploy } from '../../cli/scenario';
 import { tracePath } from '../../cli/workloads';
 import { ledgerTopology } from '../../examples/ledger/ledger';
@@ -25,18 +26,20 @@ import { MigrationHandle } from '../../sdk';
 import { readFileSync } from 'node:fs';
 
 const run = Date.now().toString(36);
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 
 beforeAll(async () => {
   await ensureStack();
   home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-ledger-'));
-  cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-ledger-${run}` });
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-ledger-${run}` });
 });
 
 afterAll(async () => {
   await cluster?.stop();
-  reapInstances(home);
+  runtime?.reap(home);
 });
 
 

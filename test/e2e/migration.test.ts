@@ -10,7 +10,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { runScenario, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy } from '../../lib/migration';
@@ -19,7 +20,8 @@ import { ControlClient } from '../../service/control-client';
 import { replayQueueName } from '../../service/names';
 
 const MIGRATION_TIMEOUT = 120_000;
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 const run = Date.now().toString(36);
 
@@ -29,7 +31,8 @@ beforeAll(async () => {
   const failingCriu = path.join(home, 'criu-restore-fails');
   writeFileSync(failingCriu, `#!/bin/sh\nif [ "$1" = restore ]; then echo "injected fault: restore refused" >&2; exit 1; fi\nexec "${loadConfig().criu}" "$@"\n`);
   chmodSync(failingCriu, 0o755);
-  cluster = await LocalCluster.start({
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({
     nodes: ['node-a', 'node-b', 'node-c'],
     home,
     taskQueue: `ms2m-e2e-${run}`,
@@ -40,7 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
   // Instances a failed test left running would keep consuming after the run.
-  reapInstances(home);
+  runtime?.reap(home);
 });
 
 /** The instance answers as the serving primary: not fenced, consuming the primary queue. */

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, reapInstances } from '../../runtimes/local/test-cluster';
+import { loadRuntime } from '../../runtimes';
+import type { ClusterHandle, Runtime } from '../../runtimes/types';
 import { deployWorkload, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import { ensureStack } from '../../lib/stack';
@@ -19,7 +20,8 @@ import { Ms2mClient, Ms2mInputError, type MigrationSummary, type RebalanceResult
 
 const run = Date.now().toString(36);
 const taskQueue = `ms2m-sdk-${run}`;
-let cluster: LocalCluster;
+let cluster: ClusterHandle;
+let runtime: Runtime;
 let home: string;
 let ms2m: Ms2mClient;
 const deployed: string[] = [];
@@ -28,7 +30,8 @@ const schedules: string[] = [];
 beforeAll(async () => {
   await ensureStack();
   home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-sdk-'));
-  cluster = await LocalCluster.start({ nodes: ['node-a', 'node-b'], home, taskQueue });
+  runtime = await loadRuntime();
+  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue });
   ms2m = new Ms2mClient(cluster.client, { taskQueue });
 });
 
@@ -36,7 +39,7 @@ afterAll(async () => {
   for (const id of schedules) await ms2m?.deleteSchedule(id).catch(() => undefined);
   for (const s of deployed) await undeploy(cluster, s).catch(() => undefined);
   await cluster?.stop();
-  reapInstances(home);
+  runtime?.reap(home);
 });
 
 async function deploy(service: string): Promise<void> {
