@@ -6,30 +6,26 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
+import type { ClusterHandle, LocalSpec } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 import { workload } from '../../cli/workloads';
 import { gameTopology } from '../../examples/game/game';
 import { loadConfig } from '../../lib/config';
-import type { LocalSpec } from '../../runtimes/types';
+import { lockHolder } from '../../activities/lock';
+import { ControlClient } from '../../service/control-client';
 
 /** Specs as a deploy has always taken them: without `runtime`, which defaults to local. */
 type ServiceSpec = Omit<LocalSpec, 'runtime'>;
-import { ensureStack } from '../../lib/stack';
-import { lockHolder } from '../../activities/lock';
-import type { Placement } from '../../runtimes/types';
-import { ControlClient } from '../../service/control-client';
 
 const run = Date.now().toString(36);
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
 let home: string;
 const taskQueue = `ms2m-deploy-${run}`;
 /** Services whose game instance declared its queues here; removed at the end. */
@@ -38,15 +34,12 @@ const gameServices: string[] = [];
 const HANG_GUARD_MS = 15_000;
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-deploy-'));
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({ nodes: ['node-a'], home, taskQueue });
+  e2e = await startE2eCluster('deploy', ['node-a'], { taskQueue });
+  ({ cluster, home } = e2e);
 });
 
 afterAll(async () => {
-  await cluster?.stop();
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
   const conn = await amqp.connect(loadConfig().amqpUrl);
   const ch = await conn.createChannel();
   for (const s of gameServices) await ch.deleteQueue(gameTopology(s).queue);

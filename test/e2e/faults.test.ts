@@ -5,31 +5,23 @@
  * emitted twice, every instance's apply sequence equal message by message, and exactly one instance
  * serving with the state rebuilt from the producers' log (chaos/verdict.ts).
  */
-import { mkdtempSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULTS } from '../../chaos/faults';
 import { runRound } from '../../chaos/round';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
-import { ensureStack } from '../../lib/stack';
+import type { ClusterHandle } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 
 const run = Date.now().toString(36);
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
-let home: string;
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-faults-'));
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-faults-${run}` });
+  e2e = await startE2eCluster('faults', ['node-a', 'node-b'], { taskQueue: `ms2m-faults-${run}` });
+  ({ cluster } = e2e);
 });
 
 afterAll(async () => {
-  await cluster?.stop();
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
 });
 
 describe('every fault ends migrated or rolled back, with nothing lost', () => {

@@ -4,34 +4,26 @@
  * accounted message by message.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdtempSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Placement } from '../../runtimes/types';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
+import type { ClusterHandle } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 import { ServiceLoad, deployWorkload, undeploy } from '../../cli/scenario';
 import type { Verification } from '../../lib/migration';
 import type { DrainReport, RebalanceResult } from '../../lib/rebalance';
-import { ensureStack } from '../../lib/stack';
 
 const run = Date.now().toString(36);
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
-let home: string;
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-fleet-'));
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b', 'node-c'], home, taskQueue: `ms2m-fleet-${run}` });
+  e2e = await startE2eCluster('fleet', ['node-a', 'node-b', 'node-c'], { taskQueue: `ms2m-fleet-${run}` });
+  ({ cluster } = e2e);
 });
 
 afterAll(async () => {
-  await cluster?.stop();
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
 });
 
 /** Deploys services on a node, each under load with 4 ms of CPU per message (about 25 % of a core at 60 msg/s). */

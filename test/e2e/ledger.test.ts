@@ -7,13 +7,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
+import type { ClusterHandle } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 import { ServiceLoad, deployWorkload, runScenario, undeploy } from '../../cli/scenario';
 import { tracePath } from '../../cli/workloads';
 import { ledgerTopology } from '../../examples/ledger/ledger';
@@ -21,25 +18,21 @@ import { parseTrace } from '../../examples/ledger/oracle';
 import { loadConfig } from '../../lib/config';
 import { armFailpoint, releaseFailpoint, waitForFailpoint } from '../../lib/failpoints';
 import type { MigrationReport, Strategy, Verification } from '../../lib/migration';
-import { ensureStack } from '../../lib/stack';
 import { MigrationHandle } from '../../sdk';
 import { readFileSync } from 'node:fs';
 
 const run = Date.now().toString(36);
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
 let home: string;
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-ledger-'));
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `ms2m-ledger-${run}` });
+  e2e = await startE2eCluster('ledger', ['node-a', 'node-b'], { taskQueue: `ms2m-ledger-${run}` });
+  ({ cluster, home } = e2e);
 });
 
 afterAll(async () => {
-  await cluster?.stop();
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
 });
 
 

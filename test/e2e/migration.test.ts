@@ -3,47 +3,41 @@
  * orchestrator and three node agents as separate processes, the example game service under load.
  * node-c's agent runs a CRIU whose restore always fails, to exercise the rollback.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
+import type { ClusterHandle } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 import { runScenario, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
 import type { MigrationProgress, MigrationReport, Strategy } from '../../lib/migration';
-import { ensureStack } from '../../lib/stack';
 import { ControlClient } from '../../service/control-client';
 import { replayQueueName } from '../../service/names';
 
 const MIGRATION_TIMEOUT = 120_000;
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
-let home: string;
 const run = Date.now().toString(36);
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-e2e-'));
-  const failingCriu = path.join(home, 'criu-restore-fails');
-  writeFileSync(failingCriu, `#!/bin/sh\nif [ "$1" = restore ]; then echo "injected fault: restore refused" >&2; exit 1; fi\nexec "${loadConfig().criu}" "$@"\n`);
-  chmodSync(failingCriu, 0o755);
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({
-    nodes: ['node-a', 'node-b', 'node-c'],
-    home,
+  e2e = await startE2eCluster('e2e', ['node-a', 'node-b', 'node-c'], {
     taskQueue: `ms2m-e2e-${run}`,
-    nodeEnv: { 'node-c': { MS2M_CRIU: failingCriu } },
+    // node-c's CRIU refuses every restore (a local-runtime fault: the agent runs the CRIU it is given).
+    nodeEnv: (dir) => {
+      const failingCriu = path.join(dir, 'criu-restore-fails');
+      writeFileSync(failingCriu, `#!/bin/sh\nif [ "$1" = restore ]; then echo "injected fault: restore refused" >&2; exit 1; fi\nexec "${loadConfig().criu}" "$@"\n`);
+      chmodSync(failingCriu, 0o755);
+      return { 'node-c': { MS2M_CRIU: failingCriu } };
+    },
   });
+  ({ cluster } = e2e);
 });
 
 afterAll(async () => {
-  await cluster?.stop();
-  // Instances a failed test left running would keep consuming after the run.
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
 });
 
 /** The instance answers as the serving primary: not fenced, consuming the primary queue. */

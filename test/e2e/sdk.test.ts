@@ -5,41 +5,35 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, Runtime } from '../../runtimes/types';
+import type { ClusterHandle } from '../../runtimes/types';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from './e2e-cluster';
 import { deployWorkload, undeploy } from '../../cli/scenario';
 import { loadConfig } from '../../lib/config';
-import { ensureStack } from '../../lib/stack';
 import { Ms2mClient, Ms2mInputError, type MigrationSummary, type RebalanceResult, type Stage } from '../../sdk';
 
 const run = Date.now().toString(36);
 const taskQueue = `ms2m-sdk-${run}`;
+let e2e: E2eCluster;
 let cluster: ClusterHandle;
-let runtime: Runtime;
 let home: string;
 let ms2m: Ms2mClient;
 const deployed: string[] = [];
 const schedules: string[] = [];
 
 beforeAll(async () => {
-  await ensureStack();
-  home = mkdtempSync(path.join(os.tmpdir(), 'ms2m-sdk-'));
-  runtime = await loadRuntime();
-  cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue });
+  e2e = await startE2eCluster('sdk', ['node-a', 'node-b'], { taskQueue });
+  ({ cluster, home } = e2e);
   ms2m = new Ms2mClient(cluster.client, { taskQueue });
 });
 
 afterAll(async () => {
   for (const id of schedules) await ms2m?.deleteSchedule(id).catch(() => undefined);
   for (const s of deployed) await undeploy(cluster, s).catch(() => undefined);
-  await cluster?.stop();
-  runtime?.reap(home);
+  await stopE2eCluster(e2e);
 });
 
 async function deploy(service: string): Promise<void> {
