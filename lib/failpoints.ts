@@ -3,7 +3,7 @@
  * fail or corrupt what it handles, so that a crash or a cancellation lands exactly inside a phase instead
  * of wherever a timer happens to fire. A failpoint is armed by a file `<MS2M_HOME>/failpoints/<name>.json`;
  * unarmed, passing one costs a failed open(). Names are `<process>/<point>`, e.g. `node-a/checkpoint`,
- * `orchestrator/replayUntil` or `node-b/receive-file`.
+ * `orchestrator/prepareReplay`, `node-b/replayUntil` or `node-b/receive-file`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
