@@ -16,7 +16,8 @@ import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
 import { runNodeAgent } from '../workers/node-agent';
 import { runOrchestrator } from '../workers/orchestrator';
-import { loadRuntime } from '../runtimes';
+import { loadRuntime, runtimeName } from '../runtimes';
+import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import { formatReport, verdict } from './report';
 import { nonNegative, num, positive, progressPrinter, strategyOption, workloadList } from './options';
 import { formatOutcomes, formatPlan, formatSchedule, rebalanceInput, rebalanceOptions, table, waitShowingMoves, when } from './fleet-output';
@@ -31,6 +32,11 @@ program
   .command('demo', { isDefault: false })
   .description('bring up the stack and two nodes, deploy the example game service on node-a under load, migrate it to node-b, print the report')
   .addOption(strategyOption())
+  .addOption(
+    new Option('--runtime <name>', 'where the services run: local processes, or the project\'s two-node Kubernetes test cluster (built and started on first use)')
+      .choices([...RUNTIMES])
+      .default(runtimeName()),
+  )
   .option('--rate <msgs>', 'messages per second from the load generator', positive('--rate'), 50)
   .addOption(new Option('--service <name>', 'the example service: game (per-player scores) or ledger (order-sensitive transfers)').choices([...WORKLOADS]).default('game'))
   .option('--producers <n>', 'number of producers sharing the rate (default 4 for the game, 3 for the ledger)', positive('--producers', true))
@@ -47,7 +53,7 @@ program
     await ensureStack();
     const cfg = loadConfig();
     const home = path.join(cacheDir(), 'demo');
-    const runtime = await loadRuntime();
+    const runtime = await loadRuntime(o.runtime as RuntimeName);
     runtime.reap(home);
     rmSync(home, { recursive: true, force: true });
     say(`[ms2m] starting the orchestrator and the node agents node-a and node-b (${runtime.name} runtime)…`);
@@ -78,6 +84,7 @@ program
     const good = verdict(report);
     say(good ? '\nOK: nothing lost, nothing applied or emitted twice, states equal.' : '\nFAILED: see the report above.');
     if (o.json) console.log(JSON.stringify(report));
+    if (runtime.name === 'kubernetes') say('[ms2m] the Kubernetes test cluster keeps running (warm for the next run); stop it with: bash infra/k8s/cluster.sh down');
     if (o.keep) say(`[ms2m] still running (--keep); stop with Ctrl-C. Web UI: ${cfg.temporalUi}`);
     else process.exit(good ? 0 : 1);
   });

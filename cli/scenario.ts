@@ -71,12 +71,13 @@ export async function deployWorkload(
   return (await cluster.client.workflow.execute('deployService', {
     taskQueue: cluster.opts.taskQueue,
     workflowId: `deploy-${service}-${Date.now()}`,
-    args: [{ service, node, spec: w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }) }],
+    args: [{ service, node, spec: await cluster.workloadSpec(service, w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }), node) }],
   })) as Placement;
 }
 
 export async function undeploy(cluster: ClusterHandle, service: string): Promise<void> {
   await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
+  await cluster.discardWorkload(service);
 }
 
 /** Waits until every published message has an output, giving up only when outputs stop arriving. */
@@ -161,7 +162,7 @@ export class ServiceLoad {
     // Let the serving instance drain what is still queued before counting (a backlog above capacity takes a while).
     await drained(this.collector, published);
     await sleep(300);
-    const placed = this.cluster.placement(this.service)?.instanceId ?? '';
+    const placed = (await this.cluster.placement(this.service))?.instanceId ?? '';
     // Connected only now: a broker restarted meanwhile would have closed an earlier connection.
     const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-scenario');
     const final = await control
@@ -238,7 +239,7 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
     // A source lost mid-migration was killed outright: its last applications may be nobody else's.
     const { verification, placed } = await load.finish({ from, to }, report.sourceLost ? [report.sourceInstance] : []);
     report.verification = verification;
-    return { report, cancelled, placed, live: cluster.liveInstances(o.service).map((i) => i.instanceId) };
+    return { report, cancelled, placed, live: (await cluster.liveInstances(o.service)).map((i) => i.instanceId) };
   } finally {
     await load.close();
     if (!o.keep) await undeploy(cluster, o.service).catch((err) => log(`undeploy failed: ${(err as Error).message}`));

@@ -29,6 +29,8 @@ export const FAILURE = {
   InstanceExited: 'InstanceExited',
   NotReady: 'NotReady',
   ImageMissing: 'ImageMissing',
+  /** The runtime could not start the copy from its image (kubernetes: the container never ran). */
+  RestoreFailed: 'RestoreFailed',
   PrepareTimeout: 'PrepareTimeout',
   CatchUpTimeout: 'CatchUpTimeout',
   CopyNotStandby: 'CopyNotStandby',
@@ -52,6 +54,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FAILURE.ControlRefused,
   FAILURE.InstanceNotFound,
   FAILURE.ImageMissing,
+  FAILURE.RestoreFailed,
   FAILURE.PrepareTimeout,
   FAILURE.CatchUpTimeout,
   FAILURE.InvalidSpec,

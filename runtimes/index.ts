@@ -2,6 +2,7 @@
  * The runtime registry: which runtime this process serves, from MS2M_RUNTIME (default `local`). The one
  * place that knows the runtimes' folders; everything else asks it, and speaks the port (./types).
  */
+import { kubernetesRuntime } from './kubernetes';
 import { localRuntime } from './local';
 import { RUNTIMES, type RuntimeName } from './runtime-names';
 import type { Runtime } from './types';
@@ -20,6 +21,6 @@ export async function loadRuntime(name: RuntimeName = runtimeName()): Promise<Ru
     case 'local':
       return localRuntime;
     case 'kubernetes':
-      throw new Error('MS2M_RUNTIME=kubernetes: this version of ms2m has no kubernetes runtime yet; use local');
+      return kubernetesRuntime;
   }
 }

@@ -14,14 +14,15 @@
  *   the migration id), so a node can also remove what it holds of an image that was never completed.
  * - Identity: a restored copy sees its new instance id (`instanceId` of `restore`) before it consumes or
  *   emits anything. The service library reads its identity from the runtime (local: the UTS hostname,
- *   set while the restored process is still stopped; Kubernetes: the pod's hostname) and a copy that finds
- *   an identity other than the one in its checkpoint knows it is a copy and waits as a standby.
+ *   set while the restored process is still stopped; Kubernetes: the new pod's name in a downward-API
+ *   file, because a restored container keeps the old pod's hostname and environment) and a copy that
+ *   finds an identity other than the one in its checkpoint knows it is a copy and waits as a standby.
  * - Every call may be retried after it succeeded, or after its worker died at any moment of it, with the
  *   same arguments, and then returns the same result (or, for stop/remove, does nothing more).
  */
 import type { Client } from '@temporalio/client';
 import type { RuntimeName } from './runtime-names';
-import type { ServiceSpec } from './spec';
+import type { LocalSpec, ServiceSpec } from './spec';
 
 export type { ServiceSpec, LocalSpec, KubernetesSpec } from './spec';
 export { RUNTIMES, type RuntimeName } from './runtime-names';
@@ -168,11 +169,18 @@ export interface ClusterHandle {
   /** Kills a worker outright and starts it again, as a crash and a supervisor's restart would. */
   crashAndRestart(name: string): Promise<void>;
   /** Live instances of a service on every node, from the runtime itself (not from its agents). */
-  liveInstances(service: string): Array<{ instanceId: string; node: string }>;
+  liveInstances(service: string): Promise<Array<{ instanceId: string; node: string }>>;
   /** Signals an instance from outside its runtime's agents (fault injection: a crash, a stall and its end). */
-  signalInstance(instanceId: string, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): void;
-  placement(service: string): Placement | null;
-  node(node: string): NodeInfo | null;
+  signalInstance(instanceId: string, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): Promise<void>;
+  placement(service: string): Promise<Placement | null>;
+  /**
+   * What a deploy of one of the project's example services needs in this runtime, from its local spec
+   * (local: that spec; kubernetes: the spec of a Deployment it creates, running on `node`).
+   */
+  workloadSpec(service: string, spec: LocalSpec, node: string): Promise<ServiceSpec>;
+  /** Removes what `workloadSpec` created (after an undeploy). */
+  discardWorkload(service: string): Promise<void>;
+  node(node: string): Promise<NodeInfo | null>;
   stop(): Promise<void>;
 }
 
@@ -201,8 +209,8 @@ export interface NodeAgentOptions {
 /** One runtime: everything the orchestrator, the agents and the harness need from it. */
 export interface Runtime {
   readonly name: RuntimeName;
-  /** The orchestrator's cluster activities. */
-  clusterActivities(): ClusterActivities;
+  /** The orchestrator's cluster activities (a runtime may have a client to build first). */
+  clusterActivities(): Promise<ClusterActivities>;
   /** Runs a node agent until it is told to stop (SIGTERM/SIGINT are the caller's to route to `stop`). */
   startNodeAgent(opts: NodeAgentOptions): Promise<{ taskQueue: string; run(): Promise<void>; stop(): void }>;
   /** Starts a cluster for the harness: an orchestrator and one agent per node. */

@@ -14,14 +14,14 @@
  * interleaving, and a copy that replayed it would reach the same marks with a different state whenever
  * the application's transitions do not commute.
  *
- * Identity is the UTS hostname, never an environment variable or a file: a process restored by CRIU keeps
- * its whole memory and environment, but the node agent gives it a new hostname before letting it run, so
- * the copy notices it is a copy before it consumes or emits anything.
+ * Identity comes from the runtime (./identity: the UTS hostname locally, a downward-API file on
+ * Kubernetes), never from an environment variable: a process restored by CRIU keeps its whole memory and
+ * environment, but sees its new identity before it runs, so the copy notices it is a copy before it
+ * consumes or emits anything.
  *
  * Every decision is the core's (./core); this class is the transport around it: consumers, the outbox
  * published with confirms, reconnection, and watching the hostname.
  */
-import * as os from 'node:os';
 import * as amqp from 'amqplib';
 import {
   admit,
@@ -46,6 +46,7 @@ import {
 } from './core';
 import { CONTROL_QUEUE_ARGS, HEADER_RESENT, controlQueueName, stateDigest, type ControlCommand, type ControlReply, type InstanceStatus, type Marks } from './protocol';
 import { Reconnector } from './reconnect';
+import { identitySource, type IdentitySource } from './identity';
 
 import type { ApplyContext, ServiceOptions } from './service-options';
 
@@ -84,9 +85,17 @@ export class MigratableService<S> {
     onFailure: (err) => this.log(`reconnect failed: ${err.message}`),
   });
 
+  private readonly identity: IdentitySource;
+
   constructor(private readonly opts: ServiceOptions<S>) {
     this.state = opts.initialState();
-    this.core = createCore(os.hostname(), opts.input.queue);
+    this.identity = opts.identity ?? identitySource();
+    this.core = createCore(this.identity(), opts.input.queue);
+  }
+
+  /** Who this instance is now (a restored copy: its new identity, once it has seen it). */
+  get instanceId(): string {
+    return this.core.identity;
   }
 
   /** The per-producer high-water marks, which the checkpoint carries with the state. */
@@ -119,11 +128,11 @@ export class MigratableService<S> {
   }
 
   /**
-   * A copy is a process whose hostname no longer matches the identity it was checkpointed with. Called
+   * A copy is a process whose identity no longer matches the identity it was checkpointed with. Called
    * before anything is consumed, applied or emitted; a copy drops the source's connection and reconnects.
    */
   private checkIdentity(): void {
-    if (!this.adoptHostname()) return;
+    if (!this.adoptIdentity()) return;
     const old = this.conn;
     this.conn = null;
     this.ch = null;
@@ -132,8 +141,8 @@ export class MigratableService<S> {
     this.reconnector.request({ immediately: true });
   }
 
-  private adoptHostname(): boolean {
-    const now = os.hostname();
+  private adoptIdentity(): boolean {
+    const now = this.identity();
     if (now === this.core.identity) return false;
     const line = becomeCopy(this.core, now, this.outbox);
     this.outbox = [];
@@ -146,7 +155,7 @@ export class MigratableService<S> {
   }
 
   private async connect(): Promise<void> {
-    this.adoptHostname();
+    this.adoptIdentity();
     const generation = ++this.generation;
     const conn = await amqp.connect(this.opts.amqpUrl, { clientProperties: { connection_name: this.core.identity } });
     conn.on('error', () => undefined);

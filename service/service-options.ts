@@ -25,4 +25,6 @@ export interface ServiceOptions<S> {
   /** A small summary reported in status replies. */
   describe?(state: S): Record<string, unknown>;
   log?(line: string): void;
+  /** Where the instance reads its identity (default: ./identity's, from the runtime). */
+  identity?: () => string;
 }

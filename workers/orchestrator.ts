@@ -20,12 +20,14 @@ export async function runOrchestrator(): Promise<void> {
     connection,
     namespace: cfg.temporalNamespace,
     taskQueue: cfg.taskQueue,
+    // In a pod, its name: a restarted orchestrator is told apart from the one before.
+    identity: process.env.POD_NAME,
     workflowsPath: require.resolve('../workflows'),
     dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
     activities: withFailpoints('orchestrator', {
       ...createBrokerActivities(),
       ...createLockActivities(client, cfg.taskQueue),
-      ...runtime.clusterActivities(),
+      ...(await runtime.clusterActivities()),
     }),
   });
   warmBrokerConnection();

@@ -71,11 +71,12 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
   const instanceId = `${service}-${uuid4().slice(0, 8)}`;
   let placed = false;
   try {
-    await onNode(target).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
+    // A runtime names the instance it started (kubernetes: the workload's pod), which may not be the one asked for.
+    const started = await onNode(target).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
     // Deployed means serving: the instance answers once it is connected and consuming.
-    const status = await awaitReady(target, instanceId, readyMs);
+    const status = await awaitReady(target, started.instanceId, readyMs);
     if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), FAILURE.InvalidSpec);
-    const placement: Placement = { service, node, instanceId, spec, updatedAt: Date.now() };
+    const placement: Placement = { service, node, instanceId: started.instanceId, spec, updatedAt: Date.now() };
     await cluster.commitPlacement(placement);
     placed = true;
     return placement;

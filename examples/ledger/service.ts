@@ -5,7 +5,6 @@
  * the apply sequence of every instance that ever ran from it, independently of ms2m's own marks and digests.
  */
 import { openSync, writeSync } from 'node:fs';
-import * as os from 'node:os';
 import { MigratableService } from '../../service';
 import { busyWork } from '../footprint';
 import { applyTransfer, initialLedger, ledgerTopology, ledgerView, type LedgerState, type Transfer } from './ledger';
@@ -31,7 +30,7 @@ const svc = new MigratableService<LedgerState>({
     const t = JSON.parse(message.body.toString()) as Transfer;
     if (workMs > 0) busyWork(workMs);
     const out = applyTransfer(state, t, producer, seq);
-    if (trace !== null) writeSync(trace, `${JSON.stringify([out.n, producer, seq, out.head, os.hostname()])}\n`);
+    if (trace !== null) writeSync(trace, `${JSON.stringify([out.n, producer, seq, out.head, svc.instanceId])}\n`);
     ctx.emit(`receipt.${t.from}`, out);
   },
   digestOf: ledgerView,

@@ -8,7 +8,7 @@ import { LocalCluster, reapInstances } from './test-cluster';
 
 export const localRuntime: Runtime = {
   name: 'local',
-  clusterActivities: () => createClusterActivities(new ClusterStore(loadConfig().home)),
+  clusterActivities: async () => createClusterActivities(new ClusterStore(loadConfig().home)),
   startNodeAgent: startLocalNodeAgent,
   startCluster: (opts) => LocalCluster.start(opts),
   reap: reapInstances,

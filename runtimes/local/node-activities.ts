@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
-import { COMPLETE_MARK, imageFiles, sendImage } from './image-transfer';
+import { COMPLETE_MARK, imageFiles, sendImage } from '../shared/image-transfer';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { tailLines, watchExit } from './instance-exit';
 import { catchesSignal, childrenOf, isAlive, procStat, waitFor } from './proc';

@@ -13,11 +13,10 @@ import { loadConfig } from '../../lib/config';
 import { withFailpoints } from '../../lib/failpoints';
 import type { NodeAgentOptions } from '../types';
 import { ClusterStore, DEFAULT_CAPACITY } from './cluster-store';
-import { imageReceiver } from './image-transfer';
+import { imageReceiver } from '../shared/image-transfer';
 import { createLocalNodeActivities } from './node-activities';
+import { nodeTaskQueue } from '../shared/task-queues';
 
-/** Each node's agent polls its own task queue, named after the orchestrator's. */
-export const localNodeTaskQueue = (orchestratorQueue: string, node: string): string => `${orchestratorQueue}-node-${node}`;
 
 /** `host:port`, `host` or `:port`; the port may be 0 (any free one). */
 function parseListen(listen: string | undefined): { host: string; port: number } {
@@ -59,7 +58,7 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
   const store = new ClusterStore(cfg.home);
   const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
   const imageUrl = `http://${host.includes(':') ? `[${host}]` : host}:${await listen(server, path.join(dataDir, 'agent.port'), host, port)}`;
-  const taskQueue = localNodeTaskQueue(cfg.taskQueue, node);
+  const taskQueue = nodeTaskQueue(cfg.taskQueue, node);
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const peer = (n: string) => {
     const rec = store.node(n);

@@ -11,11 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { loadConfig } from '../../lib/config';
-import type { ClusterHandle, ClusterOptions, NodeInfo, Placement } from '../types';
+import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, ServiceSpec } from '../types';
 import { normalizePlacement } from '../placement';
 import { ClusterStore, nodeInfo } from './cluster-store';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
-import { localNodeTaskQueue } from './node-agent';
+import { nodeTaskQueue } from '../shared/task-queues';
 
 const READY_MS = 60_000;
 
@@ -70,7 +70,7 @@ export class LocalCluster implements ClusterHandle {
       }),
     );
     exited.catch(() => undefined);
-    const queue = node ? localNodeTaskQueue(this.opts.taskQueue, node) : this.opts.taskQueue;
+    const queue = node ? nodeTaskQueue(this.opts.taskQueue, node) : this.opts.taskQueue;
     const type = node ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW;
     await Promise.race([exited, this.polled(queue, type, `${child.pid}@${os.hostname()}`, name)]);
     this.opts.log?.(`${name} ready on task queue ${queue} (pid ${child.pid})`);
@@ -107,7 +107,7 @@ export class LocalCluster implements ClusterHandle {
   }
 
   /** From the agents' registries checked against /proc: a process check, independent of the agents and the broker. */
-  liveInstances(service: string): Array<{ instanceId: string; node: string }> {
+  async liveInstances(service: string): Promise<Array<{ instanceId: string; node: string }>> {
     return allInstances(this.opts.home)
       .filter((r) => r.service === service && r.alive)
       .map((r) => ({ instanceId: r.instanceId, node: r.node }));
@@ -120,15 +120,23 @@ export class LocalCluster implements ClusterHandle {
     return rec.pid;
   }
 
-  signalInstance(instanceId: string, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): void {
+  async signalInstance(instanceId: string, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): Promise<void> {
     process.kill(this.instancePid(instanceId), signal);
   }
 
-  placement(service: string): Placement | null {
+  async placement(service: string): Promise<Placement | null> {
     return normalizePlacement(this.store.placement<Placement>(service));
   }
 
-  node(node: string): NodeInfo | null {
+  async workloadSpec(_service: string, spec: LocalSpec): Promise<ServiceSpec> {
+    return spec;
+  }
+
+  async discardWorkload(): Promise<void> {
+    // An undeploy ended the process; nothing else was made for it.
+  }
+
+  async node(node: string): Promise<NodeInfo | null> {
     const n = this.store.node(node);
     return n ? nodeInfo(n) : null;
   }

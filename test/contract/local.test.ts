@@ -12,9 +12,9 @@ import { workload } from '../../cli/workloads';
 import { loadConfig } from '../../lib/config';
 import { createClusterActivities } from '../../runtimes/local/cluster-activities';
 import { ClusterStore } from '../../runtimes/local/cluster-store';
-import { imageReceiver } from '../../runtimes/local/image-transfer';
+import { imageReceiver } from '../../runtimes/shared/image-transfer';
 import { createLocalNodeActivities } from '../../runtimes/local/node-activities';
-import { localNodeTaskQueue } from '../../runtimes/local/node-agent';
+import { nodeTaskQueue } from '../../runtimes/shared/task-queues';
 import { reapInstances } from '../../runtimes/local/test-cluster';
 import { describeRuntimeContract } from './runtime-contract';
 
@@ -40,7 +40,7 @@ describeRuntimeContract({
       const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
       servers.push(server);
       const imageUrl = await listening(server);
-      store.registerNode({ node, taskQueue: localNodeTaskQueue('contract', node), imageUrl, dataDir, pid: process.pid, updatedAt: Date.now() });
+      store.registerNode({ node, taskQueue: nodeTaskQueue('contract', node), imageUrl, dataDir, pid: process.pid, updatedAt: Date.now() });
       return { node, activities: createLocalNodeActivities({ node, dataDir, criu: loadConfig().criu, imageUrl, peer }) };
     };
     const [a, b] = await Promise.all([nodeOf('node-a'), nodeOf('node-b')]);

@@ -73,9 +73,9 @@ async function refusal(service: string, spec: ServiceSpec, extra: Record<string,
 
 /** Nothing of the refused deploy remains: no placement, no live instance, a free lock, no control queue. */
 async function expectNothingLeft(service: string): Promise<void> {
-  expect(cluster.placement(service)).toBeNull();
+  expect(await cluster.placement(service)).toBeNull();
   expect(await lockHolder(cluster.client, service)).toBeNull();
-  expect(cluster.liveInstances(service)).toEqual([]);
+  expect(await cluster.liveInstances(service)).toEqual([]);
   expect((await queueNames()).filter((q) => q.startsWith(`ms2m.ctl.${service}-`))).toEqual([]);
 }
 
@@ -132,7 +132,7 @@ describe('a deploy that cannot serve is refused at once, says why, and leaves no
     const service = `killed-${run}`;
     const killer = (async () => {
       for (;;) {
-        const [inst] = cluster.liveInstances(service);
+        const [inst] = await cluster.liveInstances(service);
         if (inst) return cluster.signalInstance(inst.instanceId, 'SIGKILL');
         await sleep(20);
       }
@@ -191,8 +191,8 @@ describe('ms2m deploy and undeploy', () => {
     const m = new RegExp(`^\\[ms2m\\] ${service} deployed on node-a as instance (${service}-[0-9a-f]{8}), consuming ${service}\\.primary: `).exec(deployed.stdout);
     expect(m).not.toBeNull();
     const instanceId = m![1];
-    expect(cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId, spec: { primaryQueue: game.primaryQueue, env: game.env } });
-    expect(cluster.liveInstances(service).map((i) => i.instanceId)).toEqual([instanceId]);
+    expect(await cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId, spec: { primaryQueue: game.primaryQueue, env: game.env } });
+    expect((await cluster.liveInstances(service)).map((i) => i.instanceId)).toEqual([instanceId]);
     const control = await ControlClient.connect(loadConfig().amqpUrl);
     try {
       expect(await control.command(instanceId, { kind: 'status', digest: false })).toMatchObject({ role: 'primary', consuming: 'primary', input: { queue: game.primaryQueue } });
@@ -203,8 +203,8 @@ describe('ms2m deploy and undeploy', () => {
     const removed = await cli(['undeploy', '--service', service]);
     expect(removed.code).toBe(0);
     expect(removed.stdout).toBe(`[ms2m] ${service} undeployed: instance ${instanceId} on node-a stopped\n`);
-    expect(cluster.placement(service)).toBeNull();
-    expect(cluster.liveInstances(service)).toEqual([]);
+    expect(await cluster.placement(service)).toBeNull();
+    expect(await cluster.liveInstances(service)).toEqual([]);
 
     const again = await cli(['undeploy', '--service', service]);
     expect(again.code).toBe(1);

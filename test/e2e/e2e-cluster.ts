@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureStack } from '../../lib/stack';
 import { loadRuntime } from '../../runtimes';
-import type { ClusterHandle, ClusterOptions, Runtime } from '../../runtimes/types';
+import type { ClusterHandle, ClusterOptions, Runtime, RuntimeName } from '../../runtimes/types';
 
 export interface E2eCluster {
   runtime: Runtime;
@@ -16,10 +16,14 @@ export interface E2eCluster {
   home: string;
 }
 
-export async function startE2eCluster(name: string, nodes: string[], o: { taskQueue?: string; nodeEnv?: (home: string) => ClusterOptions['nodeEnv'] } = {}): Promise<E2eCluster> {
+export async function startE2eCluster(
+  name: string,
+  nodes: string[],
+  o: { taskQueue?: string; nodeEnv?: (home: string) => ClusterOptions['nodeEnv']; runtime?: RuntimeName } = {},
+): Promise<E2eCluster> {
   await ensureStack();
   const home = mkdtempSync(path.join(os.tmpdir(), `ms2m-${name}-`));
-  const runtime = await loadRuntime();
+  const runtime = await loadRuntime(o.runtime);
   const cluster = await runtime.startCluster({ nodes, home, taskQueue: o.taskQueue ?? `ms2m-${name}-${Date.now().toString(36)}`, nodeEnv: o.nodeEnv?.(home) });
   return { runtime, cluster, home };
 }

@@ -57,7 +57,7 @@ function expectNothingLost(v: Verification): void {
   expect(v.finalStateMatchesProducers).toBe(true);
 }
 
-const placementOf = (service: string): Placement => cluster.placement(service)!;
+const placementOf = async (service: string): Promise<Placement> => (await cluster.placement(service))!;
 
 describe('fleet operations', () => {
   it(
@@ -94,7 +94,7 @@ describe('fleet operations', () => {
         expect(result.plan.moves).toHaveLength(1);
         expect(result.plan.moves[0]).toMatchObject({ from: 'node-a' });
         expect(result.outcomes[0]).toMatchObject({ outcome: 'completed', from: 'node-a', to: result.plan.moves[0].to });
-        expect(placementOf(result.plan.moves[0].service).node).toBe(result.plan.moves[0].to);
+        expect((await placementOf(result.plan.moves[0].service)).node).toBe(result.plan.moves[0].to);
       } finally {
         await schedule.delete();
       }
@@ -119,12 +119,12 @@ describe('fleet operations', () => {
       console.log(`drain report: ${JSON.stringify(report)}`);
       expect(report.stranded).toEqual([]);
       expect(report.services.map((s) => s.outcome)).toEqual(['completed', 'completed']);
-      for (const s of services) expect(placementOf(s).node).not.toBe('node-b');
-      expect(cluster.liveInstances(services[0]).concat(cluster.liveInstances(services[1])).every((i) => i.node !== 'node-b')).toBe(true);
+      for (const s of services) expect((await placementOf(s)).node).not.toBe('node-b');
+      expect((await cluster.liveInstances(services[0])).concat(await cluster.liveInstances(services[1])).every((i) => i.node !== 'node-b')).toBe(true);
       for (const v of await accounted(loads, from)) expectNothingLost(v);
 
       // Unschedulable until told otherwise: a rebalance does not place anything there.
-      expect(cluster.node('node-b')!.schedulable).toBe(false);
+      expect((await cluster.node('node-b'))!.schedulable).toBe(false);
       const plan = (await cluster.client.workflow.execute('rebalance', {
         taskQueue: cluster.opts.taskQueue,
         workflowId: `dry-${run}`,
@@ -137,7 +137,7 @@ describe('fleet operations', () => {
         workflowId: `uncordon-${run}`,
         args: [{ node: 'node-b', schedulable: true }],
       });
-      expect(cluster.node('node-b')!.schedulable).toBe(true);
+      expect((await cluster.node('node-b'))!.schedulable).toBe(true);
       for (const s of services) await undeploy(cluster, s);
     },
     240_000,

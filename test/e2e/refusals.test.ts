@@ -59,9 +59,9 @@ async function refusal(input: unknown, id = `refused-${randomUUID().slice(0, 8)}
 
 /** The service serves where it did, as it did, and no migration left anything behind. */
 async function expectUnchanged(): Promise<void> {
-  expect(cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId: deployed.instanceId });
+  expect(await cluster.placement(service)).toMatchObject({ node: 'node-a', instanceId: deployed.instanceId });
   expect(await lockHolder(cluster.client, service)).toBeNull();
-  expect(cluster.liveInstances(service).map((i) => i.instanceId)).toEqual([deployed.instanceId]);
+  expect((await cluster.liveInstances(service)).map((i) => i.instanceId)).toEqual([deployed.instanceId]);
   const control = await ControlClient.connect(loadConfig().amqpUrl);
   try {
     expect(await control.command(deployed.instanceId, { kind: 'status', digest: false })).toMatchObject({ role: 'primary', consuming: 'primary', fenced: false });
@@ -93,7 +93,7 @@ describe('bad requests are refused, naming the field and the fix, and change not
     const f = await refusal({ service, targetNode: 'node-d', timeouts: { nodeScheduleToStartMs: 2000 } });
     expect(f.type).toBe('NodeUnreachable');
     // The queue the node registered, as the cluster side reports it.
-    const queue = cluster.node('node-d')!.taskQueue;
+    const queue = (await cluster.node('node-d'))!.taskQueue;
     expect(f.message).toBe(`targetNode: node "node-d" does not answer: no agent took work from its task queue ${queue} within 2000 ms; start its agent (ms2m agent --node node-d) or choose another node`);
     await expectUnchanged();
   });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPLETE_MARK, imageReceiver, sendImage } from '../../runtimes/local/image-transfer';
+import { COMPLETE_MARK, imageReceiver, sendImage, transferToken } from '../../runtimes/shared/image-transfer';
 import { armFailpoint } from '../../lib/failpoints';
 
 let server: Server;
@@ -71,5 +71,38 @@ describe('image transfer between agents', () => {
   it('rejects path tricks in image and file names', async () => {
     const res = await fetch(`${url}/images/..%2F..%2Fetc/files/passwd`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
     expect(res.status).toBe(404);
+  });
+});
+
+describe('image transfer with a shared secret (the kubernetes runtime\'s agents)', () => {
+  const secret = 'a-secret-of-at-least-16-chars';
+  let authServer: Server;
+  let authUrl: string;
+  beforeAll(async () => {
+    authServer = createServer(imageReceiver(path.join(root, 'auth-target'), 'node-s', { secret }));
+    await new Promise<void>((r) => authServer.listen(0, '127.0.0.1', r));
+    authUrl = `http://127.0.0.1:${(authServer.address() as AddressInfo).port}`;
+  });
+  afterAll(() => authServer.close());
+
+  const image = (id: string) => {
+    const src = path.join(root, 'auth-source', id);
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, 'checkpoint.tar'), Buffer.alloc(256 * 1024, 3));
+    return src;
+  };
+
+  it('accepts an image from a holder of the secret', async () => {
+    await sendImage(image('s1'), authUrl, 's1', () => undefined, { secret });
+    expect(existsSync(path.join(root, 'auth-target', 's1', COMPLETE_MARK))).toBe(true);
+  });
+
+  it('refuses an image sent without a token, or with a token of another secret or another image', async () => {
+    await expect(sendImage(image('s2'), authUrl, 's2', () => undefined)).rejects.toThrow(/HTTP 401 .*no valid token/);
+    await expect(sendImage(image('s3'), authUrl, 's3', () => undefined, { secret: 'another-secret-16-chars' })).rejects.toThrow(/HTTP 401/);
+    const stolen = transferToken(secret, 's1');
+    const res = await fetch(`${authUrl}/images/s4/files/checkpoint.tar`, { method: 'PUT', headers: { authorization: `Bearer ${stolen}`, 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
+    expect(res.status).toBe(401);
+    for (const id of ['s2', 's3', 's4']) expect(existsSync(path.join(root, 'auth-target', '.incoming', id))).toBe(false);
   });
 });

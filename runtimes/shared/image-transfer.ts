@@ -1,9 +1,13 @@
 /**
- * Moves a CRIU image directory between node agents over HTTP. Every file travels with its SHA-256; the
+ * Moves an image directory between node agents over HTTP. Every file travels with its SHA-256; the
  * receiver verifies each file as it lands and the whole manifest at commit, and only a committed image
  * (marked complete) can be restored. Re-sending the same image is harmless.
+ *
+ * With a shared secret (the kubernetes runtime's agents hold one from a Secret), every request carries a
+ * token for its image, an HMAC of the image id under the secret: an agent accepts only images that a
+ * holder of the secret sends, and the token, derived on each side, never travels through a workflow.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import * as path from 'node:path';
@@ -13,6 +17,17 @@ import { failpoint } from '../../lib/failpoints';
 export const COMPLETE_MARK = '.complete';
 const SAFE = /^[A-Za-z0-9._-]+$/;
 const HASH_HEADER = 'x-ms2m-sha256';
+
+/** The credential for sending image `imageId`, from the agents' shared secret. */
+export function transferToken(secret: string, imageId: string): string {
+  return createHmac('sha256', secret).update(`ms2m-image:${imageId}`).digest('hex');
+}
+
+function authorized(secret: string, imageId: string, header: string | undefined): boolean {
+  const given = Buffer.from(/^Bearer ([0-9a-f]{64})$/.exec(header ?? '')?.[1] ?? '', 'hex');
+  const wanted = Buffer.from(transferToken(secret, imageId), 'hex');
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
 /** Files the agent keeps next to an image that are not part of it. */
 const BOOKKEEPING = /^(\.complete|result\.json)$|\.(log|pid|part|sha256)$/;
 
@@ -33,11 +48,11 @@ export function imageFiles(dir: string): string[] {
  * Streams a file with node:http (WHATWG streams through fetch cost several times more CPU per megabyte)
  * and hashes it on the way: the SHA-256 follows the body as an HTTP trailer, so the file is read once.
  */
-function put(url: string, file: string): Promise<{ status: number; body: string; size: number; sha256: string }> {
+function put(url: string, file: string, auth: Record<string, string>): Promise<{ status: number; body: string; size: number; sha256: string }> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
     let size = 0;
-    const req = httpRequest(url, { method: 'PUT', agent: keepAlive, headers: { trailer: HASH_HEADER } }, (res) => {
+    const req = httpRequest(url, { method: 'PUT', agent: keepAlive, headers: { trailer: HASH_HEADER, ...auth } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -73,11 +88,13 @@ export async function sendImage(
   baseUrl: string,
   imageId: string,
   onFile: (name: string, bytes: number) => void,
+  opts: { secret?: string } = {},
 ): Promise<{ bytes: number; files: number }> {
+  const auth: Record<string, string> = opts.secret ? { authorization: `Bearer ${transferToken(opts.secret, imageId)}` } : {};
   const pending = imageFiles(dir);
   const manifest: ManifestEntry[] = [];
   const sendOne = async (name: string): Promise<void> => {
-    const res = await put(`${baseUrl}/images/${imageId}/files/${name}`, path.join(dir, name));
+    const res = await put(`${baseUrl}/images/${imageId}/files/${name}`, path.join(dir, name), auth);
     if (res.status >= 300) throw new Error(`sending ${name} to ${baseUrl}: HTTP ${res.status} ${res.body}`);
     manifest.push({ name, size: res.size, sha256: res.sha256 });
     onFile(name, res.size);
@@ -89,7 +106,7 @@ export async function sendImage(
   );
   const res = await fetch(`${baseUrl}/images/${imageId}/commit`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify(manifest),
   });
   if (!res.ok) throw new Error(`committing image ${imageId} at ${baseUrl}: HTTP ${res.status} ${await res.text()}`);
@@ -106,7 +123,7 @@ function reply(res: ServerResponse, status: number, body: string): void {
  * `<node>/receive-file` lets tests break the path: 'corrupt' flips a byte in transit, 'cut' drops the
  * connection mid-file, 'fail' is a disk error.
  */
-export function imageReceiver(imagesDir: string, node: string) {
+export function imageReceiver(imagesDir: string, node: string, opts: { secret?: string } = {}) {
   const incoming = path.join(imagesDir, '.incoming');
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://agent');
@@ -115,6 +132,10 @@ export function imageReceiver(imagesDir: string, node: string) {
       if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, 'ok');
       if (parts[0] !== 'images' || !parts[1] || !SAFE.test(parts[1])) return reply(res, 404, 'not found');
       const imageId = parts[1];
+      if (opts.secret !== undefined && !authorized(opts.secret, imageId, req.headers.authorization)) {
+        req.resume();
+        return reply(res, 401, `image ${imageId}: the request carries no valid token for it (agents must share the transfer secret)`);
+      }
       const staging = path.join(incoming, imageId);
       if (req.method === 'PUT' && parts[2] === 'files' && parts[3] && SAFE.test(parts[3]) && parts.length === 4) {
         const fault = await failpoint(`${node}/receive-file`);

@@ -1,0 +1,41 @@
+/**
+ * The kubernetes runtime's settings, from the environment (in the cluster: the ms2m ConfigMap and Secret,
+ * and the downward API). Every one has the default a standard cluster needs.
+ */
+export interface KubeSettings {
+  /** Namespaces whose workloads ms2m manages; its Roles are bound in each. */
+  namespaces: string[];
+  /** Where the agents run and register (their Leases). */
+  agentNamespace: string;
+  /** The kubelet's checkpoint directory, as mounted into the agent. */
+  checkpointDir: string;
+  containerdSocket: string;
+  ctr: string;
+  /** host:port the agent receives images on; port 0 picks a free one (agents on the host network share ports). */
+  transferListen: string;
+  /** The address other agents reach this one at (the pod's IP, from the downward API). */
+  advertise: string;
+}
+
+const list = (v: string | undefined, dflt: string[]): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : dflt);
+
+export function kubeSettings(env: NodeJS.ProcessEnv = process.env): KubeSettings {
+  return {
+    namespaces: list(env.MS2M_NAMESPACES, ['default']),
+    agentNamespace: env.MS2M_AGENT_NAMESPACE ?? env.POD_NAMESPACE ?? 'ms2m-system',
+    checkpointDir: env.MS2M_KUBELET_CHECKPOINTS ?? '/var/lib/kubelet/checkpoints',
+    containerdSocket: env.MS2M_CONTAINERD_SOCKET ?? '/run/containerd/containerd.sock',
+    ctr: env.MS2M_CTR ?? 'ctr',
+    transferListen: env.MS2M_TRANSFER_LISTEN ?? '0.0.0.0:0',
+    advertise: env.MS2M_POD_IP ?? '127.0.0.1',
+  };
+}
+
+/** The agents' shared secret for image transfers; required, because an agent must refuse foreign images. */
+export function transferSecret(env: NodeJS.ProcessEnv = process.env): string {
+  const s = env.MS2M_TRANSFER_SECRET;
+  if (!s || s.length < 16) {
+    throw new Error('MS2M_TRANSFER_SECRET: the agents need a shared secret of at least 16 characters for image transfers; put it in the ms2m-transfer Secret (infra/kubernetes)');
+  }
+  return s;
+}

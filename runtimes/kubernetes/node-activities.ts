@@ -1,0 +1,328 @@
+/**
+ * Node activities of the kubernetes runtime, run by the node's agent (a DaemonSet pod) on its node's task
+ * queue. An instance is a pod; its id is the pod's name.
+ *
+ * - checkpoint: the kubelet's checkpoint API through the API server; the agent moves the archive the kubelet
+ *   wrote (into its checkpoint directory, which the agent mounts) under its own name, so a retry finds it
+ *   and the kubelet, which never removes checkpoints, leaves nothing behind once the image is removed.
+ * - transfer: agent to agent over HTTP, every file hashed, every request carrying a token derived from the
+ *   agents' shared secret (../shared/image-transfer); the target's address is in its agent's Lease.
+ * - restore: the target agent turns the archive into a checkpoint image in its node's containerd
+ *   (./checkpoint-image) and creates the copy's pod on its node: the source pod's spec with that image,
+ *   exactly the source's volumes (a restored container needs every mount it had; an extra one would be
+ *   silently absent) and none of the labels a controller selects on, until the migration commits it.
+ *
+ * Identity (the port's contract): a restored container keeps the old pod's hostname and environment; a
+ * downward-API volume shows the new pod's name. The service library reads its identity from that file
+ * (MS2M_IDENTITY_FILE), so the copy knows it is one before it consumes anything.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type { V1Lease, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { FAILURE } from '../../lib/contracts';
+import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, NodeActivities } from '../types';
+import { COMPLETE_MARK, imageFiles, sendImage } from '../shared/image-transfer';
+import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
+import { KubeError, seg, type KubeApi } from './kube-api';
+import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
+
+export interface KubeNodeConfig {
+  api: KubeApi;
+  node: string;
+  namespaces: string[];
+  /** The kubelet's checkpoint directory as the agent sees it; images live in its `ms2m/` subdirectory. */
+  checkpointDir: string;
+  ctr: Ctr;
+  /** The agents' shared transfer secret. */
+  secret: string;
+  /** Where agents register (their Leases). */
+  agentNamespace: string;
+  /** This agent's image endpoint. */
+  transferUrl: string;
+  restoreTimeoutMs?: number;
+}
+
+/** What an image holds besides the archive: where it came from, so the target can build the copy's pod. */
+interface ImageMeta {
+  namespace: string;
+  pod: string;
+  container: string;
+  sourceNode: string;
+}
+
+const ARCHIVE = 'checkpoint.tar';
+const META = 'meta.json';
+const RESULT = 'result.json';
+export const agentLeaseName = (node: string): string => `ms2m-agent-${node}`;
+export const TRANSFER_URL_ANNOTATION = 'ms2m.io/transfer-url';
+/** States of a container that a restore never leaves on its own. */
+const STUCK = /^(RunContainerError|CreateContainerError|CreateContainerConfigError|ErrImageNeverPull|ImagePullBackOff|ErrImagePull|CrashLoopBackOff|InvalidImageName)$/;
+
+const invalid = (msg: string) => ApplicationFailure.nonRetryable(msg, FAILURE.InvalidSpec);
+
+export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
+  const { api, node, namespaces } = cfg;
+  const images = path.join(cfg.checkpointDir, 'ms2m');
+  mkdirSync(images, { recursive: true });
+  const imageDir = (id: string) => path.join(images, id);
+  const ref = (id: string, meta: ImageMeta): ImageRef => ({ node, id, locator: `${meta.namespace}/${meta.pod}/${meta.container}` });
+
+  /** The pod of that name on this node, in the namespaces ms2m manages. */
+  async function podOnNode(name: string): Promise<V1Pod | null> {
+    for (const ns of namespaces) {
+      const p = await api.find<V1Pod>(podPath(ns, name));
+      if (p && p.spec?.nodeName === node) return p;
+    }
+    return null;
+  }
+
+  async function instancePods(): Promise<V1Pod[]> {
+    const out: V1Pod[] = [];
+    for (const ns of namespaces) {
+      for (const label of [LABEL_SERVICE, LABEL_COPY_FOR]) {
+        const list = await api.get<{ items: V1Pod[] }>(`${podPath(ns)}?labelSelector=${encodeURIComponent(label)}&fieldSelector=${encodeURIComponent(`spec.nodeName=${node}`)}`);
+        out.push(...list.items.filter((p) => !out.some((o) => o.metadata?.uid === p.metadata?.uid)));
+      }
+    }
+    return out;
+  }
+
+  const containerOf = (p: V1Pod): string => p.metadata?.annotations?.[ANNOTATION_CONTAINER] ?? p.spec?.containers[0]?.name ?? '';
+  const statusOf = (p: V1Pod) => p.status?.containerStatuses?.find((c) => c.name === containerOf(p));
+  const running = (p: V1Pod): boolean => Boolean(statusOf(p)?.state?.running);
+
+  function record(p: V1Pod): InstanceRecord {
+    const service = p.metadata?.labels?.[LABEL_SERVICE] ?? p.metadata?.labels?.[LABEL_COPY_FOR] ?? '';
+    return {
+      instanceId: p.metadata!.name!,
+      service,
+      node,
+      startedAt: Date.parse(String(statusOf(p)?.state?.running?.startedAt ?? p.metadata?.creationTimestamp ?? '')) || 0,
+      origin: p.metadata?.annotations?.[ANNOTATION_SOURCE] ? 'restored' : 'started',
+      details: { pod: `${p.metadata!.namespace}/${p.metadata!.name}`, container: containerOf(p) },
+    };
+  }
+
+  async function transferUrlOf(target: string): Promise<string> {
+    const lease = await api.find<V1Lease>(`/apis/coordination.k8s.io/v1/namespaces/${seg(cfg.agentNamespace)}/leases/${seg(agentLeaseName(target))}`);
+    const url = lease?.metadata?.annotations?.[TRANSFER_URL_ANNOTATION];
+    if (!url) throw new Error(`node ${target} has no registered agent (Lease ${cfg.agentNamespace}/${agentLeaseName(target)}); is the ms2m agent DaemonSet running there?`);
+    return url;
+  }
+
+  /** Waits for the copy's container to run; a state it never leaves by itself fails the restore. */
+  async function awaitRunning(ns: string, name: string, container: string): Promise<V1Pod> {
+    const until = Date.now() + (cfg.restoreTimeoutMs ?? 120_000);
+    for (;;) {
+      heartbeat();
+      const p = await api.find<V1Pod>(podPath(ns, name));
+      if (!p) throw ApplicationFailure.nonRetryable(`the copy's pod ${ns}/${name} disappeared while it was restored`, FAILURE.RestoreFailed);
+      const st = p.status?.containerStatuses?.find((c) => c.name === container);
+      if (st?.state?.running) return p;
+      const waiting = st?.state?.waiting;
+      const ended = st?.state?.terminated ?? st?.lastState?.terminated;
+      if ((waiting?.reason && STUCK.test(waiting.reason)) || ended || p.status?.phase === 'Failed') {
+        const why = waiting ? `${waiting.reason}: ${waiting.message ?? ''}` : ended ? `exited ${ended.exitCode} (${ended.reason ?? ''}) ${ended.message ?? ''}` : `pod ${p.status?.phase}`;
+        throw ApplicationFailure.nonRetryable(`restoring ${ns}/${name} on ${node} failed: ${why.trim()}`, FAILURE.RestoreFailed);
+      }
+      if (Date.now() > until) throw ApplicationFailure.nonRetryable(`the copy's pod ${ns}/${name} did not run within ${cfg.restoreTimeoutMs ?? 120_000} ms (${waiting?.reason ?? p.status?.phase})`, FAILURE.RestoreFailed);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  return {
+    async describeNode() {
+      return { node, runtime: 'kubernetes', details: { checkpoints: cfg.checkpointDir, containerd: cfg.ctr.socket, transferUrl: cfg.transferUrl, apiServer: api.server } };
+    },
+
+    async startInstance({ service, spec }) {
+      // A Kubernetes service is the user's workload: ms2m takes it under management where it runs.
+      if (spec.runtime !== 'kubernetes') throw invalid(`spec.runtime: this node runs kubernetes workloads, not ${spec.runtime} ones; give a kubernetes spec (namespace, kind, name, container)`);
+      const k: KubernetesSpec = spec;
+      if (!namespaces.includes(k.namespace)) throw invalid(`spec.namespace: ms2m does not manage namespace "${k.namespace}" (it manages ${namespaces.join(', ')}); add it to the ms2m configuration and bind the ms2m roles there`);
+      if (k.kind === 'StatefulSet') throw invalid('spec.kind: StatefulSets are not supported by this version; use a Deployment or a Pod');
+      let pod: V1Pod | undefined;
+      if (k.kind === 'Deployment') {
+        const d = await api.find<{ spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { spec?: { containers?: Array<{ name: string }> } } } }>(deploymentPath(k.namespace, k.name));
+        if (!d) throw invalid(`spec.name: there is no Deployment "${k.name}" in namespace "${k.namespace}" (kubectl -n ${k.namespace} get deployments lists them)`);
+        const names = (d.spec?.template?.spec?.containers ?? []).map((c) => c.name);
+        if (!names.includes(k.container)) throw invalid(`spec.container: Deployment ${k.name} has no container "${k.container}"; its containers are ${names.join(', ')}`);
+        const pods = (await podsWith(api, k.namespace, d.spec?.selector?.matchLabels ?? {})).filter((p) => !p.metadata?.deletionTimestamp);
+        if (pods.length !== 1) throw invalid(`spec.name: Deployment ${k.name} has ${pods.length} pods; ms2m migrates a Deployment of one replica`);
+        pod = pods[0];
+      } else {
+        pod = (await api.find<V1Pod>(podPath(k.namespace, k.name))) ?? undefined;
+        if (!pod) throw invalid(`spec.name: there is no Pod "${k.name}" in namespace "${k.namespace}"`);
+        const names = (pod.spec?.containers ?? []).map((c) => c.name);
+        if (!names.includes(k.container)) throw invalid(`spec.container: Pod ${k.name} has no container "${k.container}"; its containers are ${names.join(', ')}`);
+      }
+      if (pod.spec?.nodeName !== node) {
+        throw invalid(`node: the pod ${pod.metadata!.name} of ${k.kind} ${k.name} runs on ${pod.spec?.nodeName ?? 'no node yet'}, not ${node}; deploy with node "${pod.spec?.nodeName}"`);
+      }
+      // Labelled now so that this agent lists it; the placement itself is committed by the deploy workflow.
+      const patched = await api.patch<V1Pod>(podPath(k.namespace, pod.metadata!.name!), {
+        metadata: { labels: { [LABEL_SERVICE]: service }, annotations: { [ANNOTATION_CONTAINER]: k.container, [ANNOTATION_QUEUE]: k.primaryQueue } },
+      });
+      return record(patched);
+    },
+
+    async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
+      const dir = imageDir(imageId);
+      if (existsSync(path.join(dir, RESULT))) return JSON.parse(readFileSync(path.join(dir, RESULT), 'utf8')) as CheckpointResult;
+      const pod = await podOnNode(instanceId);
+      if (!pod) throw ApplicationFailure.nonRetryable(`instance ${instanceId}: no such pod on ${node}`, FAILURE.InstanceNotFound);
+      const meta: ImageMeta = { namespace: pod.metadata!.namespace!, pod: instanceId, container: containerOf(pod), sourceNode: node };
+      const started = Date.now();
+      const answer = await api.post<{ items?: string[] }>(
+        `/api/v1/nodes/${seg(node)}/proxy/checkpoint/${seg(meta.namespace)}/${seg(meta.pod)}/${seg(meta.container)}?timeout=120`,
+        undefined,
+      );
+      const dumpMs = Date.now() - started;
+      const written = answer.items?.[0];
+      if (!written) throw new Error(`the kubelet of ${node} answered the checkpoint of ${meta.pod} without an archive`);
+      // The kubelet names the file in its own filesystem; the agent mounts that directory elsewhere.
+      const archive = path.join(cfg.checkpointDir, path.basename(written));
+      mkdirSync(dir, { recursive: true });
+      renameSync(archive, path.join(dir, ARCHIVE));
+      writeFileSync(path.join(dir, META), JSON.stringify(meta));
+      const bytes = statSync(path.join(dir, ARCHIVE)).size;
+      // The kubelet reports no freeze time: the container is paused for the whole call at most.
+      const result: CheckpointResult = { image: ref(imageId, meta), bytes, files: 1, dumpMs, freezeMs: dumpMs };
+      writeFileSync(path.join(dir, RESULT), JSON.stringify(result));
+      return result;
+    },
+
+    async transfer({ image, targetNode }) {
+      const dir = imageDir(image.id);
+      if (!existsSync(path.join(dir, ARCHIVE))) throw ApplicationFailure.nonRetryable(`image ${image.id} is not on ${node}`, FAILURE.ImageMissing);
+      const url = await transferUrlOf(targetNode);
+      const started = Date.now();
+      let sent = 0;
+      const r = await sendImage(dir, url, image.id, (_n, b) => heartbeat({ sent: (sent += b) }), { secret: cfg.secret });
+      const meta = JSON.parse(readFileSync(path.join(dir, META), 'utf8')) as ImageMeta;
+      return { image: { node: targetNode, id: image.id, locator: ref(image.id, meta).locator }, bytes: r.bytes, files: r.files, ms: Date.now() - started };
+    },
+
+    async restore({ image, service, instanceId }) {
+      const dir = imageDir(image.id);
+      if (!existsSync(path.join(dir, COMPLETE_MARK))) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
+      const meta = JSON.parse(readFileSync(path.join(dir, META), 'utf8')) as ImageMeta;
+      const started = Date.now();
+      let pod = await api.find<V1Pod>(podPath(meta.namespace, instanceId));
+      if (!pod) {
+        const source = await api.find<V1Pod>(podPath(meta.namespace, meta.pod));
+        if (!source) throw ApplicationFailure.nonRetryable(`the source pod ${meta.namespace}/${meta.pod} is gone: there is no spec to restore its copy with`, FAILURE.RestoreFailed);
+        const name = checkpointImageName(image.id);
+        await importCheckpointImage(cfg.ctr, path.join(dir, ARCHIVE), meta.container, name);
+        heartbeat();
+        pod = await api.post<V1Pod>(podPath(meta.namespace), copyPodOf(source, { name: instanceId, node, service, image: name, container: meta.container }));
+      }
+      const ran = await awaitRunning(meta.namespace, instanceId, meta.container);
+      return { instance: record(ran), restoreMs: Date.now() - started };
+    },
+
+    async stopInstance({ instanceId }) {
+      const pod = await podOnNode(instanceId);
+      if (!pod) return { stopped: false };
+      const ns = pod.metadata!.namespace!;
+      // Never a pod that its controller would replace with a fresh one, empty of state: a ReplicaSet's pod
+      // goes only while the set has one more than it wants (after a migration, the adopted copy).
+      const gone = async () => {
+        // Stopped means gone: a terminating pod's process may still hold its connections.
+        for (let i = 0; i < 300 && (await api.find(podPath(ns, instanceId))); i++) await new Promise((r) => setTimeout(r, 100));
+      };
+      if (pod.metadata?.deletionTimestamp) {
+        await gone();
+        return { stopped: true };
+      }
+      const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
+      if (owner?.kind === 'ReplicaSet') {
+        const rs = await api.find<{ spec?: { replicas?: number; selector?: { matchLabels?: Record<string, string> } } }>(`/apis/apps/v1/namespaces/${seg(ns)}/replicasets/${seg(owner.name)}`);
+        const pods = rs ? (await podsWith(api, ns, rs.spec?.selector?.matchLabels ?? {})).filter((p) => !p.metadata?.deletionTimestamp && p.metadata?.ownerReferences?.some((o) => o.uid === owner.uid)) : [];
+        if (rs && pods.length <= (rs.spec?.replicas ?? 1)) return { stopped: false };
+      } else if (owner) {
+        return { stopped: false };
+      }
+      await api.remove(podPath(ns, instanceId), { gracePeriodSeconds: 2 });
+      await gone();
+      return { stopped: true };
+    },
+
+    async removeImage({ imageId }) {
+      rmSync(imageDir(imageId), { recursive: true, force: true });
+      rmSync(path.join(images, '.incoming', imageId), { recursive: true, force: true });
+      await removeCheckpointImage(cfg.ctr, checkpointImageName(imageId));
+    },
+
+    async listInstances() {
+      return (await instancePods()).map((p) => ({ ...record(p), alive: running(p) }));
+    },
+
+    async instanceHealth({ instanceId, logLines = 20 }): Promise<InstanceHealth> {
+      const p = await podOnNode(instanceId);
+      const logs = p ? `kubectl -n ${p.metadata!.namespace} logs ${instanceId} -c ${containerOf(p)}` : `(pod ${instanceId} is gone)`;
+      if (!p) return { instanceId, node, startedAt: 0, alive: false, exit: null, exitUnknown: `pod ${instanceId} no longer exists on ${node}`, logs, logTail: [] };
+      const st = statusOf(p);
+      const t = st?.state?.terminated ?? st?.lastState?.terminated;
+      const tail = await api
+        .text(`${podPath(p.metadata!.namespace!, instanceId)}/log?container=${seg(containerOf(p))}&tailLines=${logLines}`)
+        .then((s) => s.split('\n').filter(Boolean))
+        .catch((err: Error) => [`(no log: ${err.message})`]);
+      return {
+        instanceId,
+        node,
+        startedAt: record(p).startedAt,
+        alive: running(p),
+        exit: t ? { code: t.exitCode ?? null, signal: t.signal ? String(t.signal) : null, at: Date.parse(String(t.finishedAt ?? '')) || 0 } : null,
+        logs,
+        logTail: tail,
+      };
+    },
+
+    async instanceLoads() {
+      // The kubelet's own rates: cpu is an average over its sampling window, so no sample is taken here.
+      const summary = await api.get<{ pods?: Array<{ podRef: { name: string; namespace: string }; cpu?: { usageNanoCores?: number }; memory?: { rssBytes?: number } }> }>(
+        `/api/v1/nodes/${seg(node)}/proxy/stats/summary`,
+      );
+      const ours = new Map((await instancePods()).map((p) => [`${p.metadata!.namespace}/${p.metadata!.name}`, p]));
+      return (summary.pods ?? [])
+        .filter((s) => ours.has(`${s.podRef.namespace}/${s.podRef.name}`))
+        .map((s) => ({
+          instanceId: s.podRef.name,
+          service: record(ours.get(`${s.podRef.namespace}/${s.podRef.name}`)!).service,
+          cpuPercent: (s.cpu?.usageNanoCores ?? 0) / 1e7,
+          rssBytes: s.memory?.rssBytes ?? 0,
+        }));
+    },
+  };
+}
+
+/**
+ * The copy's pod: the source's, bound to this node, with the checkpoint image for the restored container
+ * and none of the source's labels (no controller may count it before it serves).
+ */
+export function copyPodOf(source: V1Pod, o: { name: string; node: string; service: string; image: string; container: string }): V1Pod {
+  const annotations = { ...(source.metadata?.annotations ?? {}) };
+  delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
+  delete annotations['controller.kubernetes.io/pod-deletion-cost'];
+  const spec = structuredClone(source.spec!);
+  // Bound directly: the scheduler's choice is the migration's, and the source's node constraints name the old node.
+  spec.nodeName = o.node;
+  delete spec.nodeSelector;
+  delete spec.affinity;
+  spec.containers = spec.containers.map((c) => (c.name === o.container ? { ...c, image: o.image, imagePullPolicy: 'Never' } : c));
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: o.name,
+      namespace: source.metadata!.namespace,
+      labels: { [LABEL_COPY_FOR]: o.service },
+      annotations: { ...annotations, [ANNOTATION_SOURCE]: source.metadata!.name! },
+    },
+    spec,
+  };
+}
+
+export { KubeError };
