@@ -73,9 +73,10 @@ unset _n
 # CNI bridge plugin turns on for its gateway. up.sh saves them, down.sh puts them back.
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward"
 
-# Paths outside $MS2M_K8S_RUN that containerd, libcni or the kubelet hard-code (none can be moved):
+# Paths outside $MS2M_K8S_RUN that containerd, libcni or the kubelet hard-code (none can be moved;
+# /run/mount is libmount's, made when the kubelet mounts a volume):
 # down.sh removes our entries there, and the directories themselves when up.sh found them absent.
-SHARED_DIRS="/var/lib/cni/results /var/lib/cni /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet /run/containerd/s /run/containerd"
+SHARED_DIRS="/var/lib/cni/results /var/lib/cni /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet /run/containerd/s /run/containerd /run/mount"
 
 # daemon_pid NAME: the pid of our running NAME, or nothing. The process must still run one of our
 # binaries: a pid file that outlived its process must not make us signal a stranger who got the pid.
@@ -105,22 +106,25 @@ start_daemon() {
   die "$name did not start; see $LOGS/$name.log"
 }
 
-# stop_daemons NAME...: TERM them all at once, KILL what is left after 3 s. A test cluster needs no
-# graceful drain, and 3 s keeps down.sh short.
+# stop_daemons [-t SECONDS] NAME...: TERM them all at once, KILL what is left after SECONDS (default
+# 3; a test cluster needs no graceful drain), then wait until they are gone, so that their ports are
+# free for a restart right after.
 stop_daemons() {
-  local name pid pids=() i
+  local limit=3 name pid pids=() i left=()
+  if [ "${1:-}" = -t ]; then limit=$2; shift 2; fi
   for name in "$@"; do
     if pid=$(daemon_pid "$name"); then kill -TERM "$pid" 2>/dev/null && pids+=("$pid"); fi
     rm -f "$PIDS/$name.pid"
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  for i in $(seq 30); do
-    local left=()
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+  for i in $(seq $((limit * 10))) kill $(seq 30); do
+    left=()
+    for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && left+=("$pid"); done
     [ ${#left[@]} -eq 0 ] && return 0
+    if [ "$i" = kill ]; then kill -KILL "${left[@]}" 2>/dev/null || true; fi
     sleep 0.1
   done
-  kill -KILL "${left[@]}" 2>/dev/null || true
+  log "warning: pids ${left[*]} survive SIGKILL"
 }
 
 admin_token() { cat "$ADMIN_TOKEN_FILE" 2>/dev/null; }
@@ -155,8 +159,14 @@ cluster_state() {
   fi
 }
 
+# node_ready NODE [SINCE]: the node's Ready condition is True, and (with SINCE, epoch seconds) its
+# kubelet reported it at or after SINCE: a node object that outlived a restart still says Ready
+# until the controller notices, ~40 s later.
 node_ready() {
-  [ "$(kube get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  local out
+  out=$(kube get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null) || return 1
+  [ "${out%% *}" = True ] || return 1
+  [ -z "${2:-}" ] || [ "$(date -d "${out#* }" +%s 2>/dev/null || echo 0)" -ge "$2" ]
 }
 
 # --- host footprint ---------------------------------------------------------------------------------

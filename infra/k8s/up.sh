@@ -302,9 +302,10 @@ taints_gone() {
   ! grep -qE 'node.kubernetes.io/(not-ready|unreachable)|node.cloudprovider.kubernetes.io/uninitialized' <<<"$keys"
 }
 
+# wait_schedulable [SINCE]: see node_ready.
 wait_schedulable() {
   local n
-  for n in $NODES; do wait_fast 120 "node $n Ready" node_ready "$n" || die "node $n did not become Ready; see $LOGS/kubelet-$n.log"; done
+  for n in $NODES; do wait_fast 120 "node $n Ready" node_ready "$n" "${1:-}" || die "node $n did not become Ready; see $LOGS/kubelet-$n.log"; done
   step "nodes Ready"
   wait_fast 60 "the not-ready taints to go" taints_gone ||
     die "the nodes stay tainted not-ready; see $LOGS/kube-controller-manager.log"
@@ -343,7 +344,9 @@ WANT=$(fingerprint)
 state=$(cluster_state)
 if [ "$state" = up ] && [ "$(cat "$MS2M_K8S_RUN/cluster.sum" 2>/dev/null)" = "$WANT" ]; then
   step "cluster already up"
-  for n in $NODES; do import_images "$n"; done
+  pids=()
+  for n in $NODES; do import_images "$n" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || die "an image import failed (above)"; done
   ensure_rabbit_user
   wait_schedulable
   emit
@@ -401,10 +404,11 @@ done
 step "kube-controller-manager, kube-scheduler healthy"
 for p in "${import_pids[@]}"; do wait "$p" || die "a node's containerd or image import failed (above)"; done
 step "containerds up, images imported"
+KUBELETS_STARTED=$(date +%s)
 for n in $NODES; do cmd_for "kubelet-$n"; start_daemon "kubelet-$n" "${CMD[@]}"; done
 for n in $NODES; do wait_fast 60 "kubelet on $n" healthy "kubelet-$n" || die "the kubelet of $n is not healthy; see $LOGS/kubelet-$n.log"; done
 step "kubelets healthy"
-wait_schedulable
+wait_schedulable "$KUBELETS_STARTED"
 ensure_rabbit_user
 echo "$WANT" >"$MS2M_K8S_RUN/cluster.sum"
 step "cluster up: $NODES"
