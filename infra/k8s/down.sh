@@ -54,11 +54,12 @@ done
 step "tasks killed"
 stop_daemons "${containerds[@]}"
 step "containerds stopped"
-# The apiserver's graceful shutdown hangs for seconds after it stops listening; it, the controller
-# manager and the scheduler hold no state of their own, so they get 1 s. etcd goes last, once
-# nothing writes to it.
+# Both the apiserver and etcd hang in their graceful shutdown here (seconds, until KILLed). The
+# apiserver, controller manager and scheduler hold no state of their own; etcd goes last, once
+# nothing writes to it, and a KILL loses nothing its WAL has (written, not fsynced: the page cache
+# survives a process). So each gets 1 s.
 stop_daemons -t 1 kube-scheduler kube-controller-manager kube-apiserver
-stop_daemons etcd
+stop_daemons -t 1 etcd
 step "control plane stopped"
 
 # 3. What may be left if a containerd had died before: containers in our runc roots, shims serving

@@ -78,13 +78,24 @@ SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops 
 # down.sh removes our entries there, and the directories themselves when up.sh found them absent.
 SHARED_DIRS="/var/lib/cni/results /var/lib/cni /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet /run/containerd/s /run/containerd /run/mount"
 
+# pid_running PID: the process exists and is not a zombie. Our daemons are reparented to this
+# host's PID 1, which reaps them only now and then: until it does, an exited daemon is a zombie
+# that `kill -0` still finds, though it holds no port and no memory any more.
+pid_running() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }    # after "(comm)", which may hold spaces
+  st=${st%% *}
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # daemon_pid NAME: the pid of our running NAME, or nothing. The process must still run one of our
 # binaries: a pid file that outlived its process must not make us signal a stranger who got the pid.
 daemon_pid() {
   local f=$PIDS/$1.pid pid
   [ -f "$f" ] || return 1
   pid=$(<"$f")
-  [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && pid_running "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$K8S_BIN/" || return 1
   echo "$pid"
 }
@@ -119,7 +130,7 @@ stop_daemons() {
   [ ${#pids[@]} -gt 0 ] || return 0
   for i in $(seq $((limit * 10))) kill $(seq 30); do
     left=()
-    for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && left+=("$pid"); done
+    for pid in "${pids[@]}"; do pid_running "$pid" && left+=("$pid"); done
     [ ${#left[@]} -eq 0 ] && return 0
     if [ "$i" = kill ]; then kill -KILL "${left[@]}" 2>/dev/null || true; fi
     sleep 0.1
