@@ -62,8 +62,10 @@ stop_daemons -t 1 kube-scheduler kube-controller-manager kube-apiserver
 stop_daemons -t 1 etcd
 step "control plane stopped"
 
-# 3. What may be left if a containerd had died before: containers in our runc roots, shims serving
-# our sockets, and any process still in our nodes' cgroups (by construction all of them are ours).
+# 3. What is left: the pods' shims (containerd stops one when its sandbox is removed, which the
+#    stopped kubelet never asked for; selected by our socket path), and, if a containerd had died
+#    first, containers in our runc roots and any process still in our nodes' cgroups (by
+#    construction all of them are ours).
 for n in $NODES; do
   root=$MS2M_K8S_RUN/$n/runc
   [ -d "$root" ] || continue
@@ -73,7 +75,7 @@ for n in $NODES; do
   done
 done
 shims=$(pgrep -f "containerd-shim-runc-v2 .*-address $MS2M_K8S_RUN/" || true)
-[ -z "$shims" ] || { log "killing leftover shims: $(echo "$shims" | tr '\n' ' ')"; echo "$shims" | xargs -r kill -KILL 2>/dev/null || true; }
+[ -z "$shims" ] || { log "stopping the pods' shims, which outlive their tasks: $(echo "$shims" | tr '\n' ' ')"; echo "$shims" | xargs -r kill -KILL 2>/dev/null || true; }
 cgroup_pids() { local n; for n in $NODES; do cat /sys/fs/cgroup/*/"$n"/cgroup.procs /sys/fs/cgroup/*/"$n"/**/cgroup.procs 2>/dev/null; done | sort -u; }
 shopt -s globstar nullglob
 for _ in $(seq 20); do
