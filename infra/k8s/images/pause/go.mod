@@ -1,0 +1,3 @@
+module ms2m/pause
+
+go 1.24
