@@ -201,14 +201,22 @@ program
   .option('--env <K=V>', 'an environment variable of the service; repeat for more', envEntry, {})
   .option('--cwd <dir>', "the service's working directory (relative: to this directory); relative program paths resolve against it. Default: the node agent's")
   .option('--ready-ms <ms>', 'how long the instance has to answer ms2m control commands (default 20000)', num)
+  .option('--workload <Kind/name>', 'kubernetes runtime: take this workload under ms2m, e.g. Deployment/orders (no command then)')
+  .option('--namespace <ns>', 'kubernetes runtime: the workload\'s namespace', 'default')
+  .option('--container <name>', 'kubernetes runtime: the container that runs the service', 'app')
   .option('--json', 'print the placement as JSON')
-  .argument('<command...>', 'the program and its arguments, after --, e.g. -- node dist/examples/game/service.js')
+  .argument('[command...]', 'the program and its arguments, after --, e.g. -- node dist/examples/game/service.js')
   .action(async (command: string[], o) => {
+    if (!o.workload && command.length === 0) program.error('deploy needs the program after -- (local runtime) or --workload Kind/name (kubernetes runtime)');
+    const [kind, name] = String(o.workload ?? '').split('/');
+    const spec = o.workload
+      ? { runtime: 'kubernetes' as const, namespace: o.namespace, kind: kind as 'Deployment', name, container: o.container, primaryQueue: o.queue }
+      : { command, env: o.env, primaryQueue: o.queue, ...(o.cwd !== undefined && { cwd: path.resolve(o.cwd) }) };
     const ms2m = await connect();
     const run = await ms2m.startDeploy({
       service: o.service,
       node: o.node,
-      spec: { command, env: o.env, primaryQueue: o.queue, ...(o.cwd !== undefined && { cwd: path.resolve(o.cwd) }) },
+      spec,
       ...(o.readyMs !== undefined && { readyMs: o.readyMs }),
     });
     console.error(`[ms2m] deploying ${o.service} on ${o.node} (workflow ${run.workflowId})…`);

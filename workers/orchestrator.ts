@@ -21,7 +21,7 @@ export async function runOrchestrator(): Promise<void> {
     namespace: cfg.temporalNamespace,
     taskQueue: cfg.taskQueue,
     // In a pod, its name: a restarted orchestrator is told apart from the one before.
-    identity: process.env.POD_NAME,
+    ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     workflowsPath: require.resolve('../workflows'),
     dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
     activities: withFailpoints('orchestrator', {

@@ -60,7 +60,9 @@ declare -A BRIDGE=([node-a]=ms2m-cni-a [node-b]=ms2m-cni-b)
 host_ip() { ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1; }
 
 kube() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
-ctr_on() { local n=$1; shift; "$K8S_BIN/ctr" -a "$MS2M_K8S_RUN/$n/containerd.sock" -n k8s.io "$@"; }
+# In a directory of its own: the agents mount it (a socket file mounted alone would go stale when containerd restarts).
+containerd_socket() { echo "$MS2M_K8S_RUN/$1/sock/containerd.sock"; }
+ctr_on() { local n=$1; shift; "$K8S_BIN/ctr" -a "$(containerd_socket "$n")" -n k8s.io "$@"; }
 
 # --- processes ------------------------------------------------------------------------------------
 # Every daemon up.sh starts, in start order; down.sh stops them in reverse.
@@ -147,7 +149,7 @@ healthy() {
     kube-apiserver) curl -sfk -m 2 -o /dev/null -H "Authorization: Bearer $(admin_token)" "$APISERVER/readyz" ;;
     kube-controller-manager) curl -sfk -m 2 -o /dev/null "https://127.0.0.1:$KCM_PORT/healthz" ;;
     kube-scheduler) curl -sfk -m 2 -o /dev/null "https://127.0.0.1:$SCHED_PORT/healthz" ;;
-    containerd-*) timeout 3 "$K8S_BIN/ctr" -a "$MS2M_K8S_RUN/${1#containerd-}/containerd.sock" version >/dev/null 2>&1 ;;
+    containerd-*) timeout 3 "$K8S_BIN/ctr" -a "$(containerd_socket "${1#containerd-}")" version >/dev/null 2>&1 ;;
     kubelet-*) curl -sf -m 2 -o /dev/null "http://127.0.0.1:${HEALTHZ_PORT[${1#kubelet-}]}/healthz" ;;
     *) return 1 ;;
   esac

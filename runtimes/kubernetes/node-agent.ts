@@ -59,7 +59,7 @@ export async function startKubeNodeAgent(api: KubeApi, { node, shared = {} }: No
     agentNamespace: k.agentNamespace,
     transferUrl: url,
   });
-  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, identity: process.env.POD_NAME, activities: withFailpoints(node, { ...shared, ...activities }) });
+  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withFailpoints(node, { ...shared, ...activities }) });
   await register(api, k.agentNamespace, node, url);
   const renew = setInterval(() => void register(api, k.agentNamespace, node, url).catch((e: Error) => console.error(`[ms2m] renewing the agent's Lease: ${e.message}`)), RENEW_MS);
   console.log(`[ms2m] node agent ${node} (kubernetes) ready on task queue ${taskQueue}, images at ${url}, checkpoints in ${k.checkpointDir}`);

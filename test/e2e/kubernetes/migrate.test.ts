@@ -1,0 +1,149 @@
+/**
+ * Migrations on the project's real two-node Kubernetes cluster (infra/k8s): ms2m installed from its
+ * manifests (the orchestrator and the agents are pods), the order-sensitive ledger as a Deployment or a
+ * bare Pod under load, checkpointed through the kubelet, restored from a checkpoint image on the other
+ * node. Each test checks the handoff from the producers' and the output logs and the ledger's apply
+ * trace (written by every pod into one host file), and the ownership invariant from evidence ms2m does
+ * not produce: every pod of the service that ever existed (the API server) and every connection that
+ * ever consumed its primary queue (RabbitMQ).
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { runScenario, undeploy, type ScenarioOptions } from '../../../cli/scenario';
+import { ledgerTopology } from '../../../examples/ledger/ledger';
+import type { Verification } from '../../../lib/migration';
+import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
+import { startE2eCluster, stopE2eCluster, type E2eCluster } from '../e2e-cluster';
+import { witness } from './witness';
+
+const run = Date.now().toString(36);
+let e2e: E2eCluster;
+let cluster: KubeTestCluster;
+
+beforeAll(async () => {
+  e2e = await startE2eCluster('k8s', ['node-a', 'node-b'], { runtime: 'kubernetes', taskQueue: `ms2m-k8s-${run}` });
+  cluster = e2e.cluster as KubeTestCluster;
+}, 900_000);
+
+afterAll(async () => {
+  await stopE2eCluster(e2e);
+});
+
+function expectExact(v: Verification): void {
+  expect(v.order?.problems).toEqual([]);
+  expect(v.order).toMatchObject({ ok: true, divergences: 0, lost: 0, duplicated: 0, outOfOrder: 0, outputMismatches: 0, finalStateMatches: true });
+  expect(v).toMatchObject({ lost: 0, duplicated: 0, duplicateOutputs: 0, finalStateMatchesProducers: true });
+  expect(v.processed).toBe(v.published);
+}
+
+const deployment = (name: string) => cluster.api.get<V1Deployment>(`/apis/apps/v1/namespaces/default/deployments/${name}`);
+const podsOf = async (service: string) =>
+  (await cluster.api.get<{ items: V1Pod[] }>(`/api/v1/namespaces/default/pods?labelSelector=${encodeURIComponent(`app=${service}`)}`)).items.filter((p) => !p.metadata?.deletionTimestamp);
+
+/** What of a Deployment a migration must leave as it was. */
+const shape = (d: V1Deployment) => ({ replicas: d.spec?.replicas, template: d.spec?.template, strategy: d.spec?.strategy, selector: d.spec?.selector, generation: d.metadata?.generation });
+
+async function migrateDeployment(service: string, o: Partial<ScenarioOptions>) {
+  let before: V1Deployment | undefined;
+  let w: ReturnType<typeof witness> | undefined;
+  const result = await runScenario(cluster, {
+    service,
+    workload: 'ledger',
+    from: 'node-a',
+    to: 'node-b',
+    strategy: 'shadow',
+    rate: 40,
+    warmupMs: 2000,
+    settleMs: 1500,
+    keep: true,
+    ...o,
+    afterDeploy: async () => {
+      before = await deployment(service);
+      w = witness(cluster.api, service, ledgerTopology(service).queue);
+    },
+  });
+  const seen = await w!.stop();
+  return { ...result, before: before!, seen };
+}
+
+describe('kubernetes: a Deployment migrates with nothing lost and its ownership handed over', () => {
+  for (const strategy of ['shadow', 'stop-and-copy'] as const) {
+    it(
+      `${strategy}: the Deployment owns the migrated pod on node-b, unchanged otherwise; no other pod ever consumed the queue`,
+      async () => {
+        const service = `k8s-${strategy === 'shadow' ? 'sh' : 'sc'}-${run}`;
+        try {
+          const { report, placed, live, before, seen } = await migrateDeployment(service, { strategy });
+          console.log(
+            `${strategy} on kubernetes: total ${report.totalMs} ms, downtime ${report.downtimeMs} ms, phases ${JSON.stringify(report.phases)}; ` +
+              `pods seen ${[...seen.pods].join(', ')}; consumers seen ${[...seen.consumers].join(', ')}`,
+          );
+          expect(report.failure ?? null).toBeNull();
+          expect(report.outcome).toBe('completed');
+          expect(report.stateMatch).toBe(true);
+          expectExact(report.verification!);
+          // The copy serves, on node-b, and it is the Deployment's only pod, owned through its ReplicaSet.
+          expect(placed).toBe(report.targetInstance);
+          expect(live).toEqual([report.targetInstance]);
+          const pods = await podsOf(service);
+          expect(pods.map((p) => [p.metadata!.name, p.spec!.nodeName])).toEqual([[report.targetInstance, 'node-b']]);
+          expect(pods[0].metadata!.ownerReferences?.find((r) => r.controller)?.kind).toBe('ReplicaSet');
+          expect(shape(await deployment(service))).toEqual(shape(before));
+          // Nobody but the source and its copy ever existed or consumed: no fresh pod with an empty state.
+          expect([...seen.pods].sort()).toEqual([report.sourceInstance, report.targetInstance].sort());
+          expect([...seen.consumers].every((c) => c === report.sourceInstance || c === report.targetInstance)).toBe(true);
+          expect(seen.consumers.has(report.targetInstance)).toBe(true);
+        } finally {
+          await undeploy(cluster, service).catch(() => undefined);
+        }
+      },
+      300_000,
+    );
+  }
+});
+
+describe('kubernetes: the workers hold least privilege', () => {
+  const can = (who: 'agent' | 'orchestrator', verb: string, resource: string, ns?: string): boolean => {
+    // `can-i verb a/b` would ask about the object named b; a subresource is its own flag.
+    const [kind, sub] = resource.split('/');
+    const args = ['--kubeconfig', cluster.env.KUBECONFIG, 'auth', 'can-i', verb, kind, ...(sub ? [`--subresource=${sub}`] : []), `--as=system:serviceaccount:ms2m-system:ms2m-${who}`, ...(ns ? ['-n', ns] : [])];
+    return spawnSync(cluster.env.KUBECTL, args, { encoding: 'utf8' }).stdout.trim() === 'yes';
+  };
+  const MUST: Array<[who: 'agent' | 'orchestrator', verb: string, resource: string, ns?: string]> = [
+    ['agent', 'create', 'nodes/proxy'],
+    ['agent', 'get', 'nodes/proxy'],
+    ['agent', 'create', 'pods', 'default'],
+    ['agent', 'delete', 'pods', 'default'],
+    ['agent', 'get', 'pods/log', 'default'],
+    ['agent', 'create', 'leases', 'ms2m-system'],
+    ['agent', 'patch', 'leases', 'ms2m-system'],
+    ['orchestrator', 'list', 'nodes'],
+    ['orchestrator', 'patch', 'nodes'],
+    ['orchestrator', 'patch', 'deployments', 'default'],
+    ['orchestrator', 'get', 'replicasets', 'default'],
+    ['orchestrator', 'patch', 'pods', 'default'],
+  ];
+  const MUST_NOT: typeof MUST = [
+    ['agent', 'get', 'secrets', 'default'],
+    ['agent', 'get', 'secrets', 'ms2m-system'],
+    ['agent', 'patch', 'deployments', 'default'],
+    ['agent', 'create', 'pods', 'kube-system'],
+    ['agent', 'create', 'pods/exec', 'default'],
+    ['agent', 'patch', 'nodes'],
+    ['agent', 'delete', 'leases', 'ms2m-system'],
+    ['orchestrator', 'create', 'pods', 'default'],
+    ['orchestrator', 'delete', 'pods', 'default'],
+    ['orchestrator', 'get', 'secrets', 'default'],
+    ['orchestrator', 'create', 'nodes/proxy'],
+    ['orchestrator', 'delete', 'deployments', 'default'],
+    ['orchestrator', 'delete', 'nodes'],
+    ['orchestrator', 'patch', 'pods', 'kube-system'],
+  ];
+  it('can do what a migration needs', () => {
+    expect(MUST.filter(([who, verb, res, ns]) => !can(who, verb, res, ns)).map((m) => m.join(' '))).toEqual([]);
+  });
+  it('cannot do anything else that matters: Secrets, other namespaces, Deployments\' specs, exec', () => {
+    expect(MUST_NOT.filter(([who, verb, res, ns]) => can(who, verb, res, ns)).map((m) => m.join(' '))).toEqual([]);
+  });
+});
