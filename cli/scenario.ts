@@ -76,8 +76,11 @@ export async function deployWorkload(
 }
 
 export async function undeploy(cluster: ClusterHandle, service: string): Promise<void> {
-  await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
-  await cluster.discardWorkload(service);
+  try {
+    await cluster.client.workflow.execute('undeployService', { taskQueue: cluster.opts.taskQueue, workflowId: `undeploy-${service}-${Date.now()}`, args: [{ service }] });
+  } finally {
+    await cluster.discardWorkload(service);
+  }
 }
 
 /** Waits until every published message has an output, giving up only when outputs stop arriving. */

@@ -69,10 +69,12 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
   const { workflowId, runId } = workflowInfo();
   await lock.acquireLock({ service, workflowId, runId });
   const instanceId = `${service}-${uuid4().slice(0, 8)}`;
+  let startedId = instanceId;
   let placed = false;
   try {
     // A runtime names the instance it started (kubernetes: the workload's pod), which may not be the one asked for.
     const started = await onNode(target).startInstance({ service, instanceId, spec }).catch((err) => Promise.reject(asRefusal(err)));
+    startedId = started.instanceId;
     // Deployed means serving: the instance answers once it is connected and consuming.
     const status = await awaitReady(target, started.instanceId, readyMs);
     if (status.input.queue !== spec.primaryQueue) throw ApplicationFailure.nonRetryable(queueMismatchMessage(status.input.queue, spec.primaryQueue), FAILURE.InvalidSpec);
@@ -85,9 +87,9 @@ export async function deployService(rawInput: DeployInput): Promise<Placement> {
       if (!placed) {
         // Also after a failed start: the agent may have spawned the process before it failed.
         try {
-          await onNode(target).stopInstance({ instanceId });
+          await onNode(target).stopInstance({ instanceId: startedId });
           // Declared by the status requests (and by the instance); nobody will use it again.
-          await brokerLocal.deleteQueue({ queue: controlQueueName(instanceId) });
+          await brokerLocal.deleteQueue({ queue: controlQueueName(startedId) });
         } catch (err) {
           log.warn(`deploy refused, but cleaning up ${instanceId} on ${node} failed`, { error: String(err) });
         }

@@ -33,7 +33,8 @@ export function kubeSettings(env: NodeJS.ProcessEnv = process.env): KubeSettings
 
 /** The agents' shared secret for image transfers; required, because an agent must refuse foreign images. */
 export function transferSecret(env: NodeJS.ProcessEnv = process.env): string {
-  const s = env.MS2M_TRANSFER_SECRET;
+  // A Secret made from a file carries its trailing newline.
+  const s = env.MS2M_TRANSFER_SECRET?.trim();
   if (!s || s.length < 16) {
     throw new Error('MS2M_TRANSFER_SECRET: the agents need a shared secret of at least 16 characters for image transfers; put it in the ms2m-transfer Secret (infra/kubernetes)');
   }

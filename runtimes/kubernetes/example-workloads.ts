@@ -70,12 +70,22 @@ export function exampleDeployment(service: string, spec: LocalSpec, node: string
   };
 }
 
-/** Creates (or replaces) the example's Deployment and waits until its pod runs on `node`. */
-export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster): Promise<KubernetesSpec> {
+/**
+ * Creates (or replaces) the example as a Deployment, or as a bare Pod (`<service>-solo`) bound to `node`,
+ * and waits until its pod runs on `node`.
+ */
+export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: 'Deployment' | 'Pod' = 'Deployment'): Promise<KubernetesSpec> {
   const ns = EXAMPLE_NAMESPACE;
   await discardExample(c.api, service);
   await c.api.post(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${service}-broker`, namespace: ns }, stringData: { url: c.amqpUrl } });
-  await c.api.post(deploymentPath(ns), exampleDeployment(service, spec, node, c));
+  const d = exampleDeployment(service, spec, node, c);
+  const name = kind === 'Pod' ? `${service}-solo` : service;
+  if (kind === 'Pod') {
+    const t = d.spec!.template;
+    await c.api.post(podPath(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: t.metadata!.labels, annotations: t.metadata!.annotations }, spec: { ...t.spec!, nodeName: node } });
+  } else {
+    await c.api.post(deploymentPath(ns), d);
+  }
   const until = Date.now() + 120_000;
   for (;;) {
     const pods = (await c.api.get<{ items: V1Pod[] }>(`${podPath(ns)}?labelSelector=${encodeURIComponent(`app=${service}`)}`)).items;
@@ -85,7 +95,7 @@ export async function deployExample(service: string, spec: LocalSpec, node: stri
     if (Date.now() > until) throw new Error(`${service}'s pod did not run within 120 s: ${JSON.stringify(pod?.status?.containerStatuses?.[0]?.state ?? pod?.status?.phase)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { runtime: 'kubernetes', namespace: ns, kind: 'Deployment', name: service, container: EXAMPLE_CONTAINER, primaryQueue: spec.primaryQueue };
+  return { runtime: 'kubernetes', namespace: ns, kind, name, container: EXAMPLE_CONTAINER, primaryQueue: spec.primaryQueue };
 }
 
 /** Deletes the example's Deployment, its pods (copies included) and its Secret, and waits for the pods to go. */

@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type { V1Lease, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Lease, V1Node, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { FAILURE } from '../../lib/contracts';
 import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, NodeActivities } from '../types';
 import { COMPLETE_MARK, imageFiles, sendImage } from '../shared/image-transfer';
@@ -133,6 +133,15 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
 
   return {
     async describeNode() {
+      // A node that is not Ready cannot take a copy (nor checkpoint one): refused here, where the node is known.
+      const self = await api.get<V1Node>(`/api/v1/nodes/${seg(node)}`);
+      const ready = self.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status !== 'True') {
+        throw ApplicationFailure.nonRetryable(
+          `node "${node}" is not Ready (${ready?.reason ?? 'no Ready condition'}${ready?.message ? `: ${ready.message}` : ''}); choose a Ready node (kubectl get nodes) or wait for it`,
+          FAILURE.NodeUnreachable,
+        );
+      }
       return { node, runtime: 'kubernetes', details: { checkpoints: cfg.checkpointDir, containerd: cfg.ctr.socket, transferUrl: cfg.transferUrl, apiServer: api.server } };
     },
 
@@ -162,7 +171,7 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       }
       // Labelled now so that this agent lists it; the placement itself is committed by the deploy workflow.
       const patched = await api.patch<V1Pod>(podPath(k.namespace, pod.metadata!.name!), {
-        metadata: { labels: { [LABEL_SERVICE]: service }, annotations: { [ANNOTATION_CONTAINER]: k.container, [ANNOTATION_QUEUE]: k.primaryQueue } },
+        metadata: { labels: { [LABEL_SERVICE]: service }, annotations: { [ANNOTATION_CONTAINER]: k.container, ...(k.kind === 'Pod' ? { [ANNOTATION_QUEUE]: k.primaryQueue } : {}) } },
       });
       return record(patched);
     },
@@ -223,6 +232,11 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
     },
 
     async stopInstance({ instanceId }) {
+      /** A pod ms2m may not delete is let go: it keeps running, no longer labelled as ms2m's. */
+      const release = async (ns: string) => {
+        await api.patch(podPath(ns, instanceId), { metadata: { labels: { [LABEL_SERVICE]: null, [LABEL_COPY_FOR]: null } } });
+        return { stopped: false };
+      };
       const pod = await podOnNode(instanceId);
       if (!pod) return { stopped: false };
       const ns = pod.metadata!.namespace!;
@@ -240,9 +254,9 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       if (owner?.kind === 'ReplicaSet') {
         const rs = await api.find<{ spec?: { replicas?: number; selector?: { matchLabels?: Record<string, string> } } }>(`/apis/apps/v1/namespaces/${seg(ns)}/replicasets/${seg(owner.name)}`);
         const pods = rs ? (await podsWith(api, ns, rs.spec?.selector?.matchLabels ?? {})).filter((p) => !p.metadata?.deletionTimestamp && p.metadata?.ownerReferences?.some((o) => o.uid === owner.uid)) : [];
-        if (rs && pods.length <= (rs.spec?.replicas ?? 1)) return { stopped: false };
+        if (rs && pods.length <= (rs.spec?.replicas ?? 1)) return release(ns);
       } else if (owner) {
-        return { stopped: false };
+        return release(ns);
       }
       await api.remove(podPath(ns, instanceId), { gracePeriodSeconds: 2 });
       await gone();

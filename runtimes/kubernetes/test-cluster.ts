@@ -169,8 +169,15 @@ export class KubeTestCluster implements ClusterHandle {
     return findService(this.api, kubeSettings().namespaces, service);
   }
 
+  /** What `workloadSpec` makes of an example: a Deployment (as users run consumers) or a bare Pod. */
+  exampleKind: 'Deployment' | 'Pod' = 'Deployment';
+
+  get example() {
+    return { api: this.api, image: this.env.IMAGE_MS2M, criuConfig: this.env.CRIU_CONFIG, amqpUrl: readFileSync(this.env.AMQP_URL_FILE, 'utf8').trim() };
+  }
+
   workloadSpec(service: string, spec: LocalSpec, node: string): Promise<ServiceSpec> {
-    return deployExample(service, spec, node, { api: this.api, image: this.env.IMAGE_MS2M, criuConfig: this.env.CRIU_CONFIG, amqpUrl: readFileSync(this.env.AMQP_URL_FILE, 'utf8').trim() });
+    return deployExample(service, spec, node, this.example, this.exampleKind);
   }
 
   discardWorkload(service: string): Promise<void> {

@@ -52,7 +52,8 @@ export async function findService(api: KubeApi, namespaces: string[], service: s
       if (!pod) return null;
       return placementOf(service, specOf('Deployment', d), pod);
     }
-    const bare = pods.find((p) => p.metadata?.annotations?.[ANNOTATION_QUEUE] !== undefined);
+    // A bare Pod: no controller owns it (a Deployment's pod is found through its Deployment above).
+    const bare = pods.find((p) => p.metadata?.annotations?.[ANNOTATION_QUEUE] !== undefined && !p.metadata?.ownerReferences?.some((o) => o.controller));
     if (bare) return placementOf(service, specOf('Pod', bare), bare);
   }
   return null;

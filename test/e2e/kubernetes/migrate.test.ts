@@ -116,6 +116,7 @@ describe('kubernetes: the workers hold least privilege', () => {
     ['agent', 'create', 'pods', 'default'],
     ['agent', 'delete', 'pods', 'default'],
     ['agent', 'get', 'pods/log', 'default'],
+    ['agent', 'get', 'replicasets', 'default'],
     ['agent', 'create', 'leases', 'ms2m-system'],
     ['agent', 'patch', 'leases', 'ms2m-system'],
     ['orchestrator', 'list', 'nodes'],
