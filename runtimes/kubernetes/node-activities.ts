@@ -22,7 +22,7 @@ import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { V1Lease, V1Node, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { FAILURE } from '../../lib/contracts';
 import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, NodeActivities } from '../types';
-import { COMPLETE_MARK, imageFiles, sendImage } from '../shared/image-transfer';
+import { COMPLETE_MARK, sendImage } from '../shared/image-transfer';
 import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
 import { KubeError, seg, type KubeApi } from './kube-api';
 import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
@@ -43,16 +43,20 @@ export interface KubeNodeConfig {
   restoreTimeoutMs?: number;
 }
 
-/** What an image holds besides the archive: where it came from, so the target can build the copy's pod. */
+/** Where an image came from, so that the target can build the copy's pod: its ref's locator, `<ns>/<pod>/<container>`. */
 interface ImageMeta {
   namespace: string;
   pod: string;
   container: string;
-  sourceNode: string;
+}
+
+function metaOf(image: ImageRef): ImageMeta {
+  const [namespace, pod, container] = image.locator.split('/');
+  if (!namespace || !pod || !container) throw ApplicationFailure.nonRetryable(`image ${image.id}: "${image.locator}" is not a kubernetes image locator (<namespace>/<pod>/<container>)`, FAILURE.ImageMissing);
+  return { namespace, pod, container };
 }
 
 const ARCHIVE = 'checkpoint.tar';
-const META = 'meta.json';
 const RESULT = 'result.json';
 export const agentLeaseName = (node: string): string => `ms2m-agent-${node}`;
 export const TRANSFER_URL_ANNOTATION = 'ms2m.io/transfer-url';
@@ -181,7 +185,7 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       if (existsSync(path.join(dir, RESULT))) return JSON.parse(readFileSync(path.join(dir, RESULT), 'utf8')) as CheckpointResult;
       const pod = await podOnNode(instanceId);
       if (!pod) throw ApplicationFailure.nonRetryable(`instance ${instanceId}: no such pod on ${node}`, FAILURE.InstanceNotFound);
-      const meta: ImageMeta = { namespace: pod.metadata!.namespace!, pod: instanceId, container: containerOf(pod), sourceNode: node };
+      const meta: ImageMeta = { namespace: pod.metadata!.namespace!, pod: instanceId, container: containerOf(pod) };
       const started = Date.now();
       const answer = await api.post<{ items?: string[] }>(
         `/api/v1/nodes/${seg(node)}/proxy/checkpoint/${seg(meta.namespace)}/${seg(meta.pod)}/${seg(meta.container)}?timeout=120`,
@@ -194,7 +198,6 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       const archive = path.join(cfg.checkpointDir, path.basename(written));
       mkdirSync(dir, { recursive: true });
       renameSync(archive, path.join(dir, ARCHIVE));
-      writeFileSync(path.join(dir, META), JSON.stringify(meta));
       const bytes = statSync(path.join(dir, ARCHIVE)).size;
       // The kubelet reports no freeze time: the container is paused for the whole call at most.
       const result: CheckpointResult = { image: ref(imageId, meta), bytes, files: 1, dumpMs, freezeMs: dumpMs };
@@ -209,14 +212,13 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       const started = Date.now();
       let sent = 0;
       const r = await sendImage(dir, url, image.id, (_n, b) => heartbeat({ sent: (sent += b) }), { secret: cfg.secret });
-      const meta = JSON.parse(readFileSync(path.join(dir, META), 'utf8')) as ImageMeta;
-      return { image: { node: targetNode, id: image.id, locator: ref(image.id, meta).locator }, bytes: r.bytes, files: r.files, ms: Date.now() - started };
+      return { image: { node: targetNode, id: image.id, locator: image.locator }, bytes: r.bytes, files: r.files, ms: Date.now() - started };
     },
 
     async restore({ image, service, instanceId }) {
       const dir = imageDir(image.id);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
-      const meta = JSON.parse(readFileSync(path.join(dir, META), 'utf8')) as ImageMeta;
+      const meta = metaOf(image);
       const started = Date.now();
       let pod = await api.find<V1Pod>(podPath(meta.namespace, instanceId));
       if (!pod) {

@@ -19,7 +19,8 @@ import { TRANSFER_URL_ANNOTATION, agentLeaseName, createKubeNodeActivities } fro
 
 const RENEW_MS = 10_000;
 
-async function register(api: KubeApi, ns: string, node: string, url: string): Promise<void> {
+/** Creates or renews the Lease where the other agents find this one's image endpoint. */
+export async function registerAgent(api: KubeApi, ns: string, node: string, url: string): Promise<void> {
   const name = agentLeaseName(node);
   const lease = {
     apiVersion: 'coordination.k8s.io/v1',
@@ -60,8 +61,8 @@ export async function startKubeNodeAgent(api: KubeApi, { node, shared = {} }: No
     transferUrl: url,
   });
   const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withFailpoints(node, { ...shared, ...activities }) });
-  await register(api, k.agentNamespace, node, url);
-  const renew = setInterval(() => void register(api, k.agentNamespace, node, url).catch((e: Error) => console.error(`[ms2m] renewing the agent's Lease: ${e.message}`)), RENEW_MS);
+  await registerAgent(api, k.agentNamespace, node, url);
+  const renew = setInterval(() => void registerAgent(api, k.agentNamespace, node, url).catch((e: Error) => console.error(`[ms2m] renewing the agent's Lease: ${e.message}`)), RENEW_MS);
   console.log(`[ms2m] node agent ${node} (kubernetes) ready on task queue ${taskQueue}, images at ${url}, checkpoints in ${k.checkpointDir}`);
   return {
     taskQueue,

@@ -48,7 +48,7 @@ describeRuntimeContract({
       a,
       b,
       cluster: createClusterActivities(store),
-      spec: (service) => workload('game').spec(service, { home, stateBytes: 0, workMs: 0 }),
+      spec: async (service) => workload('game').spec(service, { home, stateBytes: 0, workMs: 0 }),
       async teardown() {
         reapInstances(home);
         for (const s of servers) s.close();

@@ -20,8 +20,11 @@ export interface ContractNodes {
   a: { node: string; activities: NodeActivities };
   b: { node: string; activities: NodeActivities };
   cluster: ClusterActivities;
-  /** A spec of the game example for `service` on this runtime, consuming `<service>.primary` from `<service>.events`. */
-  spec(service: string): ServiceSpec;
+  /**
+   * A spec of the game example for `service` on this runtime, consuming `<service>.primary` from
+   * `<service>.events` (kubernetes: of a Deployment it creates on node a).
+   */
+  spec(service: string): Promise<ServiceSpec>;
   teardown(): Promise<void>;
 }
 
@@ -44,7 +47,9 @@ export function describeRuntimeContract(fixture: RuntimeFixture): void {
   describe(`the ${fixture.runtime} runtime keeps the port's contract`, () => {
     const run = Date.now().toString(36);
     const service = `contract-${run}`;
-    const sourceId = `${service}-source`;
+    /** The runtime names the instance it starts (kubernetes: the workload's pod); the local one takes this name. */
+    let sourceId = `${service}-source`;
+    let spec: ServiceSpec;
     const copyId = `${service}-copy`;
     const imageId = `contract-${run}`;
     let env: ContractNodes;
@@ -92,8 +97,11 @@ export function describeRuntimeContract(fixture: RuntimeFixture): void {
     });
 
     it('starts an instance once, however often it is asked', async () => {
-      const rec = await twice(env.a.activities.startInstance, { service, instanceId: sourceId, spec: env.spec(service) }, (x, y) => expect(y).toEqual(x));
-      expect(rec).toMatchObject({ instanceId: sourceId, service, node: env.a.node, origin: 'started' });
+      spec = await env.spec(service);
+      const rec = await twice(env.a.activities.startInstance, { service, instanceId: sourceId, spec }, (x, y) => expect(y).toEqual(x));
+      expect(rec).toMatchObject({ service, node: env.a.node, origin: 'started' });
+      if (fixture.runtime === 'local') expect(rec.instanceId).toBe(sourceId);
+      sourceId = rec.instanceId;
       await until(`${sourceId} to answer`, async () => (await status(sourceId, 1000)).consuming === 'primary');
       expect(await alive('a', sourceId)).toHaveLength(1);
       const ch = await conn.createConfirmChannel();
@@ -168,11 +176,13 @@ export function describeRuntimeContract(fixture: RuntimeFixture): void {
     });
 
     it('keeps placements', async () => {
-      const p = { service, node: env.a.node, instanceId: sourceId, spec: env.spec(service), updatedAt: 1 };
+      const p = { service, node: env.a.node, instanceId: sourceId, spec, updatedAt: 1 };
       await call(env.cluster.commitPlacement, p);
       await call(env.cluster.commitPlacement, p);
-      expect(await call(env.cluster.locateService, { service })).toEqual(p);
-      expect((await call(env.cluster.listPlacements, undefined as never)).filter((x) => x.service === service)).toEqual([p]);
+      // When it was placed is the runtime's to say (kubernetes: when its pod was created).
+      const { updatedAt: _, ...where } = p;
+      expect(await call(env.cluster.locateService, { service })).toMatchObject(where);
+      expect((await call(env.cluster.listPlacements, undefined as never)).filter((x) => x.service === service)).toMatchObject([where]);
       await call(env.cluster.removePlacement, { service });
       await call(env.cluster.removePlacement, { service });
       expect(await call(env.cluster.findPlacement, { service })).toBeNull();
