@@ -1,7 +1,8 @@
 /**
- * The runtime port holds only if nobody reaches past it: outside runtimes/local/ (and the test harness)
- * nothing imports the local runtime's code except the registry, and the workflows import the port and the
- * activities by type only. Read from the sources' import statements.
+ * The runtime port holds only if nobody reaches past it: outside each runtime's folder (and the test
+ * harness) nothing imports a runtime's code except the registry, the runtimes share code only through
+ * runtimes/shared/, and the workflows import the port and the activities by type only. Read from the
+ * sources' import statements.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -49,13 +50,24 @@ describe('layering', () => {
     expect(leaks.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
   });
 
+  it('only runtimes/kubernetes/ and the registry import the kubernetes runtime', () => {
+    expect(all.filter((i) => i.to.startsWith('runtimes/kubernetes')).length).toBeGreaterThan(5);
+    const leaks = all.filter((i) => i.to.startsWith('runtimes/kubernetes') && !i.from.startsWith('runtimes/kubernetes/') && i.from !== 'runtimes/index.ts');
+    expect(leaks.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
+  });
+
+  it('the two runtimes do not import each other', () => {
+    const across = all.filter((i) => (i.from.startsWith('runtimes/local/') && i.to.startsWith('runtimes/kubernetes')) || (i.from.startsWith('runtimes/kubernetes/') && i.to.startsWith('runtimes/local')));
+    expect(across.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
+  });
+
   it('the workflows import activities and the runtime port by type only', () => {
     const values = all.filter((i) => i.from.startsWith('workflows/') && /^(activities|runtimes)\//.test(i.to) && !i.typeOnly && !/^runtimes\/(spec|runtime-names)$/.test(i.to));
     expect(values.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
   });
 
   it('the port and the registry depend on no runtime', () => {
-    const port = all.filter((i) => /^runtimes\/(types|spec|runtime-names|placement)\.ts$/.test(i.from) && i.to.startsWith('runtimes/local'));
+    const port = all.filter((i) => /^runtimes\/(types|spec|runtime-names|placement)\.ts$/.test(i.from) && /^runtimes\/(local|kubernetes)/.test(i.to));
     expect(port.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
   });
 });
