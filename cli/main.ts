@@ -57,7 +57,9 @@ program
     runtime.reap(home);
     rmSync(home, { recursive: true, force: true });
     say(`[ms2m] starting the orchestrator and the node agents node-a and node-b (${runtime.name} runtime)…`);
-    const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: cfg.taskQueue, log: (l) => say(l) });
+    // The test cluster's workers outlive the demo (it stays warm): on a queue of their own, they never take a local demo's work.
+    const taskQueue = runtime.name === 'kubernetes' ? `${cfg.taskQueue}-k8s` : cfg.taskQueue;
+    const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue, log: (l) => say(l) });
     let report: MigrationReport;
     try {
       ({ report } = await runScenario(cluster, {
@@ -84,7 +86,9 @@ program
     const good = verdict(report);
     say(good ? '\nOK: nothing lost, nothing applied or emitted twice, states equal.' : '\nFAILED: see the report above.');
     if (o.json) console.log(JSON.stringify(report));
-    if (runtime.name === 'kubernetes') say('[ms2m] the Kubernetes test cluster keeps running (warm for the next run); stop it with: bash infra/k8s/cluster.sh down');
+    if (runtime.name === 'kubernetes') {
+      say(`[ms2m] the Kubernetes test cluster keeps running (warm for the next run), its ms2m on task queue ${taskQueue} (MS2M_TASK_QUEUE=${taskQueue} for the CLI); stop it with: bash infra/k8s/cluster.sh down`);
+    }
     if (o.keep) say(`[ms2m] still running (--keep); stop with Ctrl-C. Web UI: ${cfg.temporalUi}`);
     else process.exit(good ? 0 : 1);
   });

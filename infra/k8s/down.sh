@@ -89,8 +89,12 @@ shopt -u globstar nullglob
 
 # 4. Our mounts (rootfs overlays, shm, netns, secret tmpfs), deepest first, lazily: a busy one goes
 # when its last user does.
-awk -v r="$MS2M_K8S_RUN/" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+# Also mounts elsewhere of our files: containerd mounts a checkpoint image's snapshot at
+# /tmp/checkpoint<n> to restore from it, and leaves it mounted.
+awk -v r="$MS2M_K8S_RUN/" 'index($5, r) == 1 || index($4, r) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
   umount -l "$m" 2>/dev/null || true
+  # A mount point of ours outside the run directory was made for it (containerd's mkdtemp): it goes too.
+  case $m in "$MS2M_K8S_RUN"/*) ;; *) rmdir "$m" 2>/dev/null || true ;; esac
 done
 step "mounts under $MS2M_K8S_RUN released"
 

@@ -261,6 +261,12 @@ import_images() {
       { log_block <"$LOGS/import-$n.err"; die "importing $ref into $n failed (above)"; }
     step "$n: imported $ref"
   done
+  # Earlier builds' images (each a few hundred MB) go: pods started from them keep running, and deploy.sh
+  # moves ms2m's own pods to the current one.
+  local old
+  old=$(grep -E '^localhost/ms2m(-pause)?:' <<<"$have" | grep -vxF -e "$IMAGE_PAUSE" -e "$IMAGE_MS2M" || true)
+  # shellcheck disable=SC2086  # one argument per ref
+  [ -z "$old" ] || ctr_on "$n" images rm $old >/dev/null 2>&1 || true
 }
 
 # The cluster's pods reach RabbitMQ over the bridge at $HOST_IP:5672, where guest may not log in: a

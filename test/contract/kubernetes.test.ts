@@ -69,6 +69,7 @@ describeRuntimeContract({
         for (const s of servers) s.close();
         await api.remove(`/api/v1/namespaces/${AGENTS}`);
         rmSync(home, { recursive: true, force: true });
+        await infra('cluster.sh', ['down']);
       },
     };
   },

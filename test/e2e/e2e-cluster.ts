@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureStack } from '../../lib/stack';
 import { loadRuntime } from '../../runtimes';
+import { infra } from '../../runtimes/kubernetes/test-cluster';
 import type { ClusterHandle, ClusterOptions, Runtime, RuntimeName } from '../../runtimes/types';
 
 export interface E2eCluster {
@@ -32,4 +33,6 @@ export async function stopE2eCluster(e: E2eCluster | undefined): Promise<void> {
   if (!e) return;
   await e.cluster.stop();
   e.runtime.reap(e.home);
+  // The test cluster's control plane and kubelets would otherwise share the CPUs with the files after this one.
+  if (e.runtime.name === 'kubernetes') await infra('cluster.sh', ['down']);
 }
