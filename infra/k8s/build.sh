@@ -80,6 +80,11 @@ EOM
   cp "$MS2M_K8S"/cni-deb/usr/lib/cni/* "$CNI_BIN/"
 }
 
+build_registry() {
+  # The OCI registry of the registry transfer mode (an agent pushes the checkpoint image, the target's kubelet pulls it).
+  GOBIN=$K8S_BIN CGO_ENABLED=0 nice -n 19 go install -trimpath -ldflags "-s -w" "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
+}
+
 K8S_ID="k8s $K8S_VERSION"
 RT_ID="runc $RUNC_VERSION containerd $CONTAINERD_VERSION etcd $ETCD_VERSION"
 pids=()
@@ -91,6 +96,11 @@ if done_for runtime "$RT_ID" && [ -x "$K8S_BIN/containerd" ] && [ -x "$K8S_BIN/r
   log "building runc $RUNC_VERSION, containerd $CONTAINERD_VERSION, etcd $ETCD_VERSION, CNI plugins (cold: ~7 min; log: $MS2M_K8S/build-runtime.log)"
   ( build_runtime > "$MS2M_K8S/build-runtime.log" 2>&1 && echo "$RT_ID" > "$(stamp runtime)" ) & pids+=($!)
 fi
+REG_ID="registry $REGISTRY_VERSION"
+if done_for registry "$REG_ID" && [ -x "$K8S_BIN/registry" ]; then log "registry $REGISTRY_VERSION: built"; else
+  log "building the OCI registry $REGISTRY_VERSION (cold: ~5 min; log: $MS2M_K8S/build-registry.log)"
+  ( build_registry > "$MS2M_K8S/build-registry.log" 2>&1 && echo "$REG_ID" > "$(stamp registry)" ) & pids+=($!)
+fi
 start=$SECONDS
 while [ ${#pids[@]} -gt 0 ]; do
   alive=()
@@ -101,5 +111,6 @@ while [ ${#pids[@]} -gt 0 ]; do
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
 done_for k8s "$K8S_ID" || { tail -20 "$MS2M_K8S/build-k8s.log" | log_block; die "the Kubernetes build failed" "see $MS2M_K8S/build-k8s.log"; }
+done_for registry "$REG_ID" || { tail -20 "$MS2M_K8S/build-registry.log" | log_block; die "the registry build failed" "see $MS2M_K8S/build-registry.log"; }
 done_for runtime "$RT_ID" || { tail -20 "$MS2M_K8S/build-runtime.log" | log_block; die "the runtime build (runc, containerd, etcd, CNI) failed" "see $MS2M_K8S/build-runtime.log"; }
 echo "$K8S_BIN"

@@ -58,7 +58,7 @@ step "containerds stopped"
 # apiserver, controller manager and scheduler hold no state of their own; etcd goes last, once
 # nothing writes to it, and a KILL loses nothing its WAL has (written, not fsynced: the page cache
 # survives a process). So each gets 1 s.
-stop_daemons -t 1 kube-scheduler kube-controller-manager kube-apiserver
+stop_daemons -t 1 kube-scheduler kube-controller-manager kube-apiserver registry
 stop_daemons -t 1 etcd
 step "control plane stopped"
 

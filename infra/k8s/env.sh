@@ -14,6 +14,7 @@ K8S_VERSION=v1.34.4
 CONTAINERD_VERSION=v2.2.9
 RUNC_VERSION=v1.3.7
 ETCD_VERSION=v3.6.8
+REGISTRY_VERSION=v3.1.2
 
 MS2M_K8S=${MS2M_K8S:-$MS2M_CACHE/k8s}
 MS2M_K8S_RUN=${MS2M_K8S_RUN:-$MS2M_K8S/run}
@@ -45,7 +46,7 @@ AMQP_URL_FILE=$MS2M_K8S_RUN/amqp-url
 HOST_BEFORE=$MS2M_K8S_RUN/host.before
 
 # Ports away from the stack's own (RabbitMQ 5672/15672/25672/4369, Temporal 7233/8233).
-ETCD_PORT=23790 ETCD_PEER_PORT=23800 APISERVER_PORT=26443 KCM_PORT=30257 SCHED_PORT=30259
+REGISTRY_PORT=30500 ETCD_PORT=23790 ETCD_PEER_PORT=23800 APISERVER_PORT=26443 KCM_PORT=30257 SCHED_PORT=30259
 # The apiserver listens on 127.0.0.1 only: the host and hostNetwork pods (which share its loopback) reach it.
 APISERVER=https://127.0.0.1:$APISERVER_PORT
 NODES="node-a node-b"
@@ -66,7 +67,7 @@ ctr_on() { local n=$1; shift; "$K8S_BIN/ctr" -a "$(containerd_socket "$n")" -n k
 
 # --- processes ------------------------------------------------------------------------------------
 # Every daemon up.sh starts, in start order; down.sh stops them in reverse.
-COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler"
+COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler registry"
 for _n in $NODES; do COMPONENTS="$COMPONENTS containerd-$_n"; done
 for _n in $NODES; do COMPONENTS="$COMPONENTS kubelet-$_n"; done
 unset _n
@@ -151,6 +152,7 @@ healthy() {
     kube-scheduler) curl -sfk -m 2 -o /dev/null "https://127.0.0.1:$SCHED_PORT/healthz" ;;
     containerd-*) timeout 3 "$K8S_BIN/ctr" -a "$(containerd_socket "${1#containerd-}")" version >/dev/null 2>&1 ;;
     kubelet-*) curl -sf -m 2 -o /dev/null "http://127.0.0.1:${HEALTHZ_PORT[${1#kubelet-}]}/healthz" ;;
+    registry) curl -sf -m 2 -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" ;;
     *) return 1 ;;
   esac
 }

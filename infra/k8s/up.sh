@@ -129,6 +129,9 @@ state = "$d/containerd/state"
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "$IMAGE_PAUSE"
+  # The test cluster's registry (the registry transfer mode) speaks plain HTTP: hosts.toml says so.
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$d/certs.d"
 [plugins."io.containerd.cri.v1.runtime"]
   enable_criu = true
   # Restore from a checkpoint image when a container is created from one (containerd 2.1–2.3 only).
@@ -153,6 +156,12 @@ state = "$d/containerd/state"
         BinaryName = "$K8S_BIN/runc"
         Root = "$d/runc"
         SystemdCgroup = false
+EOF
+  mkdir -p "$d/certs.d/localhost:$REGISTRY_PORT"
+  write_if_changed "$d/certs.d/localhost:$REGISTRY_PORT/hosts.toml" <<EOF
+server = "http://localhost:$REGISTRY_PORT"
+[host."http://localhost:$REGISTRY_PORT"]
+  capabilities = ["pull", "resolve"]
 EOF
   # A bridge per node with its own subnet. No ipMasq (no iptables here): pods reach the host's own
   # addresses (RabbitMQ on $HOST_IP:5672) through the bridge gateway without NAT.
@@ -234,6 +243,11 @@ cmd_for() {
       CMD=(env "PATH=$DAEMON_PATH" "$K8S_BIN/kubelet" --config="$MS2M_K8S_RUN/$n/kubelet.yaml"
         --kubeconfig="$MS2M_K8S_RUN/$n.kubeconfig" --root-dir="$MS2M_K8S_RUN/$n/kubelet"
         --cert-dir="$MS2M_K8S_RUN/$n/kubelet/pki" --hostname-override="$n" --node-ip="$HOST_IP" --v=1) ;;
+    # The registry of the registry transfer mode, plain HTTP on loopback (the containerds' hosts.toml
+    # says so); deleting manifests is on, so that removing an image removes it there too.
+    registry) CMD=(env "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$MS2M_K8S_RUN/registry" REGISTRY_STORAGE_DELETE_ENABLED=true
+        "REGISTRY_HTTP_ADDR=127.0.0.1:$REGISTRY_PORT" REGISTRY_LOG_LEVEL=warn OTEL_TRACES_EXPORTER=none
+        "$K8S_BIN/registry" serve "$MS2M_K8S_RUN/registry.yml") ;;
     *) die "unknown component $1" ;;
   esac
 }
@@ -378,6 +392,8 @@ rm -f "$MS2M_K8S_RUN/cluster.sum"
 # the background while the control plane comes up (the import is the slow part of a cold start).
 for n in $NODES; do cmd_for "containerd-$n"; start_daemon "containerd-$n" "${CMD[@]}"; done
 cmd_for etcd; start_daemon etcd "${CMD[@]}"
+printf 'version: 0.1\nstorage: {filesystem: {}}\nhttp: {}\n' >"$MS2M_K8S_RUN/registry.yml"
+cmd_for registry; start_daemon registry "${CMD[@]}"
 import_pids=()
 for n in $NODES; do
   (wait_fast 30 "containerd on $n" healthy "containerd-$n" || die "containerd on $n did not start; see $LOGS/containerd-$n.log"
@@ -389,6 +405,7 @@ step "etcd healthy"
 cmd_for kube-apiserver; start_daemon kube-apiserver "${CMD[@]}"
 wait_fast 90 kube-apiserver healthy kube-apiserver || die "kube-apiserver is not ready; see $LOGS/kube-apiserver.log"
 step "kube-apiserver ready"
+wait_fast 30 registry healthy registry || die "the registry did not start; see $LOGS/registry.log"
 for c in kube-controller-manager kube-scheduler; do cmd_for "$c"; start_daemon "$c" "${CMD[@]}"; done
 
 # The kubelets want their cgroup root to exist in every hierarchy (cgroup v1); cpuset's must have

@@ -47,24 +47,37 @@ function ctr(c: Ctr, args: string[], stdin?: (s: NodeJS.WritableStream) => Promi
   });
 }
 
-/** Builds the checkpoint image of `archive` (a kubelet checkpoint tar of `container`) and imports it as `name`. */
-export async function importCheckpointImage(c: Ctr, archive: string, container: string, name: string): Promise<{ ms: number; bytes: number }> {
-  const started = Date.now();
+export interface CheckpointManifest {
+  layerDigest: string;
+  layerSize: number;
+  config: Buffer;
+  manifest: Buffer;
+}
+
+/** The image's blobs besides the archive itself: its config and its manifest (which carries the annotation). */
+export async function checkpointManifest(archive: string, container: string): Promise<CheckpointManifest> {
   const layerDigest = await sha256Of(archive);
   const layerSize = statSync(archive).size;
-  const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] } }),
-  );
-  const annotations = { [CHECKPOINT_ANNOTATION]: container };
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] } }));
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${digestOf(config)}`, size: config.length },
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${layerDigest}`, size: layerSize }],
-      annotations,
+      annotations: { [CHECKPOINT_ANNOTATION]: container },
     }),
   );
+  return { layerDigest, layerSize, config, manifest };
+}
+
+export const sha256Hex = digestOf;
+
+/** Builds the checkpoint image of `archive` (a kubelet checkpoint tar of `container`) and imports it as `name`. */
+export async function importCheckpointImage(c: Ctr, archive: string, container: string, name: string): Promise<{ ms: number; bytes: number }> {
+  const started = Date.now();
+  const { layerDigest, layerSize, config, manifest } = await checkpointManifest(archive, container);
+  const annotations = { [CHECKPOINT_ANNOTATION]: container };
   // containerd reads the checkpoint annotation from the descriptor it imports, the manifest's, so it is on both.
   const index = Buffer.from(
     JSON.stringify({

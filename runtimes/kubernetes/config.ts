@@ -15,12 +15,20 @@ export interface KubeSettings {
   transferListen: string;
   /** The address other agents reach this one at (the pod's IP, from the downward API). */
   advertise: string;
+  /** Set in the registry transfer mode: the registry the source pushes checkpoint images to and the nodes pull from. */
+  registry?: Registry;
 }
+
+import type { Registry } from './registry';
 
 const list = (v: string | undefined, dflt: string[]): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : dflt);
 
 export function kubeSettings(env: NodeJS.ProcessEnv = process.env): KubeSettings {
+  const mode = env.MS2M_TRANSFER ?? 'agents';
+  if (mode !== 'agents' && mode !== 'registry') throw new Error(`MS2M_TRANSFER: "${mode}" is not a transfer mode; use agents (the default: agent to agent) or registry`);
+  if (mode === 'registry' && !env.MS2M_REGISTRY) throw new Error('MS2M_REGISTRY: the registry transfer mode needs the registry the nodes pull from, e.g. registry.example:5000');
   return {
+    ...(mode === 'registry' ? { registry: { host: env.MS2M_REGISTRY!, insecure: env.MS2M_REGISTRY_INSECURE === 'true', ...(env.MS2M_REGISTRY_AUTH ? { auth: env.MS2M_REGISTRY_AUTH } : {}) } } : {}),
     namespaces: list(env.MS2M_NAMESPACES, ['default']),
     agentNamespace: env.MS2M_AGENT_NAMESPACE ?? env.POD_NAMESPACE ?? 'ms2m-system',
     checkpointDir: env.MS2M_KUBELET_CHECKPOINTS ?? '/var/lib/kubelet/checkpoints',

@@ -25,6 +25,7 @@ import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, Kubern
 import { COMPLETE_MARK, sendImage } from '../shared/image-transfer';
 import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
 import { KubeError, seg, type KubeApi } from './kube-api';
+import { deleteCheckpointImage, pushCheckpointImage, registryRef, type Registry } from './registry';
 import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
 
 export interface KubeNodeConfig {
@@ -40,21 +41,30 @@ export interface KubeNodeConfig {
   agentNamespace: string;
   /** This agent's image endpoint. */
   transferUrl: string;
+  /** The registry transfer mode (./registry): push on the source, the kubelet pulls on the target. */
+  registry?: Registry;
   restoreTimeoutMs?: number;
 }
 
-/** Where an image came from, so that the target can build the copy's pod: its ref's locator, `<ns>/<pod>/<container>`. */
+/**
+ * Where an image came from, so that the target can build the copy's pod: its ref's locator,
+ * `<ns>/<pod>/<container>`, and `@<image ref>` once it was pushed to a registry.
+ */
 interface ImageMeta {
   namespace: string;
   pod: string;
   container: string;
+  pushed?: string;
 }
 
 function metaOf(image: ImageRef): ImageMeta {
-  const [namespace, pod, container] = image.locator.split('/');
+  const [where, pushed] = image.locator.split('@');
+  const [namespace, pod, container] = where.split('/');
   if (!namespace || !pod || !container) throw ApplicationFailure.nonRetryable(`image ${image.id}: "${image.locator}" is not a kubernetes image locator (<namespace>/<pod>/<container>)`, FAILURE.ImageMissing);
-  return { namespace, pod, container };
+  return { namespace, pod, container, ...(pushed ? { pushed } : {}) };
 }
+
+const imageTag = (imageId: string): string => checkpointImageName(imageId).split(':').pop()!;
 
 const ARCHIVE = 'checkpoint.tar';
 const RESULT = 'result.json';
@@ -208,26 +218,36 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
     async transfer({ image, targetNode }) {
       const dir = imageDir(image.id);
       if (!existsSync(path.join(dir, ARCHIVE))) throw ApplicationFailure.nonRetryable(`image ${image.id} is not on ${node}`, FAILURE.ImageMissing);
-      const url = await transferUrlOf(targetNode);
       const started = Date.now();
+      if (cfg.registry) {
+        const beat = setInterval(() => heartbeat(), 2000);
+        try {
+          const pushed = await pushCheckpointImage(cfg.registry, path.join(dir, ARCHIVE), metaOf(image).container, imageTag(image.id));
+          return { image: { node: targetNode, id: image.id, locator: `${image.locator.split('@')[0]}@${pushed.ref}` }, bytes: pushed.bytes, files: 1, ms: Date.now() - started };
+        } finally {
+          clearInterval(beat);
+        }
+      }
+      const url = await transferUrlOf(targetNode);
       let sent = 0;
       const r = await sendImage(dir, url, image.id, (_n, b) => heartbeat({ sent: (sent += b) }), { secret: cfg.secret });
       return { image: { node: targetNode, id: image.id, locator: image.locator }, bytes: r.bytes, files: r.files, ms: Date.now() - started };
     },
 
     async restore({ image, service, instanceId }) {
-      const dir = imageDir(image.id);
-      if (!existsSync(path.join(dir, COMPLETE_MARK))) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
       const meta = metaOf(image);
+      const dir = imageDir(image.id);
+      if (!meta.pushed && !existsSync(path.join(dir, COMPLETE_MARK))) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
       const started = Date.now();
       let pod = await api.find<V1Pod>(podPath(meta.namespace, instanceId));
       if (!pod) {
         const source = await api.find<V1Pod>(podPath(meta.namespace, meta.pod));
         if (!source) throw ApplicationFailure.nonRetryable(`the source pod ${meta.namespace}/${meta.pod} is gone: there is no spec to restore its copy with`, FAILURE.RestoreFailed);
-        const name = checkpointImageName(image.id);
-        await importCheckpointImage(cfg.ctr, path.join(dir, ARCHIVE), meta.container, name);
+        // Pushed to a registry: the kubelet pulls it. Otherwise it was sent here and goes into containerd now.
+        const name = meta.pushed ?? checkpointImageName(image.id);
+        if (!meta.pushed) await importCheckpointImage(cfg.ctr, path.join(dir, ARCHIVE), meta.container, name);
         heartbeat();
-        pod = await api.post<V1Pod>(podPath(meta.namespace), copyPodOf(source, { name: instanceId, node, service, image: name, container: meta.container }));
+        pod = await api.post<V1Pod>(podPath(meta.namespace), copyPodOf(source, { name: instanceId, node, service, image: name, container: meta.container, pull: Boolean(meta.pushed) }));
       }
       const ran = await awaitRunning(meta.namespace, instanceId, meta.container);
       return { instance: record(ran), restoreMs: Date.now() - started };
@@ -269,6 +289,10 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       rmSync(imageDir(imageId), { recursive: true, force: true });
       rmSync(path.join(images, '.incoming', imageId), { recursive: true, force: true });
       await removeCheckpointImage(cfg.ctr, checkpointImageName(imageId));
+      if (cfg.registry) {
+        await removeCheckpointImage(cfg.ctr, registryRef(cfg.registry, imageTag(imageId)));
+        await deleteCheckpointImage(cfg.registry, imageTag(imageId));
+      }
     },
 
     async listInstances() {
@@ -318,7 +342,7 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
  * The copy's pod: the source's, bound to this node, with the checkpoint image for the restored container
  * and none of the source's labels (no controller may count it before it serves).
  */
-export function copyPodOf(source: V1Pod, o: { name: string; node: string; service: string; image: string; container: string }): V1Pod {
+export function copyPodOf(source: V1Pod, o: { name: string; node: string; service: string; image: string; container: string; pull?: boolean }): V1Pod {
   const annotations = { ...(source.metadata?.annotations ?? {}) };
   delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
   delete annotations['controller.kubernetes.io/pod-deletion-cost'];
@@ -327,7 +351,7 @@ export function copyPodOf(source: V1Pod, o: { name: string; node: string; servic
   spec.nodeName = o.node;
   delete spec.nodeSelector;
   delete spec.affinity;
-  spec.containers = spec.containers.map((c) => (c.name === o.container ? { ...c, image: o.image, imagePullPolicy: 'Never' } : c));
+  spec.containers = spec.containers.map((c) => (c.name === o.container ? { ...c, image: o.image, imagePullPolicy: o.pull ? 'IfNotPresent' : 'Never' } : c));
   return {
     apiVersion: 'v1',
     kind: 'Pod',

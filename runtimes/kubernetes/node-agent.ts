@@ -59,6 +59,7 @@ export async function startKubeNodeAgent(api: KubeApi, { node, shared = {} }: No
     secret,
     agentNamespace: k.agentNamespace,
     transferUrl: url,
+    ...(k.registry ? { registry: k.registry } : {}),
   });
   const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withFailpoints(node, { ...shared, ...activities }) });
   await registerAgent(api, k.agentNamespace, node, url);

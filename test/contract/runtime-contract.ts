@@ -30,6 +30,8 @@ export interface ContractNodes {
 
 export interface RuntimeFixture {
   runtime: RuntimeName;
+  /** A second way the same runtime works (kubernetes: images through a registry), in the suite's title. */
+  variant?: string;
   setup(): Promise<ContractNodes>;
 }
 
@@ -44,9 +46,9 @@ async function twice<I, O>(fn: (input: I) => Promise<O>, input: I, same: (first:
 const call = <I, O>(fn: (input: I) => Promise<O>, input: I): Promise<O> => new MockActivityEnvironment().run(fn, input) as Promise<O>;
 
 export function describeRuntimeContract(fixture: RuntimeFixture): void {
-  describe(`the ${fixture.runtime} runtime keeps the port's contract`, () => {
+  describe(`the ${fixture.runtime} runtime${fixture.variant ? ` (${fixture.variant})` : ''} keeps the port's contract`, () => {
     const run = Date.now().toString(36);
-    const service = `contract-${run}`;
+    const service = `contract-${fixture.variant ? `${fixture.variant.split(' ')[0]}-` : ''}${run}`;
     /** The runtime names the instance it starts (kubernetes: the workload's pod); the local one takes this name. */
     let sourceId = `${service}-source`;
     let spec: ServiceSpec;
