@@ -17,7 +17,8 @@ import { ledgerTopology } from '../../examples/ledger/ledger';
 import { parseTrace } from '../../examples/ledger/oracle';
 import { loadConfig } from '../../lib/config';
 import { armFailpoint, releaseFailpoint, waitForFailpoint } from '../../lib/failpoints';
-import type { MigrationReport, Strategy, Verification } from '../../lib/migration';
+import type { MigrationReport, Strategy } from '../../lib/migration';
+import { expectExact } from './exact';
 import { MigrationHandle } from '../../sdk';
 import { readFileSync } from 'node:fs';
 
@@ -71,14 +72,6 @@ async function witness(exchange: string, queue: string) {
       return { held: held.length, inversions };
     },
   };
-}
-
-function expectExact(v: Verification, minCompared: number): void {
-  expect(v.order?.problems).toEqual([]);
-  expect(v.order).toMatchObject({ ok: true, divergences: 0, lost: 0, duplicated: 0, outOfOrder: 0, outputMismatches: 0, finalStateMatches: true });
-  expect(v.order!.compared).toBeGreaterThanOrEqual(minCompared);
-  expect(v).toMatchObject({ lost: 0, duplicated: 0, duplicateOutputs: 0, finalStateMatchesProducers: true });
-  expect(v.processed).toBe(v.published);
 }
 
 describe('an order-sensitive service keeps its exact apply sequence across migrations', () => {

@@ -12,40 +12,26 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { V1Deployment, V1Lease } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { deployWorkload, runScenario, undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import { ledgerTopology } from '../../../examples/ledger/ledger';
 import { workload } from '../../../cli/workloads';
 import { progressQuery } from '../../../lib/contracts';
-import type { Verification } from '../../../lib/migration';
 import { transferToken } from '../../../runtimes/shared/image-transfer';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
-import { startE2eCluster, stopE2eCluster, type E2eCluster } from '../e2e-cluster';
+import { expectExact } from '../exact';
+import { deploymentShape, kubeE2e } from './kube-e2e';
 import { witness } from './witness';
 
-const run = Date.now().toString(36);
-let e2e: E2eCluster;
+const k8s = kubeE2e('k8s-faults');
+const run = k8s.run;
 let cluster: KubeTestCluster;
-
-beforeAll(async () => {
-  e2e = await startE2eCluster('k8s-faults', ['node-a', 'node-b'], { runtime: 'kubernetes', taskQueue: `ms2m-k8sf-${run}` });
-  cluster = e2e.cluster as KubeTestCluster;
-}, 900_000);
-
-afterAll(async () => {
-  await stopE2eCluster(e2e);
+beforeAll(() => {
+  cluster = k8s.cluster();
 });
-
-function expectExact(v: Verification): void {
-  expect(v.order?.problems).toEqual([]);
-  expect(v.order).toMatchObject({ ok: true, divergences: 0, lost: 0, duplicated: 0, outOfOrder: 0, outputMismatches: 0, finalStateMatches: true });
-  expect(v).toMatchObject({ lost: 0, duplicated: 0, duplicateOutputs: 0, finalStateMatchesProducers: true });
-  expect(v.processed).toBe(v.published);
-}
 
 const kubectl = (...args: string[]) => spawnSync(cluster.env.KUBECTL, ['--kubeconfig', cluster.env.KUBECONFIG, ...args], { encoding: 'utf8' });
 const ctr = (node: string, ...args: string[]) => spawnSync(cluster.env.CTR, ['-a', `${cluster.env.RUN}/${node}/sock/containerd.sock`, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
-const shape = (d: V1Deployment) => ({ replicas: d.spec?.replicas, template: d.spec?.template, strategy: d.spec?.strategy, generation: d.metadata?.generation, labels: d.metadata?.labels });
 
 async function untilStage(handle: WorkflowHandle, stage: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -127,7 +113,7 @@ describe('kubernetes: migrations under faults end migrated or rolled back, nothi
         expect(placed).toBe(report.sourceInstance);
         expect(live).toEqual([report.sourceInstance]);
         const after = await cluster.api.get<V1Deployment>(`/apis/apps/v1/namespaces/default/deployments/${service}`);
-        expect(shape(after)).toEqual(shape(before!));
+        expect(deploymentShape(after)).toEqual(deploymentShape(before!));
         expect(await cluster.api.find(`/api/v1/namespaces/default/pods/${report.targetInstance}`)).toBeNull();
         expect([...seen.consumers]).toEqual([report.sourceInstance]);
       } finally {
@@ -225,7 +211,7 @@ describe('kubernetes: bad input is refused with the field and the fix, changing 
     const service = `k8s-bad-${run}`;
     try {
       // The Deployment runs, not yet under ms2m; its container is "app".
-      await cluster.workloadSpec(service, workload('ledger').spec(service, { home: e2e.home, stateBytes: 0, workMs: 0 }), 'node-a');
+      await cluster.workloadSpec(service, workload('ledger').spec(service, { home: k8s.home(), stateBytes: 0, workMs: 0 }), 'node-a');
       expect(await deploy(service, { name: service, container: 'worker' })).toMatchObject({ type: 'InvalidSpec', message: expect.stringMatching(/spec\.container: Deployment .* has no container "worker"; its containers are app/) });
       expect(await deploy(service, { name: service, namespace: 'kube-system' })).toMatchObject({ type: 'InvalidSpec', message: expect.stringMatching(/spec\.namespace: ms2m does not manage namespace "kube-system"/) });
     } finally {

@@ -8,41 +8,26 @@
  * ever consumed its primary queue (RabbitMQ).
  */
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { runScenario, undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import { ledgerTopology } from '../../../examples/ledger/ledger';
-import type { Verification } from '../../../lib/migration';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
-import { startE2eCluster, stopE2eCluster, type E2eCluster } from '../e2e-cluster';
+import { expectExact } from '../exact';
+import { deploymentShape, kubeE2e } from './kube-e2e';
 import { witness } from './witness';
 
-const run = Date.now().toString(36);
-let e2e: E2eCluster;
+const k8s = kubeE2e('k8s');
+const run = k8s.run;
 let cluster: KubeTestCluster;
-
-beforeAll(async () => {
-  e2e = await startE2eCluster('k8s', ['node-a', 'node-b'], { runtime: 'kubernetes', taskQueue: `ms2m-k8s-${run}` });
-  cluster = e2e.cluster as KubeTestCluster;
-}, 900_000);
-
-afterAll(async () => {
-  await stopE2eCluster(e2e);
+beforeAll(() => {
+  cluster = k8s.cluster();
 });
-
-function expectExact(v: Verification): void {
-  expect(v.order?.problems).toEqual([]);
-  expect(v.order).toMatchObject({ ok: true, divergences: 0, lost: 0, duplicated: 0, outOfOrder: 0, outputMismatches: 0, finalStateMatches: true });
-  expect(v).toMatchObject({ lost: 0, duplicated: 0, duplicateOutputs: 0, finalStateMatchesProducers: true });
-  expect(v.processed).toBe(v.published);
-}
 
 const deployment = (name: string) => cluster.api.get<V1Deployment>(`/apis/apps/v1/namespaces/default/deployments/${name}`);
 const podsOf = async (service: string) =>
   (await cluster.api.get<{ items: V1Pod[] }>(`/api/v1/namespaces/default/pods?labelSelector=${encodeURIComponent(`app=${service}`)}`)).items.filter((p) => !p.metadata?.deletionTimestamp);
 
-/** What of a Deployment a migration must leave as it was. */
-const shape = (d: V1Deployment) => ({ replicas: d.spec?.replicas, template: d.spec?.template, strategy: d.spec?.strategy, selector: d.spec?.selector, generation: d.metadata?.generation });
 
 async function migrateDeployment(service: string, o: Partial<ScenarioOptions>) {
   let before: V1Deployment | undefined;
@@ -89,7 +74,7 @@ describe('kubernetes: a Deployment migrates with nothing lost and its ownership 
           const pods = await podsOf(service);
           expect(pods.map((p) => [p.metadata!.name, p.spec!.nodeName])).toEqual([[report.targetInstance, 'node-b']]);
           expect(pods[0].metadata!.ownerReferences?.find((r) => r.controller)?.kind).toBe('ReplicaSet');
-          expect(shape(await deployment(service))).toEqual(shape(before));
+          expect(deploymentShape(await deployment(service))).toEqual(deploymentShape(before));
           // Nobody but the source and its copy ever existed or consumed: no fresh pod with an empty state.
           expect([...seen.pods].sort()).toEqual([report.sourceInstance, report.targetInstance].sort());
           expect([...seen.consumers].every((c) => c === report.sourceInstance || c === report.targetInstance)).toBe(true);
