@@ -22,6 +22,7 @@
  * Every decision is the core's (./core); this class is the transport around it: consumers, the outbox
  * published with confirms, reconnection, and watching the hostname.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as amqp from 'amqplib';
 import {
   admit,
@@ -54,6 +55,9 @@ export type { InputMessage } from './core';
 export type { ApplyContext, ServiceOptions } from './service-options';
 export { HEADER_RESENT } from './protocol';
 
+/** How often an instance waiting to consume a queue asks whether its other consumers are gone. */
+const ATTACH_WAIT_MS = 100;
+
 interface Delivery {
   msg: amqp.ConsumeMessage;
   from: 'primary' | 'replay';
@@ -74,6 +78,8 @@ export class MigratableService<S> {
   /** Bumped on every (re)connection: deliveries of an older generation belong to a dead channel. */
   private generation = 0;
   private primaryTag: string | null = null;
+  private attaching: Promise<void> | null = null;
+  private attachingReplay: Promise<void> | null = null;
   private replayTag: string | null = null;
   private deliveries: Delivery[] = [];
   private outbox: Outgoing[] = [];
@@ -118,6 +124,7 @@ export class MigratableService<S> {
     this.reconnector.stop();
     if (this.identityWatch) clearInterval(this.identityWatch);
     try {
+      await this.attaching;
       if (this.ch && this.primaryTag) await this.ch.cancel(this.primaryTag);
       await this.waitIdle();
       await this.flushOutbox();
@@ -201,40 +208,70 @@ export class MigratableService<S> {
     this.log(`connected as ${this.core.role}${this.core.fenced ? ' (fenced)' : ''}`);
   }
 
-  private async consumePrimary(): Promise<void> {
-    if (!this.ch || this.primaryTag) return;
-    const generation = this.generation;
-    const { consumerTag } = await this.ch.consume(this.opts.input.queue, (m) => m && this.enqueue(m, 'primary', generation));
-    this.primaryTag = consumerTag;
+  /** One attachment per stream at a time: two concurrent ones would leave a consumer nothing cancels. */
+  private consumePrimary(): Promise<void> {
+    if (!this.ch || this.primaryTag) return Promise.resolve();
+    this.attaching ??= this.attach('primary', this.opts.input.queue).finally(() => (this.attaching = null));
+    return this.attaching;
   }
 
-  private async consumeReplay(queue: string): Promise<void> {
-    if (!this.ch || this.replayTag) return;
-    const generation = this.generation;
-    const { consumerTag } = await this.ch.consume(queue, (m) => m && this.enqueue(m, 'replay', generation));
-    this.replayTag = consumerTag;
+  private consumeReplay(queue: string): Promise<void> {
+    if (!this.ch || this.replayTag) return Promise.resolve();
+    this.attachingReplay ??= this.attach('replay', queue).finally(() => (this.attachingReplay = null));
+    return this.attachingReplay;
+  }
+
+  /**
+   * Consumes a queue once no other consumer holds it. The marks rely on each producer's order in the
+   * primary queue, and the copy on the apply log's order; a delivery returned to a queue (by a connection
+   * the broker has only now seen die: this instance's previous one, or a killed source's) lands at its
+   * head behind whatever went out meanwhile, so a consumer that took a later message first would skip the
+   * returned one as applied, or replay the log out of order. The broker requeues a dead channel's
+   * deliveries and drops its consumers in one step: a queue without consumers has nothing still to return.
+   */
+  private async attach(from: Delivery['from'], queue: string): Promise<void> {
+    const { ch, generation } = this;
+    const wanted = () => {
+      const want = streams(this.core);
+      return generation === this.generation && this.ch === ch && !this.stopping && (from === 'primary' ? want.primary : want.replay === queue);
+    };
+    try {
+      for (let waiting = false; ; waiting = true) {
+        if (!ch || !wanted()) return;
+        const { consumerCount } = await ch.checkQueue(queue);
+        if (consumerCount === 0) break;
+        if (!waiting) this.log(`waiting to consume ${queue}: ${consumerCount} other consumer(s) still hold it (a connection the broker has not closed yet, or another instance)`);
+        await sleep(ATTACH_WAIT_MS);
+      }
+      if (!wanted()) return;
+      const { consumerTag } = await ch.consume(queue, (m) => m && this.enqueue(m, from, generation));
+      if (from === 'primary') this.primaryTag = consumerTag;
+      else this.replayTag = consumerTag;
+    } catch (err) {
+      // The channel died with the connection: connecting again consumes what the instance should.
+      this.log(`could not consume ${queue}: ${(err as Error).message}`);
+    }
   }
 
   private async stopReplay(): Promise<void> {
+    await this.attachingReplay;
     const tag = this.replayTag;
     this.replayTag = null;
     if (tag && this.ch) await this.ch.cancel(tag).catch(() => undefined);
   }
 
-  /** The fence: nothing more from the primary queue; what was delivered but not started goes back to it. */
+  /**
+   * The fence: nothing more from the primary queue, and everything already delivered is applied. None of
+   * it goes back: the broker may requeue a delivery after the copy, consuming, has taken a later message
+   * of the same producer, and the copy would then skip it as applied (seen on Kubernetes: the returns of
+   * one nack-loop landing 50 ms apart, around the copy's first deliveries).
+   */
   private async stopPrimary(): Promise<void> {
+    await this.attaching;
     const tag = this.primaryTag;
     this.primaryTag = null;
+    // After cancel-ok nothing more comes for the tag: what it delivered is in the buffer.
     if (tag && this.ch) await this.ch.cancel(tag);
-    this.deliveries = this.deliveries.filter((d) => {
-      if (d.from !== 'primary' || d.generation !== this.generation || !this.ch) return true;
-      try {
-        this.ch.nack(d.msg, false, true);
-      } catch {
-        // Channel gone: the broker requeues them itself.
-      }
-      return false;
-    });
     await this.waitIdle();
   }
 

@@ -59,8 +59,8 @@ export function command(s: CoreState, cmd: ControlCommand, ctx: Context): Outcom
       if (!s.fenced) {
         s.fenced = true;
         s.fencedAt = ctx.now;
-        // Deliveries not yet started go back to the queue instead of delaying the handover: the copy takes
-        // them from there after the swap. The one being applied finishes, so the count and marks are final.
+        // What the primary queue delivered already is applied, not returned to it (a returned delivery can
+        // land behind a later one of its producer that the copy took): then the count and marks are final.
         effects.push({ kind: 'stop-primary' });
       }
       // Every log entry and output is confirmed before the fence answers: the log is complete up to `applied`.

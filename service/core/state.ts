@@ -71,7 +71,7 @@ export type Effect =
   | { kind: 'consume-primary' }
   | { kind: 'consume-replay'; queue: string }
   | { kind: 'stop-replay' }
-  /** Stop consuming the primary queue, return the deliveries not yet started to it, finish the one under way. */
+  /** Stop consuming the primary queue and apply everything it already delivered (nothing goes back to it). */
   | { kind: 'stop-primary' }
   /** Acknowledge buffered apply-log entries unapplied: they lie past the position the copy took over at. */
   | { kind: 'drop-buffered-replay' }

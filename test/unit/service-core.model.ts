@@ -1,8 +1,12 @@
 /**
  * A model of a migration for property tests of the service core: a broker (the primary queue, the
  * replay queue holding the source's apply log, unacknowledged deliveries returned on a lost connection,
- * requeue at the fence, lost confirms) and instances that run the real core (service/core) the way
- * MigratableService does, with an order-sensitive application (a hash chain) in place of a service.
+ * lost confirms) and instances that run the real core (service/core) the way MigratableService does,
+ * with an order-sensitive application (a hash chain) in place of a service.
+ *
+ * The broker returns a dead connection's deliveries when it notices the death, which is a step of its
+ * own: until then that connection's consumers still count, and newer messages may be delivered to others
+ * meanwhile (returned ones land at the head of the queue, behind what went out before them).
  *
  * It records what the properties judge: every instance's apply history, the source's chain and digest at
  * every position, every output that reached the broker, and every violation seen while running.
@@ -46,6 +50,13 @@ interface Queue {
   unacked: Array<{ msg: BrokerMsg; holder: Inst; conn: number }>;
 }
 
+/** A connection the broker has not yet noticed is dead: its unacknowledged deliveries and its consumers. */
+interface Returning {
+  queue: string;
+  msgs: BrokerMsg[];
+  consumer: boolean;
+}
+
 interface Buffered {
   from: 'primary' | 'replay';
   msg: BrokerMsg;
@@ -69,6 +80,10 @@ export interface Inst {
   generation: number;
   buffer: Buffered[];
   primaryOn: boolean;
+  /** Waiting to consume a queue until no other consumer holds it, as MigratableService does. */
+  waiting: boolean;
+  /** Fenced, applying what the primary queue had delivered before it answers. */
+  draining: boolean;
   replayOn: string | null;
   /** `producer:seq` of every message applied, in order (a copy's starts with its source's). */
   history: string[];
@@ -90,6 +105,8 @@ const appDigest = (i: Inst) => stateDigest(i.app, i.core.marks);
 export class World {
   readonly queues = new Map<string, Queue>([[PRIMARY, { ready: [], unacked: [] }]]);
   readonly outputs: OutputSeen[] = [];
+  /** Oldest first. */
+  readonly returning: Returning[] = [];
   readonly violations: string[] = [];
   /** The source's chain and digest after each position it applied. */
   readonly sourceAt: Array<{ chain: string; digest: string }> = [];
@@ -113,6 +130,8 @@ export class World {
       generation: 0,
       buffer: [],
       primaryOn: false,
+      waiting: false,
+      draining: false,
       replayOn: null,
       history: [],
       loseNextConfirm: false,
@@ -150,6 +169,7 @@ export class World {
 
   /** The broker hands the instance the next message of a queue it consumes, up to the prefetch. */
   deliver(i: Inst, from: 'primary' | 'replay'): boolean {
+    if (i.waiting) this.attach(i);
     const name = from === 'primary' ? (i.primaryOn ? PRIMARY : null) : i.replayOn;
     const q = name ? this.queues.get(name) : undefined;
     if (!i.alive || !i.connected || !q || q.ready.length === 0) return false;
@@ -160,29 +180,57 @@ export class World {
     return true;
   }
 
-  /** The connection dies: whatever it had not acknowledged goes back to the head of its queue, redelivered. */
+  /**
+   * The connection dies. What it had not acknowledged, and its consumers, stay with it until the broker
+   * notices (`land`).
+   */
   drop(i: Inst): void {
     if (!i.connected) return;
+    for (const [name, q] of this.queues) {
+      const msgs = q.unacked.filter((u) => u.holder === i && u.conn === i.conn).map((u) => u.msg);
+      const consumer = (name === PRIMARY && i.primaryOn) || name === i.replayOn;
+      q.unacked = q.unacked.filter((u) => !msgs.includes(u.msg));
+      if (msgs.length > 0 || consumer) this.returning.push({ queue: name, msgs, consumer });
+    }
     i.connected = false;
     i.primaryOn = false;
+    i.waiting = false;
     i.replayOn = null;
-    for (const q of this.queues.values()) this.requeue(q, q.unacked.filter((u) => u.holder === i && u.conn === i.conn).map((u) => u.msg));
   }
 
-  private requeue(q: Queue, msgs: BrokerMsg[]): void {
-    q.unacked = q.unacked.filter((u) => !msgs.includes(u.msg));
-    q.ready.unshift(...msgs.map((m) => ({ ...m, redelivered: true })));
+  /** The broker notices the oldest dead connection: its deliveries go back to the head of their queue, redelivered. */
+  land(): boolean {
+    const r = this.returning.shift();
+    if (!r) return false;
+    this.queues.get(r.queue)?.ready.unshift(...r.msgs.map((m) => ({ ...m, redelivered: true })));
+    return true;
   }
 
-  private settleDelivery(i: Inst, d: Buffered, requeue: boolean): void {
+  /** Consumers of a queue other than `i`, dead connections' included. */
+  private otherConsumers(i: Inst, queue: string): number {
+    const live = this.instances.filter((x) => x !== i && x.connected && (queue === PRIMARY ? x.primaryOn : x.replayOn === queue)).length;
+    return live + this.returning.filter((r) => r.queue === queue && r.consumer).length;
+  }
+
+  /** Consumes the streams the instance should, each once nobody else holds its queue; otherwise waits. */
+  private attach(i: Inst): void {
+    i.waiting = false;
+    if (!i.alive || !i.connected) return;
+    const want = streams(i.core);
+    if (want.primary && !i.primaryOn) {
+      if (this.otherConsumers(i, PRIMARY) > 0) i.waiting = true;
+      else i.primaryOn = true;
+    }
+    if (want.replay && !i.replayOn) {
+      if (this.otherConsumers(i, want.replay) > 0) i.waiting = true;
+      else i.replayOn = want.replay;
+    }
+  }
+
+  private ack(i: Inst, d: Buffered): void {
     // Acknowledgements of a dead connection never reach the broker.
     if (!i.connected || d.generation !== i.generation) return;
-    for (const q of this.queues.values()) {
-      const u = q.unacked.find((x) => x.msg === d.msg && x.holder === i && x.conn === i.conn);
-      if (!u) continue;
-      if (requeue) this.requeue(q, [d.msg]);
-      else q.unacked = q.unacked.filter((x) => x !== u);
-    }
+    for (const q of this.queues.values()) q.unacked = q.unacked.filter((x) => !(x.msg === d.msg && x.holder === i && x.conn === i.conn));
   }
 
   reconnect(i: Inst): void {
@@ -191,9 +239,7 @@ export class World {
     i.conn++;
     i.connected = true;
     this.flush(i);
-    const want = streams(i.core);
-    if (want.primary) i.primaryOn = true;
-    if (want.replay && !i.replayOn) i.replayOn = want.replay;
+    this.attach(i);
   }
 
   kill(i: Inst): void {
@@ -253,7 +299,7 @@ export class World {
   }
 
   private finish(i: Inst, incoming: Incoming, outputs: Outgoing[], d: Buffered): void {
-    const wasOwner = i.core.role === 'primary' && !i.core.fenced;
+    const wasOwner = i.core.role === 'primary' && (!i.core.fenced || i.draining);
     const effects = settle(i.core, incoming, outputs, this.now++);
     if (effects.some((e) => e.kind === 'publish') && !wasOwner) this.violations.push(`${i.name} published the outputs of ${i.history.at(-1)} while not serving`);
     if (i === this.source) this.sourceAt[i.core.applied] = { chain: i.app.chain, digest: appDigest(i) };
@@ -292,6 +338,7 @@ export class World {
     // The restored copy's socket is closed; it notices its hostname before anything else.
     c.connected = false;
     c.primaryOn = false;
+    c.waiting = false;
     c.replayOn = null;
     becomeCopy(c.core, 'copy', c.outbox);
     c.outbox = [];
@@ -337,26 +384,24 @@ export class World {
           this.flush(i);
           break;
         case 'ack':
-          if (d) this.settleDelivery(i, d, false);
+          if (d) this.ack(i, d);
           break;
         case 'consume-primary':
-          if (i.connected) i.primaryOn = true;
-          break;
         case 'consume-replay':
-          if (i.connected && !i.replayOn) i.replayOn = e.queue;
+          this.attach(i);
           break;
         case 'stop-replay':
           i.replayOn = null;
           break;
-        case 'stop-primary': {
+        case 'stop-primary':
+          // Cancelled: what was delivered is in the buffer, and all of it is applied before the reply.
           i.primaryOn = false;
-          const back = i.buffer.filter((b) => b.from === 'primary' && b.generation === i.generation && i.connected);
-          i.buffer = i.buffer.filter((b) => !back.includes(b));
-          for (const b of back.reverse()) this.settleDelivery(i, b, true);
+          i.draining = true;
+          while (i.buffer.some((b) => b.from === 'primary')) this.process(i);
+          i.draining = false;
           break;
-        }
         case 'drop-buffered-replay':
-          for (const b of i.buffer.filter((x) => x.from === 'replay')) this.settleDelivery(i, b, false);
+          for (const b of i.buffer.filter((x) => x.from === 'replay')) this.ack(i, b);
           i.buffer = i.buffer.filter((x) => x.from !== 'replay');
           break;
         case 'confirm-all':
