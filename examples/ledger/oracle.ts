@@ -121,9 +121,15 @@ export function checkLedger(input: LedgerCheckInput): LedgerCheck {
     lastSeq.set(e.producer, Math.max(e.seq, lastSeq.get(e.producer) ?? 0));
     if (!published.has(k)) unlogged++;
   }
-  let lost = 0;
-  for (const k of published) if (!seen.has(k)) lost++;
-  if (lost > 0) note(`${lost} published messages are not in the serving instance's sequence`);
+  const missing = [...published].filter((k) => !seen.has(k));
+  const lost = missing.length;
+  if (lost > 0) {
+    // Which ones, and who (if anyone) applied them: a tail nobody traced and a hole one instance filled are different bugs.
+    const tracedBy = new Map<string, Set<string>>();
+    for (const e of input.trace) tracedBy.set(keyOf(e.producer, e.seq), (tracedBy.get(keyOf(e.producer, e.seq)) ?? new Set()).add(e.instance));
+    const shown = missing.slice(0, 12).map((k) => `${k.slice(input.producerPrefix.length + 1)}${tracedBy.has(k) ? ` (by ${[...tracedBy.get(k)!].join(', ')})` : ''}`);
+    note(`${lost} published messages are not in the serving instance's sequence: ${shown.join(', ')}${lost > shown.length ? ', …' : ''}`);
+  }
 
   // Recompute the ledger along the sequence: every traced head, every output, the final state.
   const state = initialLedger(0);
