@@ -93,6 +93,9 @@ if ! port_open 127.0.0.1 5672; then
   # -detached rather than systemd/invoke-rc.d: CI containers have no init
   # system and Debian's policy-rc.d there forbids starting services on install.
   log "starting rabbitmq-server -detached"
+  # Queues hold file handles; with the usual 1024 a broker with about a thousand durable queues hangs
+  # in its restart. The limit is the broker's (inherited), not this script's concern otherwise.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   rabbitmq-server -detached >&2 {MS2M_LOCK_FD}>&- || die "rabbitmq-server -detached failed; see /var/log/rabbitmq/."
   wait_until 90 "RabbitMQ to accept AMQP connections on 127.0.0.1:5672" port_open 127.0.0.1 5672 ||
     { tail -n 30 /var/log/rabbitmq/rabbit@*.log 2>/dev/null | log_block; die "RabbitMQ did not come up; logs in /var/log/rabbitmq/."; }

@@ -14,6 +14,11 @@ function split(mgmtUrl: string, amqpUrl: string): { base: string; auth: string; 
   return { base: u.toString().replace(/\/$/, ''), auth, vhost: encodeURIComponent(vhostPath ? decodeURIComponent(vhostPath) : '/') };
 }
 
+/** A GET of the management API; `path` gets the vhost of `amqpUrl`, URL-encoded. */
+export async function managementGet<T>(path: (vhost: string) => string, mgmtUrl = loadConfig().amqpMgmtUrl, amqpUrl = loadConfig().amqpUrl): Promise<T> {
+  return get<T>(mgmtUrl, amqpUrl, path);
+}
+
 async function get<T>(mgmtUrl: string, amqpUrl: string, path: (vhost: string) => string): Promise<T> {
   const { base, auth, vhost } = split(mgmtUrl, amqpUrl);
   const res = await fetch(`${base}${path(vhost)}`, { headers: { authorization: auth } });
@@ -30,6 +35,21 @@ export async function queueDepth(mgmtUrl: string, amqpUrl: string, queue: string
     if (/HTTP 404/.test((err as Error).message)) return 0;
     throw err;
   }
+}
+
+/**
+ * Turns the broker's firehose on or off for the vhost of `amqpUrl`: while on, RabbitMQ copies every
+ * publish and delivery to amq.rabbitmq.trace (`deliver.<queue>` names who got what, and whether again).
+ */
+export async function setTracing(on: boolean): Promise<void> {
+  const { base, auth, vhost } = split(loadConfig().amqpMgmtUrl, loadConfig().amqpUrl);
+  const res = await fetch(`${base}/api/vhosts/${vhost}`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ tracing: on }) });
+  if (!res.ok) throw new Error(`RabbitMQ management API PUT /api/vhosts/${vhost}: HTTP ${res.status}`);
+}
+
+/** Every queue of the vhost with its consumer count. */
+export function listQueues(): Promise<Array<{ name: string; consumers: number }>> {
+  return managementGet((v) => `/api/queues/${v}?columns=name,consumers`);
 }
 
 const execFileP = promisify(execFile);

@@ -2,10 +2,16 @@
  * What the Kubernetes e2e files share: the test cluster brought up with ms2m installed for the file (and
  * down after it), and what of a Deployment a migration must leave as it was.
  */
+import * as path from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { afterAll, beforeAll } from 'vitest';
+import { runScenario, type ScenarioOptions } from '../../../cli/scenario';
+import { ledgerTopology } from '../../../examples/ledger/ledger';
+import { loadConfig } from '../../../lib/config';
+import { ControlClient } from '../../../service/control-client';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { startE2eCluster, stopE2eCluster, type E2eCluster } from '../e2e-cluster';
+import { witness, writeEvidence } from './witness';
 
 export function kubeE2e(name: string): { run: string; cluster(): KubeTestCluster; home(): string } {
   const run = Date.now().toString(36);
@@ -17,6 +23,44 @@ export function kubeE2e(name: string): { run: string; cluster(): KubeTestCluster
     await stopE2eCluster(e2e);
   });
   return { run, cluster: () => e2e!.cluster as KubeTestCluster, home: () => e2e!.home };
+}
+
+/**
+ * The ledger under load migrated from node-a to node-b (shadow unless told), with the witness watching;
+ * the service is kept for the test to inspect and undeploy. A migration that was not exact leaves the
+ * broker's view and every pod's log in the file's home, named in the output.
+ */
+export async function migrateLedger(cluster: KubeTestCluster, service: string, o: Partial<ScenarioOptions>) {
+  let w: ReturnType<typeof witness> | undefined;
+  const result = await runScenario(cluster, {
+    service,
+    workload: 'ledger',
+    from: 'node-a',
+    to: 'node-b',
+    strategy: 'shadow',
+    rate: 40,
+    warmupMs: 2000,
+    settleMs: 1500,
+    keep: true,
+    ...o,
+    afterDeploy: async (p) => {
+      w = witness(cluster.api, service, ledgerTopology(service).queue);
+      await o.afterDeploy?.(p);
+    },
+  });
+  const seen = await w!.stop();
+  const order = result.report.verification?.order;
+  if (order && !order.ok) {
+    const file = path.join(cluster.opts.home, `evidence-${service}.txt`);
+    const control = await ControlClient.connect(loadConfig().amqpUrl, 'ms2m-evidence');
+    const status = await control
+      .command(result.placed, { kind: 'status', digest: false })
+      .catch((err: Error) => err.message)
+      .finally(() => control.close());
+    await writeEvidence(file, service, seen, order.problems, status);
+    console.log(`${service} was not exact; the broker's queues and the pods' logs are in ${file}`);
+  }
+  return { ...result, seen };
 }
 
 export const deploymentShape = (d: V1Deployment) => ({

@@ -10,12 +10,10 @@
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { runScenario, undeploy, type ScenarioOptions } from '../../../cli/scenario';
-import { ledgerTopology } from '../../../examples/ledger/ledger';
+import { undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
-import { deploymentShape, kubeE2e } from './kube-e2e';
-import { witness } from './witness';
+import { deploymentShape, kubeE2e, migrateLedger } from './kube-e2e';
 
 const k8s = kubeE2e('k8s');
 const run = k8s.run;
@@ -28,28 +26,15 @@ const deployment = (name: string) => cluster.api.get<V1Deployment>(`/apis/apps/v
 const podsOf = async (service: string) =>
   (await cluster.api.get<{ items: V1Pod[] }>(`/api/v1/namespaces/default/pods?labelSelector=${encodeURIComponent(`app=${service}`)}`)).items.filter((p) => !p.metadata?.deletionTimestamp);
 
-
 async function migrateDeployment(service: string, o: Partial<ScenarioOptions>) {
   let before: V1Deployment | undefined;
-  let w: ReturnType<typeof witness> | undefined;
-  const result = await runScenario(cluster, {
-    service,
-    workload: 'ledger',
-    from: 'node-a',
-    to: 'node-b',
-    strategy: 'shadow',
-    rate: 40,
-    warmupMs: 2000,
-    settleMs: 1500,
-    keep: true,
+  const result = await migrateLedger(cluster, service, {
     ...o,
     afterDeploy: async () => {
       before = await deployment(service);
-      w = witness(cluster.api, service, ledgerTopology(service).queue);
     },
   });
-  const seen = await w!.stop();
-  return { ...result, before: before!, seen };
+  return { ...result, before: before! };
 }
 
 describe('kubernetes: a Deployment migrates with nothing lost and its ownership handed over', () => {
