@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- …`: real migrations of the example service on the local runtime over a grid of
+ * `npm run bench -- …`: real migrations of the example service (on the local runtime, or with
+ * `--runtime kubernetes` as a Deployment on the project's Kubernetes test cluster) over a grid of
  * strategies × message rates × repetitions (and optionally state sizes), one CSV row per run, a summary
  * table, a markdown report with the papers' numbers beside ours, and PNG plots.
  */
@@ -7,8 +8,9 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
-import { loadRuntime } from '../runtimes';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadRuntime, runtimeName } from '../runtimes';
+import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import type { ClusterHandle } from '../runtimes/types';
 import { runScenario } from '../cli/scenario';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
@@ -53,6 +55,11 @@ function service(value: string): WorkloadName {
 
 const program = new Command('bench')
   .description('benchmark live migrations over strategies × message rates × repetitions (× state sizes)')
+  .addOption(
+    new Option('--runtime <name>', "where the services run: local processes, or the project's two-node Kubernetes test cluster (built and started on first use)")
+      .choices([...RUNTIMES])
+      .default(runtimeName()),
+  )
   .option('--service <name>', `the example service to migrate: ${WORKLOADS.join(' or ')} (ledger: order-sensitive, three producers at 10:25:45)`, service, 'game' as WorkloadName)
   .option('--strategies <list>', 'strategies to compare', strategies, [...STRATEGIES] as Strategy[])
   .option('--rates <list>', 'message rates in msg/s', list('--rates', 1, 10_000), [10, 20, 40, 60, 80, 100, 120])
@@ -72,6 +79,7 @@ const program = new Command('bench')
   .option('--out <dir>', 'where to write runs.csv, report.md and the plots (default bench-results/<timestamp>)');
 
 interface Options {
+  runtime: RuntimeName;
   service: WorkloadName;
   strategies: Strategy[];
   rates: number[];
@@ -102,9 +110,11 @@ export async function main(argv: string[]): Promise<number> {
   await ensureStack({ quiet: true });
   const cfg = loadConfig();
   const home = path.join(cacheDir(), 'bench');
-  const runtime = await loadRuntime();
+  const runtime = await loadRuntime(o.runtime);
   runtime.reap(home);
-  const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue: `${cfg.taskQueue}-bench` });
+  // The test cluster's workers stay up after the run on the demo's queue; a local run has its own.
+  const taskQueue = runtime.name === 'kubernetes' ? `${cfg.taskQueue}-k8s` : `${cfg.taskQueue}-bench`;
+  const cluster = await runtime.startCluster({ nodes: ['node-a', 'node-b'], home, taskQueue, log: (l) => console.error(l) });
   const rows: BenchRow[] = [];
   let profile: Profile | undefined;
   let capacity: Map<number, number> | null = null;
@@ -155,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
   const r = ratios(summary);
   console.log(formatSummaryTable(summary, r));
   const plots = await writePlots(out, rows);
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
+  const machine = `${runtime.name} runtime; ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
   writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, machine, service: o.service, profile });
   writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: capacity ? Object.fromEntries(capacity) : null }, null, 2));
   console.log(`\n[bench] wrote ${path.join(out, 'runs.csv')}, ${path.join(out, 'report.md')} and ${plots.length} plots`);

@@ -184,7 +184,10 @@ export class MigratableService<S> {
       const line = logReturned(this.core, m.fields.routingKey);
       if (line) this.log(line);
     });
-    await ch.prefetch(this.opts.prefetch ?? 20);
+    // Small: messages are applied one at a time, so one in hand keeps the pump busy (the ledger's capacity
+    // is the same with 2 as with 20), and at the fence the source applies all it holds and the copy
+    // replays them before it serves (20 made the fence ~0.7 s on Kubernetes, 2 keeps it at ~0.1 s).
+    await ch.prefetch(this.opts.prefetch ?? 2);
     const { input, output } = this.opts;
     await ch.assertExchange(input.exchange, input.exchangeType ?? 'topic', { durable: true });
     await ch.assertQueue(input.queue, { durable: true });

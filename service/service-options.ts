@@ -13,6 +13,7 @@ export interface ServiceOptions<S> {
   amqpUrl: string;
   input: { exchange: string; exchangeType?: 'topic' | 'direct' | 'fanout'; queue: string; bindings?: string[] };
   output?: { exchange: string; exchangeType?: 'topic' | 'direct' | 'fanout' };
+  /** Deliveries in hand at a time (default 2); the fence waits for the source to apply them all. */
   prefetch?: number;
   initialState(): S;
   /**
