@@ -22,7 +22,6 @@
  * Every decision is the core's (./core); this class is the transport around it: consumers, the outbox
  * published with confirms, reconnection, and watching the hostname.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as amqp from 'amqplib';
 import {
   admit,
@@ -47,6 +46,7 @@ import {
 } from './core';
 import { CONTROL_QUEUE_ARGS, HEADER_RESENT, controlQueueName, stateDigest, type ControlCommand, type ControlReply, type InstanceStatus, type Marks } from './protocol';
 import { Reconnector } from './reconnect';
+import { untilSoleConsumer } from './sole-consumer';
 import { identitySource, type IdentitySource } from './identity';
 
 import type { ApplyContext, ServiceOptions } from './service-options';
@@ -54,9 +54,6 @@ import type { ApplyContext, ServiceOptions } from './service-options';
 export type { InputMessage } from './core';
 export type { ApplyContext, ServiceOptions } from './service-options';
 export { HEADER_RESENT } from './protocol';
-
-/** How often an instance waiting to consume a queue asks whether its other consumers are gone. */
-const ATTACH_WAIT_MS = 100;
 
 interface Delivery {
   msg: amqp.ConsumeMessage;
@@ -224,29 +221,17 @@ export class MigratableService<S> {
     return this.attachingReplay;
   }
 
-  /**
-   * Consumes a queue once no other consumer holds it. The marks rely on each producer's order in the
-   * primary queue, and the copy on the apply log's order; a delivery returned to a queue (by a connection
-   * the broker has only now seen die: this instance's previous one, or a killed source's) lands at its
-   * head behind whatever went out meanwhile, so a consumer that took a later message first would skip the
-   * returned one as applied, or replay the log out of order. The broker requeues a dead channel's
-   * deliveries and drops its consumers in one step: a queue without consumers has nothing still to return.
-   */
+  /** Consumes a queue once no other consumer holds it (./sole-consumer says why). */
   private async attach(from: Delivery['from'], queue: string): Promise<void> {
     const { ch, generation } = this;
+    if (!ch) return;
     const wanted = () => {
       const want = streams(this.core);
       return generation === this.generation && this.ch === ch && !this.stopping && (from === 'primary' ? want.primary : want.replay === queue);
     };
     try {
-      for (let waiting = false; ; waiting = true) {
-        if (!ch || !wanted()) return;
-        const { consumerCount } = await ch.checkQueue(queue);
-        if (consumerCount === 0) break;
-        if (!waiting) this.log(`waiting to consume ${queue}: ${consumerCount} other consumer(s) still hold it (a connection the broker has not closed yet, or another instance)`);
-        await sleep(ATTACH_WAIT_MS);
-      }
-      if (!wanted()) return;
+      const waited = (n: number) => this.log(`waiting to consume ${queue}: ${n} other consumer(s) still hold it (a connection the broker has not closed yet, or another instance)`);
+      if (!(await untilSoleConsumer(ch, queue, wanted, waited))) return;
       const { consumerTag } = await ch.consume(queue, (m) => m && this.enqueue(m, from, generation));
       if (from === 'primary') this.primaryTag = consumerTag;
       else this.replayTag = consumerTag;
