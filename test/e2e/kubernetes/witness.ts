@@ -15,6 +15,7 @@ import { managementGet, setTracing } from '../../../lib/rabbit-admin';
 import type { KubeApi } from '../../../runtimes/kubernetes/kube-api';
 
 export interface Witnessed {
+  /** Every instance that consumed the primary queue: delivered to by the firehose, or listed by the management API. */
   consumers: Set<string>;
   pods: Set<string>;
   /** Each pod's log as last read (a deleted pod's log ends where it was last read). */
@@ -34,6 +35,9 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
   const seen: Witnessed = { consumers: new Set(), pods: new Set(), logs: new Map(), timeline: new Map(), deliveries: [], connections: new Map() };
   let stopped = false;
   const names = seen.connections;
+  /** Pod IPs, for the broker's connection names (`<client ip>:<port> -> <broker>`) of the firehose's deliveries. */
+  const podOfIp = new Map<string, string>();
+  const deliveredTo = new Set<string>();
   let round = 0;
   const readLogs = (pods: V1Pod[]) =>
     Promise.all(
@@ -55,6 +59,7 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
         if (!m) return;
         const h = m.properties.headers as { connection?: string; channel?: number; redelivered?: number; properties?: { headers?: Record<string, unknown> } };
         const stamp = h.properties?.headers ?? {};
+        if (h.connection) deliveredTo.add(h.connection);
         seen.deliveries.push(`${new Date().toISOString()} ${String(stamp['x-ms2m-producer'] ?? '?').split('-').pop()}#${String(stamp['x-ms2m-seq'] ?? '?')} to ${h.connection} ch ${h.channel}${h.redelivered ? ' (redelivered)' : ''}`);
       },
       { noAck: true },
@@ -81,7 +86,10 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
         seen.timeline.set(key, { first: seen.timeline.get(key)?.first ?? now, last: now });
       }
       const ours = pods.items.filter((p) => p.metadata?.name?.startsWith(`${service}-`));
-      for (const p of ours) seen.pods.add(p.metadata!.name!);
+      for (const p of ours) {
+        seen.pods.add(p.metadata!.name!);
+        if (p.status?.podIP) podOfIp.set(p.status.podIP, p.metadata!.name!);
+      }
       if (round++ % 5 === 0) await readLogs(ours);
       await sleep(100);
     }
@@ -95,6 +103,9 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
       await setTracing(false).catch(() => undefined);
       const pods = await api.get<{ items: V1Pod[] }>(`/api/v1/namespaces/${namespace}/pods`).catch(() => ({ items: [] as V1Pod[] }));
       await readLogs(pods.items.filter((p) => p.metadata?.name?.startsWith(`${service}-`)));
+      // The management API's consumer list is a sample (its statistics come every 5 s): a consumer of a
+      // few seconds can fall between two. A delivery the firehose saw names its consumer for certain.
+      for (const server of deliveredTo) seen.consumers.add(podOfIp.get(server.split(':')[0]) ?? names.get(server) ?? `(unknown ${server})`);
       return seen;
     },
   };
