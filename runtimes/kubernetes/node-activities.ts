@@ -197,10 +197,12 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       if (!pod) throw ApplicationFailure.nonRetryable(`instance ${instanceId}: no such pod on ${node}`, FAILURE.InstanceNotFound);
       const meta: ImageMeta = { namespace: pod.metadata!.namespace!, pod: instanceId, container: containerOf(pod) };
       const started = Date.now();
-      const answer = await api.post<{ items?: string[] }>(
-        `/api/v1/nodes/${seg(node)}/proxy/checkpoint/${seg(meta.namespace)}/${seg(meta.pod)}/${seg(meta.container)}?timeout=120`,
-        undefined,
-      );
+      // The kubelet's call can outlast the heartbeat timeout (15 s seen in CI): a retry meanwhile would find
+      // containerd's checkpoint of this container still running ("ref … locked") and fail.
+      const beat = setInterval(() => heartbeat(), 2000);
+      const answer = await api
+        .post<{ items?: string[] }>(`/api/v1/nodes/${seg(node)}/proxy/checkpoint/${seg(meta.namespace)}/${seg(meta.pod)}/${seg(meta.container)}?timeout=120`, undefined)
+        .finally(() => clearInterval(beat));
       const dumpMs = Date.now() - started;
       const written = answer.items?.[0];
       if (!written) throw new Error(`the kubelet of ${node} answered the checkpoint of ${meta.pod} without an archive`);
