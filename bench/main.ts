@@ -61,7 +61,7 @@ const program = new Command('bench')
       .default(runtimeName()),
   )
   .option('--service <name>', `the example service to migrate: ${WORKLOADS.join(' or ')} (ledger: order-sensitive, three producers at 10:25:45)`, service, 'game' as WorkloadName)
-  .option('--strategies <list>', 'strategies to compare', strategies, [...STRATEGIES] as Strategy[])
+  .option('--strategies <list>', `strategies to compare, of ${STRATEGIES.join(', ')} (sequential and shadow-swap move a StatefulSet's pod)`, strategies, ['stop-and-copy', 'shadow'] as Strategy[])
   .option('--rates <list>', 'message rates in msg/s', list('--rates', 1, 10_000), [10, 20, 40, 60, 80, 100, 120])
   .option('--no-overload', 'leave out the rate above the service capacity')
   .option('--repetitions <n>', 'repetitions of the grid', count('--repetitions', 1, 100), 5)

@@ -1,8 +1,9 @@
 /** One benchmark run as it is written to the CSV (column names are the snake_case keys). */
+import type { Strategy } from '../lib/migration';
 export interface BenchRow {
   run: number;
   repetition: number;
-  strategy: 'stop-and-copy' | 'shadow';
+  strategy: Strategy;
   msg_rate: number;
   /** True for the rate chosen above the service's processing capacity. */
   above_capacity: boolean;

@@ -42,6 +42,11 @@ export const FAILURE = {
   MigrationRolledBack: 'MigrationRolledBack',
   /** Not exactly one instance serves at the end: an alert, with the report in the details. */
   ServiceNotServing: 'ServiceNotServing',
+  /**
+   * shadow-swap: the shadow serves, but the second handoff (to the pod of the StatefulSet's name) failed
+   * and was undone; the StatefulSet stays held. The report, in the details, says where.
+   */
+  IdentitySwapFailed: 'IdentitySwapFailed',
 } as const;
 export type FailureType = (typeof FAILURE)[keyof typeof FAILURE];
 

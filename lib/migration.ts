@@ -11,8 +11,19 @@ export { ServiceSpecSchema, type ServiceSpec, type ServiceSpecInput } from '../r
 export { lagTrend, type LagSample, type LagTrend } from './replay-stop';
 import type { LagTrend } from './replay-stop';
 
-export const STRATEGIES = ['stop-and-copy', 'shadow'] as const;
+/**
+ * `shadow` and `stop-and-copy` move any instance to a copy of a new name. A StatefulSet knows its pod by
+ * name, so its pod moves by one of the other two, which end with a pod of the same name on the target:
+ * `sequential` stops it and restores that name there from its checkpoint (the seeds' baseline: the
+ * downtime is the whole pipeline); `shadow-swap` hands the stream to a shadow copy first, then on the
+ * target from the shadow to a pod of the StatefulSet's name, each handoff exact.
+ */
+export const STRATEGIES = ['stop-and-copy', 'shadow', 'sequential', 'shadow-swap'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
+/** The strategies for an instance its controller knows by name (a StatefulSet's pod). */
+export const NAME_KEEPING: readonly Strategy[] = ['sequential', 'shadow-swap'];
+/** Whether the source keeps serving, shadowed, while its copy replays its apply log. */
+export const shadows = (s: Strategy): boolean => s === 'shadow' || s === 'shadow-swap';
 
 export const PHASES = ['validate', 'prepare', 'checkpoint', 'transfer', 'restore', 'replay', 'fence', 'finalize'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -183,6 +194,11 @@ export interface MigrationReport {
   sourceLost?: { detectedIn: Stage; at: number };
   /** A cancellation that arrived too late to roll back (during or after the swap) and was ignored. */
   cancelIgnored?: boolean;
+  /**
+   * shadow-swap: the first handoff, to the shadow copy; the rest of the report is the second one, from
+   * the shadow to the pod of the StatefulSet's name (`downtimeMs` counts both fences).
+   */
+  swap?: { shadow: string; downtimeMs: number; sourceDigest: string; shadowDigest: string };
   startedAt: number;
   endedAt: number;
   totalMs: number;
@@ -214,9 +230,10 @@ export interface HandoffAccounting {
    * `exact`: the copy took over at exactly the fenced source's position, marks and digest, with no position
    * missing from the apply log. `adopted`: the source died and the copy took over after replaying its whole
    * apply log. `refused`: the copy was compared and did not match, so the source kept the stream.
-   * `none`: the migration ended before a handoff was attempted.
+   * `moved` (sequential): the fenced instance itself was restored under its own name, with the fenced
+   * position, marks and digest. `none`: the migration ended before a handoff was attempted.
    */
-  handoff: 'exact' | 'adopted' | 'refused' | 'none';
+  handoff: 'exact' | 'adopted' | 'refused' | 'moved' | 'none';
   source: {
     instance: string;
     /** Messages the source applied during the migration. */

@@ -114,9 +114,13 @@ export interface NodeActivities {
   startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
   /** Dumps the instance into image `imageId` and leaves it running (see the contract above). */
   checkpoint(input: { instanceId: string; imageId: string }): Promise<CheckpointResult>;
-  /** Moves an image this node holds to `targetNode`; the runtime knows how to reach it. */
+  /** Moves an image this node holds to `targetNode`; the runtime knows how to reach it (to this node itself: nothing to move). */
   transfer(input: { image: ImageRef; targetNode: string }): Promise<TransferResult>;
-  /** Starts a copy from an image this node holds, as `instanceId`, visible under that identity before it runs. */
+  /**
+   * Starts a copy from an image this node holds (received, or checkpointed here), as `instanceId`,
+   * visible under that identity before it runs. `instanceId` may be the checkpointed instance's own
+   * name once that instance is stopped: it then resumes as itself (fenced as it was).
+   */
   restore(input: { image: ImageRef; service: string; instanceId: string }): Promise<RestoreResult>;
   stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
   /** Removes whatever this node holds of image `imageId`, complete or partial (a transfer cut short). */
@@ -142,6 +146,12 @@ export interface Placement {
   instanceId: string;
   spec: ServiceSpec;
   updatedAt: number;
+  /**
+   * Its controller knows the instance by name and would replace a missing one at once, with an empty
+   * state (a StatefulSet's pod): it moves only by a strategy that ends with an instance of the same name
+   * (sequential, shadow-swap), with the controller held while that name is free (`holdController`).
+   */
+  keepsName?: boolean;
 }
 
 export interface ClusterActivities {
@@ -155,6 +165,13 @@ export interface ClusterActivities {
   listNodes(): Promise<NodeInfo[]>;
   listPlacements(): Promise<Placement[]>;
   setNodeSchedulable(input: { node: string; schedulable: boolean }): Promise<void>;
+  /**
+   * For a placement that `keepsName`: takes its instance out of its controller's hands, so that the
+   * instance may be stopped and its name given to the migrated one without the controller starting a
+   * fresh instance meanwhile. `commitPlacement` of an instance of that name gives it back. Nothing for
+   * other placements; safe to repeat.
+   */
+  holdController(input: { service: string }): Promise<void>;
 }
 
 /** How the harness (tests, benchmark, chaos, demo) drives a cluster of one runtime: its processes and its records. */

@@ -31,10 +31,13 @@ export class Compensations {
     return this.freeing.map((e) => e.keeps);
   }
 
-  /** Undoes every step, each one even if an earlier one failed; then frees resources unless told to keep them. */
-  async run(attempt: Attempt, o: { keepResources: boolean }): Promise<void> {
+  /**
+   * Undoes every step, each one even if an earlier one failed; then frees resources unless told to keep
+   * them (asked after the steps, which may have brought the source back).
+   */
+  async run(attempt: Attempt, o: { keepResources: () => boolean }): Promise<void> {
     for (const e of [...this.undo].reverse()) await attempt(e.what, e.fn);
-    if (o.keepResources) return;
+    if (o.keepResources()) return;
     for (const e of [...this.freeing].reverse()) await attempt(e.what, e.fn);
   }
 }

@@ -21,7 +21,9 @@ import {
 } from '@temporalio/workflow';
 import {
   MigrateInputSchema,
+  NAME_KEEPING,
   initialReport,
+  shadows,
   type LagSample,
   type MigrateInput,
   type MigrationReport,
@@ -54,7 +56,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   const phase = <T>(name: Phase, fn: () => Promise<T>): Promise<T> => view.phase(name, fn);
 
   // What must be undone if the migration fails before the swap; the lock is released after all of it.
-  const undo = new Compensations();
+  let undo = new Compensations();
   let locked = false;
   let replayQueue = '';
   let copyMayExist = false;
@@ -63,14 +65,18 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let sourceAliveAtRollback: boolean | null = null;
   let swapped = false;
   const fencing = { migrationId, epoch: 0 };
-  const copyId = `${input.service}-${uuid4().slice(0, 8)}`;
-  const imageId = migrationId;
+  let copyId = `${input.service}-${uuid4().slice(0, 8)}`;
+  let imageId = migrationId;
+  /** shadow-swap: 2 once the shadow serves and hands over to the pod of the StatefulSet's name. */
+  let hop = 1;
   report.targetInstance = copyId;
 
   let sourceInstance = '';
   let placement: Placement | null = null;
   // The nodes as the runtime describes them (their task queues), and the image as each holds it.
   let sourceAt: NodeInfo | null = null;
+  /** Where the service ran when the migration started (a second handoff starts on the target). */
+  let originAt: NodeInfo | null = null;
   let targetAt: NodeInfo | null = null;
   let sourceImage: ImageRef | null = null;
   let targetImage: ImageRef | null = null;
@@ -114,7 +120,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       } catch (err) {
         if (isCancellation(err) || isDefinite(err)) throw err;
         const [src, copy] = await Promise.all([
-          input.strategy === 'shadow' ? alive(sourceAt!, sourceInstance) : Promise.resolve(true),
+          shadows(input.strategy) ? alive(sourceAt!, sourceInstance) : Promise.resolve(true),
           alive(targetAt!, copyId),
         ]);
         if (src === false) throw new SourceLost(view.stage);
@@ -200,6 +206,16 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     if (p.node === input.targetNode) {
       throw ApplicationFailure.nonRetryable(`targetNode: ${input.service} already runs on ${p.node}; choose another node`, FAILURE.InvalidInput);
     }
+    const keepingName = NAME_KEEPING.includes(input.strategy);
+    if (p.keepsName && !keepingName) {
+      throw ApplicationFailure.nonRetryable(
+        `strategy: ${input.service} runs as ${p.instanceId}, a pod its StatefulSet knows by name; migrate it with strategy ${NAME_KEEPING.join(' or ')}`,
+        FAILURE.InvalidInput,
+      );
+    }
+    if (!p.keepsName && keepingName) {
+      throw ApplicationFailure.nonRetryable(`strategy: ${input.strategy} moves a StatefulSet's pod, and ${input.service} is not one; use shadow or stop-and-copy`, FAILURE.InvalidInput);
+    }
     if (!targetNode) {
       throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${input.targetNode}"; start its agent (ms2m agent --node ${input.targetNode})`, FAILURE.InvalidInput);
     }
@@ -207,11 +223,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       throw ApplicationFailure.nonRetryable(`${input.service} is placed on "${p.node}", which is not a node any more; start its agent (ms2m agent --node ${p.node})`, FAILURE.NodeUnreachable);
     }
     sourceAt = sourceNodeInfo;
+    originAt = sourceNodeInfo;
     targetAt = targetNode;
     view.sourceIs(p.node);
     report.sourceNode = p.node;
     report.sourceInstance = p.instanceId;
     sourceInstance = p.instanceId;
+    // sequential moves the instance itself: it resumes on the target under its own name.
+    if (input.strategy === 'sequential') report.targetInstance = copyId = p.instanceId;
     await lock.acquireLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
     locked = true;
     // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
@@ -240,15 +259,15 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   /** Shadow has the source write its apply log; stop-and-copy stops the source consuming. */
   async function prepare(): Promise<void> {
-    if (input.strategy === 'shadow') {
-      replayQueue = replayQueueName(input.service, migrationId);
+    if (shadows(input.strategy)) {
+      replayQueue = replayQueueName(input.service, imageId);
       undo.add('delete the replay queue', () => brokerLocal.deleteQueue({ queue: replayQueue }));
     }
     // Unfencing also ends the shadowing; a source that died meanwhile has nobody to unfence.
     undo.add('unfence the source', async () => {
       if (sourceAliveAtRollback !== false) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
     });
-    if (input.strategy === 'shadow') await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
+    if (shadows(input.strategy)) await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
     else fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
   }
 
@@ -272,11 +291,37 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   async function restore(): Promise<void> {
     copyMayExist = true;
+    if (input.strategy === 'sequential') return restoreUnderOwnName();
     undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
     report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
     // The copy answers on its own control queue once it has reconnected under its new identity.
     const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
     if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
+    copyAtRestore = st;
+  }
+
+  /**
+   * sequential: the name must be free on the target, so the controller is held and the fenced source
+   * stops; its image then resumes there as the same instance, still fenced. Undone in reverse: the
+   * instance is restored where it was from the same image, and the controller gets it back.
+   */
+  async function restoreUnderOwnName(): Promise<void> {
+    undo.add('give the controller its instance back', () => cluster.commitPlacement(placement!));
+    await cluster.holdController({ service: input.service });
+    undo.add('restore the source where it was', async () => {
+      if ((await alive(sourceAt!, sourceInstance)) === false) {
+        await source.restore({ image: sourceImage!, service: input.service, instanceId: sourceInstance });
+        await brokerLocal.instanceStatus({ instanceId: sourceInstance, timeoutMs: t.copyReadyMs });
+      }
+      sourceAliveAtRollback = true;
+    });
+    await source.stopInstance({ instanceId: sourceInstance });
+    undo.add('stop the moved instance', () => target.stopInstance({ instanceId: copyId }));
+    report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
+    const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
+    if (st.role !== 'primary' || !st.fenced) {
+      throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come back as the fenced primary it was checkpointed as (role ${st.role}, fenced ${st.fenced})`, FAILURE.CopyNotStandby);
+    }
     copyAtRestore = st;
   }
 
@@ -320,6 +365,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   /** Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it. */
   async function fence(): Promise<void> {
+    if (input.strategy === 'sequential') return resumeMoved();
     const swap = await guarded(() =>
       handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
     );
@@ -329,7 +375,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.stateMatch = swap.source.digest === swap.copy.digest;
     sourceAtEnd = swap.source;
     copyAtSwap = swap.copy;
-    if (input.strategy === 'shadow') report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
+    if (shadows(input.strategy)) report.replay.replayed = swap.copy.applied - copyAppliedAtStart;
     if (!swap.swapped) {
       report.accounting.handoff = 'refused';
       throw ApplicationFailure.nonRetryable(`the copy may not take over: ${swap.refusal ?? 'its state differs from the source\'s'}`, FAILURE.StateMismatch);
@@ -339,6 +385,67 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     report.downtimeMs = Math.max(0, (swap.activatedAt ?? 0) - (swap.source.fencedAt ?? 0));
   }
 
+  /** sequential: the moved instance holds exactly the fenced source's state, and resumes consuming. */
+  async function resumeMoved(): Promise<void> {
+    const was = fenced!;
+    const now = copyAtRestore!;
+    report.sourceDigest = was.digest;
+    report.targetDigest = now.digest;
+    report.marks = was.marks;
+    report.stateMatch = was.digest === now.digest && was.applied === now.applied;
+    if (!report.stateMatch) {
+      report.accounting.handoff = 'refused';
+      throw ApplicationFailure.nonRetryable(`the restored ${copyId} stands at position ${now.applied}, not at the fenced ${was.applied}, or its digest differs`, FAILURE.StateMismatch);
+    }
+    sourceAtEnd = was;
+    copyAtSwap = await brokerLocal.unfence({ source: copyId, fencing });
+    swapped = true;
+    report.accounting.handoff = 'moved';
+    report.downtimeMs = Math.max(0, Date.now() - (was.fencedAt ?? Date.now()));
+  }
+
+  /**
+   * shadow-swap, once the shadow serves: the StatefulSet's pod is held and ended, which frees its name;
+   * then a second handoff on the target, from the shadow to a pod of that name, which finalize gives to
+   * the StatefulSet. It rolls forward like the first one's fence: a cancellation is ignored.
+   */
+  async function swapIdentity(): Promise<void> {
+    const shadow = copyId;
+    const stable = sourceInstance;
+    report.swap = { shadow, downtimeMs: report.downtimeMs, sourceDigest: report.sourceDigest, shadowDigest: report.targetDigest };
+    await phase('finalize', async () => {
+      await cluster.holdController({ service: input.service });
+      await Promise.all([
+        source.stopInstance({ instanceId: stable }),
+        replayQueue ? brokerLocal.deleteQueue({ queue: replayQueue }) : undefined,
+        source.removeImage({ imageId }),
+        target.removeImage({ imageId }),
+      ]);
+    });
+    // The first handoff is done for good: the second one has its own undo log, ids and fencing epoch.
+    undo = new Compensations();
+    swapped = false;
+    copyMayExist = false;
+    delete report.sourceLost;
+    fencing.epoch = copyAtSwap!.epoch + 1;
+    sourceAtStart = copyAtSwap;
+    sourceAtEnd = copyAtRestore = copyAtSwap = null;
+    sourceInstance = shadow;
+    sourceAt = targetAt;
+    source = target;
+    report.targetInstance = copyId = stable;
+    imageId = `${migrationId}-swap`;
+    replayQueue = '';
+    hop = 2;
+    await phase('prepare', prepare);
+    await phase('checkpoint', checkpoint);
+    await phase('transfer', transfer);
+    await phase('restore', restore);
+    await phase('replay', replay);
+    await phase('fence', fence);
+    report.downtimeMs += report.swap.downtimeMs;
+  }
+
   try {
     await phase('validate', validate);
     await phase('prepare', prepare);
@@ -346,19 +453,20 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     await phase('transfer', transfer);
     await phase('restore', restore);
     try {
-      if (input.strategy === 'shadow') await phase('replay', replay);
+      if (shadows(input.strategy)) await phase('replay', replay);
       await phase('fence', () => CancellationScope.nonCancellable(fence));
     } catch (err) {
       if (!(err instanceof SourceLost)) throw err;
       await adoptSourceStream(err);
     }
+    if (input.strategy === 'shadow-swap') await CancellationScope.nonCancellable(swapIdentity);
 
     await finalize();
     return report;
   } catch (err) {
     const at = view.stage;
     // A fence that failed without an answer may still have swapped: the copy knows.
-    if (!swapped && at === 'fence' && copyMayExist && !report.sourceLost) swapped = await CancellationScope.nonCancellable(copyTookOver);
+    if (!swapped && at === 'fence' && copyMayExist && !report.sourceLost && input.strategy !== 'sequential') swapped = await CancellationScope.nonCancellable(copyTookOver);
     if (swapped) {
       if (at === 'finalize' || at === 'done') throw err; // finalize's activities retry; a failure here is for an operator
       await finalize();
@@ -375,6 +483,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     view.enter('rolled-back');
     // A refusal in validate changed nothing; unless the source answered, it may not speak the protocol at all.
     if (failedIn !== 'validate' || sourceAtStart) await CancellationScope.nonCancellable(() => checkServing(report.sourceLost ? copyId : sourceInstance));
+    if (hop === 2) {
+      throw ApplicationFailure.nonRetryable(
+        `${input.service} is served by its shadow ${sourceInstance} on ${input.targetNode}: the second handoff, to ${copyId}, failed in ${failedIn} and was undone (${why.message}); ` +
+          `its StatefulSet stays held (deleted, its manifest in ConfigMap ms2m-held-${input.service}) until a pod of that name serves`,
+        FAILURE.IdentitySwapFailed,
+        report,
+      );
+    }
     if (isCancellation(err)) throw err instanceof CancelledFailure ? err : new CancelledFailure(`migration cancelled in ${failedIn}; rolled back`);
     // A request refused during validation changed nothing: report the refusal itself.
     if (failedIn === 'validate') throw ApplicationFailure.nonRetryable(why.message, why.type, report);
@@ -425,7 +541,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
     // The source was never ended by the migration; if it is gone all the same, its images are all that is left of its state.
     sourceAliveAtRollback = sourceAt ? await alive(sourceAt, sourceInstance) : null;
-    await undo.run(attempt, { keepResources: sourceAliveAtRollback === false });
+    await undo.run(attempt, { keepResources: () => sourceAliveAtRollback === false });
     if (sourceAliveAtRollback === false) report.stateKeptIn = undo.kept;
     if (locked) await attempt('release the lock', () => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId }));
   }
@@ -438,7 +554,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
    */
   async function checkServing(expected: string): Promise<void> {
     const queue = placement!.spec.primaryQueue;
-    const nodes = [sourceAt, targetAt].filter((n): n is NodeInfo => n !== null);
+    const nodes = [originAt, sourceAt, targetAt].filter((n, i, all): n is NodeInfo => n !== null && all.findIndex((m) => m?.node === n.node) === i);
     const found = await servedByOnly(expected, { service: input.service, queue, nodes, controlReplyMs: t.controlReplyMs }, { probe, onNode });
     if (found.ok) {
       report.accounting = accountingOf(report.accounting, counters(), expected, found.status, found.consumers);

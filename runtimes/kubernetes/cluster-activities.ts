@@ -9,6 +9,7 @@ import { FAILURE } from '../../lib/contracts';
 import type { ClusterActivities, KubernetesSpec, NodeInfo, Placement } from '../types';
 import { nodeTaskQueue } from '../shared/task-queues';
 import { seg, type KubeApi } from './kube-api';
+import { holdStatefulSet } from './statefulsets';
 import { commitService, findService, listServices, uncommitService } from './workloads';
 
 export interface KubeClusterConfig {
@@ -74,6 +75,13 @@ export function createKubeClusterActivities({ api, taskQueue, namespaces }: Kube
       const n = await api.find<V1Node>(`/api/v1/nodes/${seg(node)}`);
       if (!n) throw ApplicationFailure.nonRetryable(`node: the cluster has no node "${node}" (kubectl get nodes lists them)`, FAILURE.InvalidInput);
       await api.patch(`/api/v1/nodes/${seg(node)}`, { spec: { unschedulable: schedulable ? null : true } });
+    },
+
+    async holdController({ service }) {
+      const p = await findService(api, namespaces, service);
+      if (!p?.keepsName) return;
+      const spec = kubeSpec(p);
+      await holdStatefulSet(api, spec.namespace, spec.name, service, p.instanceId);
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The project's example services as Kubernetes workloads, for the harness (demo, tests, benchmark): the
  * local spec of an example (node + a script of the project, its environment) becomes a one-replica
- * Deployment of the ms2m image, in the shape a user's migratable consumer has:
+ * Deployment (or StatefulSet, or bare Pod) of the ms2m image, in the shape a user's migratable consumer has:
  * - the identity file: a downward-API volume with the pod's name, named by MS2M_IDENTITY_FILE;
  * - the CRIU options file of the cluster's runtime (`org.criu.config`), UV_USE_IO_URING=0 (CRIU cannot dump
  *   io_uring), and a short grace period (the example handles SIGTERM);
@@ -11,11 +11,14 @@
  *   copy on another node breaks no rule of the template.
  */
 import * as path from 'node:path';
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { loadConfig } from '../../lib/config';
 import type { KubernetesSpec, LocalSpec } from '../types';
 import { seg, type KubeApi } from './kube-api';
+import { heldName, statefulSetPath } from './statefulsets';
 import { deploymentPath, podPath } from './workloads';
+
+export type ExampleKind = 'Deployment' | 'StatefulSet' | 'Pod';
 
 export const EXAMPLE_NAMESPACE = 'default';
 export const EXAMPLE_CONTAINER = 'app';
@@ -70,11 +73,16 @@ export function exampleDeployment(service: string, spec: LocalSpec, node: string
   };
 }
 
+/** The same pod template as a one-replica StatefulSet (its pod is `<service>-0`). */
+function exampleStatefulSet(d: V1Deployment): V1StatefulSet {
+  return { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: d.metadata, spec: { replicas: 1, serviceName: d.metadata!.name!, selector: d.spec!.selector, template: d.spec!.template } };
+}
+
 /**
- * Creates (or replaces) the example as a Deployment, or as a bare Pod (`<service>-solo`) bound to `node`,
- * and waits until its pod runs on `node`.
+ * Creates (or replaces) the example as a Deployment, a StatefulSet, or a bare Pod (`<service>-solo`)
+ * bound to `node`, and waits until its pod runs on `node`.
  */
-export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: 'Deployment' | 'Pod' = 'Deployment'): Promise<KubernetesSpec> {
+export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: ExampleKind = 'Deployment'): Promise<KubernetesSpec> {
   const ns = EXAMPLE_NAMESPACE;
   await discardExample(c.api, service);
   await c.api.post(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${service}-broker`, namespace: ns }, stringData: { url: c.amqpUrl } });
@@ -83,6 +91,8 @@ export async function deployExample(service: string, spec: LocalSpec, node: stri
   if (kind === 'Pod') {
     const t = d.spec!.template;
     await c.api.post(podPath(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: t.metadata!.labels, annotations: t.metadata!.annotations }, spec: { ...t.spec!, nodeName: node } });
+  } else if (kind === 'StatefulSet') {
+    await c.api.post(statefulSetPath(ns), exampleStatefulSet(d));
   } else {
     await c.api.post(deploymentPath(ns), d);
   }
@@ -98,10 +108,12 @@ export async function deployExample(service: string, spec: LocalSpec, node: stri
   return { runtime: 'kubernetes', namespace: ns, kind, name, container: EXAMPLE_CONTAINER, primaryQueue: spec.primaryQueue };
 }
 
-/** Deletes the example's Deployment, its pods (copies included) and its Secret, and waits for the pods to go. */
+/** Deletes the example's workload (and a hold of it), its pods (copies included) and its Secret, and waits for the pods to go. */
 export async function discardExample(api: KubeApi, service: string): Promise<void> {
   const ns = EXAMPLE_NAMESPACE;
   await api.remove(deploymentPath(ns, service), { propagationPolicy: 'Foreground', gracePeriodSeconds: 0 });
+  await api.remove(statefulSetPath(ns, service), { propagationPolicy: 'Foreground', gracePeriodSeconds: 0 });
+  await api.remove(`/api/v1/namespaces/${ns}/configmaps/${seg(heldName(service))}`);
   await api.remove(`/api/v1/namespaces/${ns}/secrets/${seg(`${service}-broker`)}`);
   const mine = (p: V1Pod) => p.metadata?.labels?.app === service || p.metadata?.labels?.['ms2m.io/copy-for'] === service || p.metadata?.name?.startsWith(`${service}-`);
   for (let i = 0; i < 600; i++) {

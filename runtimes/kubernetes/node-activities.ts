@@ -19,13 +19,14 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type { V1Lease, V1Node, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Deployment, V1Lease, V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { FAILURE } from '../../lib/contracts';
 import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, NodeActivities } from '../types';
 import { COMPLETE_MARK, sendImage } from '../shared/image-transfer';
 import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
 import { KubeError, seg, type KubeApi } from './kube-api';
 import { deleteCheckpointImage, pushCheckpointImage, registryRef, type Registry } from './registry';
+import { heldStatefulSet, statefulSetPath } from './statefulsets';
 import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
 
 export interface KubeNodeConfig {
@@ -164,21 +165,25 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       if (spec.runtime !== 'kubernetes') throw invalid(`spec.runtime: this node runs kubernetes workloads, not ${spec.runtime} ones; give a kubernetes spec (namespace, kind, name, container)`);
       const k: KubernetesSpec = spec;
       if (!namespaces.includes(k.namespace)) throw invalid(`spec.namespace: ms2m does not manage namespace "${k.namespace}" (it manages ${namespaces.join(', ')}); add it to the ms2m configuration and bind the ms2m roles there`);
-      if (k.kind === 'StatefulSet') throw invalid('spec.kind: StatefulSets are not supported by this version; use a Deployment or a Pod');
       let pod: V1Pod | undefined;
-      if (k.kind === 'Deployment') {
-        const d = await api.find<{ spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { spec?: { containers?: Array<{ name: string }> } } } }>(deploymentPath(k.namespace, k.name));
-        if (!d) throw invalid(`spec.name: there is no Deployment "${k.name}" in namespace "${k.namespace}" (kubectl -n ${k.namespace} get deployments lists them)`);
-        const names = (d.spec?.template?.spec?.containers ?? []).map((c) => c.name);
-        if (!names.includes(k.container)) throw invalid(`spec.container: Deployment ${k.name} has no container "${k.container}"; its containers are ${names.join(', ')}`);
-        const pods = (await podsWith(api, k.namespace, d.spec?.selector?.matchLabels ?? {})).filter((p) => !p.metadata?.deletionTimestamp);
-        if (pods.length !== 1) throw invalid(`spec.name: Deployment ${k.name} has ${pods.length} pods; ms2m migrates a Deployment of one replica`);
-        pod = pods[0];
-      } else {
+      if (k.kind === 'Pod') {
         pod = (await api.find<V1Pod>(podPath(k.namespace, k.name))) ?? undefined;
         if (!pod) throw invalid(`spec.name: there is no Pod "${k.name}" in namespace "${k.namespace}"`);
         const names = (pod.spec?.containers ?? []).map((c) => c.name);
         if (!names.includes(k.container)) throw invalid(`spec.container: Pod ${k.name} has no container "${k.container}"; its containers are ${names.join(', ')}`);
+      } else {
+        const path = k.kind === 'Deployment' ? deploymentPath(k.namespace, k.name) : statefulSetPath(k.namespace, k.name);
+        const list = k.kind === 'Deployment' ? 'deployments' : 'statefulsets';
+        const w = await api.find<V1Deployment | V1StatefulSet>(path);
+        if (!w) throw invalid(`spec.name: there is no ${k.kind} "${k.name}" in namespace "${k.namespace}" (kubectl -n ${k.namespace} get ${list} lists them)`);
+        const names = (w.spec?.template?.spec?.containers ?? []).map((c) => c.name);
+        if (!names.includes(k.container)) throw invalid(`spec.container: ${k.kind} ${k.name} has no container "${k.container}"; its containers are ${names.join(', ')}`);
+        if (k.kind === 'StatefulSet' && (w as V1StatefulSet).spec?.volumeClaimTemplates?.length) {
+          throw invalid(`spec.name: StatefulSet ${k.name} has volumeClaimTemplates; ms2m moves a consumer's state in memory, and a claim's volume stays bound where it is. Remove them, or keep that StatefulSet where it runs`);
+        }
+        const pods = (await podsWith(api, k.namespace, w.spec?.selector?.matchLabels ?? {})).filter((p) => !p.metadata?.deletionTimestamp);
+        if (pods.length !== 1) throw invalid(`spec.name: ${k.kind} ${k.name} has ${pods.length} pods; ms2m migrates a ${k.kind} of one replica`);
+        pod = pods[0];
       }
       if (pod.spec?.nodeName !== node) {
         throw invalid(`node: the pod ${pod.metadata!.name} of ${k.kind} ${k.name} runs on ${pod.spec?.nodeName ?? 'no node yet'}, not ${node}; deploy with node "${pod.spec?.nodeName}"`);
@@ -220,6 +225,8 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
     async transfer({ image, targetNode }) {
       const dir = imageDir(image.id);
       if (!existsSync(path.join(dir, ARCHIVE))) throw ApplicationFailure.nonRetryable(`image ${image.id} is not on ${node}`, FAILURE.ImageMissing);
+      // The copy of a StatefulSet's pod is restored beside its shadow: the image is where it must be.
+      if (targetNode === node) return { image, bytes: 0, files: 0, ms: 0 };
       const started = Date.now();
       if (cfg.registry) {
         const beat = setInterval(() => heartbeat(), 2000);
@@ -239,13 +246,20 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
     async restore({ image, service, instanceId }) {
       const meta = metaOf(image);
       const dir = imageDir(image.id);
-      if (!meta.pushed && !existsSync(path.join(dir, COMPLETE_MARK))) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
+      // Received here completely, or checkpointed here (its result is written last).
+      const here = existsSync(path.join(dir, COMPLETE_MARK)) || existsSync(path.join(dir, RESULT));
+      if (!meta.pushed && !here) throw ApplicationFailure.nonRetryable(`image ${image.id} was not received completely on ${node}`, FAILURE.ImageMissing);
       const started = Date.now();
       let pod = await api.find<V1Pod>(podPath(meta.namespace, instanceId));
+      if (pod && pod.spec?.nodeName !== node) {
+        // The instance's own name, restored before its old pod is gone (a retry after a stop that did not finish).
+        throw new Error(`pod ${meta.namespace}/${instanceId} still exists on ${pod.spec?.nodeName}; it must be gone before it is restored on ${node}`);
+      }
       if (!pod) {
-        const source = await api.find<V1Pod>(podPath(meta.namespace, meta.pod));
-        if (!source) throw ApplicationFailure.nonRetryable(`the source pod ${meta.namespace}/${meta.pod} is gone: there is no spec to restore its copy with`, FAILURE.RestoreFailed);
-        // Pushed to a registry: the kubelet pulls it. Otherwise it was sent here and goes into containerd now.
+        // The source's spec: from its pod, or, once a StatefulSet's pod is gone to free its name, from the hold.
+        const source = (await api.find<V1Pod>(podPath(meta.namespace, meta.pod))) ?? (await heldStatefulSet(api, meta.namespace, service))?.pod;
+        if (!source || source.metadata?.name !== meta.pod) throw ApplicationFailure.nonRetryable(`the source pod ${meta.namespace}/${meta.pod} is gone: there is no spec to restore its copy with`, FAILURE.RestoreFailed);
+        // Pushed to a registry: the kubelet pulls it. Otherwise it is here and goes into containerd now.
         const name = meta.pushed ?? checkpointImageName(image.id);
         if (!meta.pushed) await importCheckpointImage(cfg.ctr, path.join(dir, ARCHIVE), meta.container, name);
         heartbeat();

@@ -1,5 +1,5 @@
 /**
- * Services as Kubernetes workloads. A service is a Deployment or a bare Pod that carries the label
+ * Services as Kubernetes workloads. A service is a Deployment, a StatefulSet or a bare Pod that carries the label
  * `ms2m.io/service=<service>` and, as annotations, the queue it consumes and the container that runs it;
  * the cluster is the placement store: a service is placed where its serving pod runs, and that pod
  * carries the label too. A copy restored by a migration carries only `ms2m.io/copy-for` until the
@@ -9,10 +9,14 @@
  * copy gets the labels of the Deployment's pods; its ReplicaSet adopts the copy (one pod too many) and
  * removes the source (the cheapest), so it never sees one pod too few and never starts a fresh pod with an
  * empty state. The Deployment itself (replicas, template, affinity, labels) is never written.
+ *
+ * A StatefulSet's pod moves to a pod of its own name (./statefulsets): the commit gives that pod back
+ * to the StatefulSet the migration held.
  */
-import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { KubernetesSpec, Placement } from '../types';
 import { seg, type KubeApi } from './kube-api';
+import { heldStatefulSet, releaseStatefulSet, statefulSetPath } from './statefulsets';
 
 export const LABEL_SERVICE = 'ms2m.io/service';
 export const LABEL_COPY_FOR = 'ms2m.io/copy-for';
@@ -36,7 +40,7 @@ export async function podsWith(api: KubeApi, ns: string, labels: Record<string, 
   return (await api.get<List<V1Pod>>(`${podPath(ns)}?labelSelector=${selector(labels)}`)).items;
 }
 
-function specOf(kind: 'Deployment' | 'Pod', obj: { metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> } }): KubernetesSpec {
+function specOf(kind: KubernetesSpec['kind'], obj: { metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> } }): KubernetesSpec {
   const a = obj.metadata?.annotations ?? {};
   return { runtime: 'kubernetes', namespace: obj.metadata!.namespace!, kind, name: obj.metadata!.name!, container: a[ANNOTATION_CONTAINER] ?? '', primaryQueue: a[ANNOTATION_QUEUE] ?? '' };
 }
@@ -52,6 +56,12 @@ export async function findService(api: KubeApi, namespaces: string[], service: s
       if (!pod) return null;
       return placementOf(service, specOf('Deployment', d), pod);
     }
+    // A StatefulSet, or one a migration holds (deleted, its manifest kept): the labelled pod serves it.
+    const sts = (await api.get<List<V1StatefulSet>>(`${statefulSetPath(ns)}?labelSelector=${selector({ [LABEL_SERVICE]: service })}`)).items[0] ?? (await heldStatefulSet(api, ns, service))?.statefulSet;
+    if (sts) {
+      const pod = pods.find((p) => p.metadata?.ownerReferences?.some((o) => o.kind === 'StatefulSet')) ?? pods[0];
+      return pod ? placementOf(service, specOf('StatefulSet', sts), pod) : null;
+    }
     // A bare Pod: no controller owns it (a Deployment's pod is found through its Deployment above).
     const bare = pods.find((p) => p.metadata?.annotations?.[ANNOTATION_QUEUE] !== undefined && !p.metadata?.ownerReferences?.some((o) => o.controller));
     if (bare) return placementOf(service, specOf('Pod', bare), bare);
@@ -60,7 +70,14 @@ export async function findService(api: KubeApi, namespaces: string[], service: s
 }
 
 function placementOf(service: string, spec: KubernetesSpec, pod: V1Pod): Placement {
-  return { service, node: pod.spec?.nodeName ?? '', instanceId: pod.metadata!.name!, spec, updatedAt: Date.parse(String(pod.metadata?.creationTimestamp ?? '')) || 0 };
+  return {
+    service,
+    node: pod.spec?.nodeName ?? '',
+    instanceId: pod.metadata!.name!,
+    spec,
+    updatedAt: Date.parse(String(pod.metadata?.creationTimestamp ?? '')) || 0,
+    ...(spec.kind === 'StatefulSet' ? { keepsName: true } : {}),
+  };
 }
 
 export async function listServices(api: KubeApi, namespaces: string[]): Promise<Placement[]> {
@@ -68,6 +85,7 @@ export async function listServices(api: KubeApi, namespaces: string[]): Promise<
   for (const ns of namespaces) {
     const exists = encodeURIComponent(LABEL_SERVICE);
     for (const d of (await api.get<List<V1Deployment>>(`${deploymentPath(ns)}?labelSelector=${exists}`)).items) names.add(d.metadata!.labels![LABEL_SERVICE]);
+    for (const d of (await api.get<List<V1StatefulSet>>(`${statefulSetPath(ns)}?labelSelector=${exists}`)).items) names.add(d.metadata!.labels![LABEL_SERVICE]);
     for (const p of (await api.get<List<V1Pod>>(`${podPath(ns)}?labelSelector=${exists}`)).items) names.add(p.metadata!.labels![LABEL_SERVICE]);
   }
   const out: Placement[] = [];
@@ -96,6 +114,16 @@ export async function commitService(api: KubeApi, p: Placement, spec: Kubernetes
   if (!pod) throw new Error(`pod ${ns}/${p.instanceId} does not exist`);
   const annotations = { [ANNOTATION_QUEUE]: spec.primaryQueue, [ANNOTATION_CONTAINER]: spec.container };
   const sourceName = pod.metadata?.labels?.[LABEL_COPY_FOR] !== undefined ? pod.metadata?.annotations?.[ANNOTATION_SOURCE] : undefined;
+  if (spec.kind === 'StatefulSet') {
+    if (await heldStatefulSet(api, ns, p.service)) {
+      // The pod of the StatefulSet's name, migrated (or restored where it was): the StatefulSet takes it back.
+      await releaseStatefulSet(api, ns, p.service, p.instanceId, { [LABEL_SERVICE]: p.service, [LABEL_COPY_FOR]: null });
+    } else {
+      await api.patch(podPath(ns, p.instanceId), { metadata: { labels: { [LABEL_SERVICE]: p.service } } });
+    }
+    await api.patch(statefulSetPath(ns, spec.name), { metadata: { labels: { [LABEL_SERVICE]: p.service }, annotations } });
+    return;
+  }
   if (spec.kind === 'Deployment') {
     await api.patch(deploymentPath(ns, spec.name), { metadata: { labels: { [LABEL_SERVICE]: p.service }, annotations } });
   }
@@ -129,5 +157,6 @@ export async function commitService(api: KubeApi, p: Placement, spec: Kubernetes
 export async function uncommitService(api: KubeApi, p: Placement, spec: KubernetesSpec): Promise<void> {
   const strip = { metadata: { labels: { [LABEL_SERVICE]: null }, annotations: { [ANNOTATION_QUEUE]: null, [ANNOTATION_CONTAINER]: null } } };
   if (spec.kind === 'Deployment') await api.patch(deploymentPath(spec.namespace, spec.name), strip).catch(() => undefined);
+  if (spec.kind === 'StatefulSet') await api.patch(statefulSetPath(spec.namespace, spec.name), strip).catch(() => undefined);
   await api.patch(podPath(spec.namespace, p.instanceId), strip).catch(() => undefined);
 }

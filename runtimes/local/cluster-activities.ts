@@ -52,5 +52,8 @@ export function createClusterActivities(store: ClusterStore): ClusterActivities 
         throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"; start its agent (ms2m agent --node ${node})`, FAILURE.InvalidInput);
       }
     },
+
+    // No local instance is known by name to a controller: there is nothing to hold.
+    async holdController() {},
   };
 }

@@ -32,7 +32,7 @@ describe('migrateService input', () => {
   it('names the field, the rule in its terms and the value received', () => {
     expect(errorOf({ targetNode: 'node-b' })).toBe('invalid migrateService input: service: service is required, e.g. "game"');
     expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp' })).toBe(
-      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, got "warp"',
+      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, sequential, shadow-swap, got "warp"',
     );
     expect(errorOf({ service: 'Game!', targetNode: 'node-b' })).toBe(
       'invalid migrateService input: service: service must be 1-40 lowercase letters, digits or dashes starting with a letter, e.g. "game", got "Game!"',
@@ -55,7 +55,7 @@ describe('migrateService input', () => {
   });
   it('gives one line per mistake', () => {
     expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp', replay: { threshold: -5 } })).toBe(
-      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, got "warp"; replay.threshold: replay.threshold must be a whole number ≥ 0, got -5',
+      'invalid migrateService input: strategy: strategy must be one of stop-and-copy, shadow, sequential, shadow-swap, got "warp"; replay.threshold: replay.threshold must be a whole number ≥ 0, got -5',
     );
   });
   it('refuses a non-object, showing what came', () => {

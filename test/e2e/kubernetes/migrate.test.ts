@@ -94,11 +94,17 @@ describe('kubernetes: the workers hold least privilege', () => {
     ['orchestrator', 'patch', 'deployments', 'default'],
     ['orchestrator', 'get', 'replicasets', 'default'],
     ['orchestrator', 'patch', 'pods', 'default'],
+    ['orchestrator', 'delete', 'statefulsets', 'default'],
+    ['orchestrator', 'create', 'statefulsets', 'default'],
+    ['orchestrator', 'create', 'configmaps', 'default'],
+    ['agent', 'get', 'configmaps', 'default'],
   ];
   const MUST_NOT: typeof MUST = [
     ['agent', 'get', 'secrets', 'default'],
     ['agent', 'get', 'secrets', 'ms2m-system'],
     ['agent', 'patch', 'deployments', 'default'],
+    ['agent', 'delete', 'statefulsets', 'default'],
+    ['agent', 'create', 'configmaps', 'default'],
     ['agent', 'create', 'pods', 'kube-system'],
     ['agent', 'create', 'pods/exec', 'default'],
     ['agent', 'patch', 'nodes'],

@@ -2,7 +2,8 @@
  * Evidence about a Kubernetes migration that ms2m does not produce: every connection that consumed the
  * service's primary queue (from RabbitMQ's management API; the service library names its connection after
  * its identity, the pod's name) and every pod of the service that ever existed (from the API server, by
- * name prefix, so a pod a controller started on its own shows too); each pod's log; and every delivery
+ * name prefix, so a pod a controller started on its own shows too, and by uid, since a StatefulSet's pod
+ * and the one that replaces it share a name); each pod's log; and every delivery
  * from the primary queue by the broker's firehose. A migration that was not exact leaves all of it in a
  * file (`writeEvidence`).
  */
@@ -18,6 +19,10 @@ export interface Witnessed {
   /** Every instance that consumed the primary queue: delivered to by the firehose, or listed by the management API. */
   consumers: Set<string>;
   pods: Set<string>;
+  /** Every pod of the service by uid: its name, its node, and the pod it was restored from (ms2m's annotation) if any. */
+  podsByUid: Map<string, { name: string; node: string; copyOf: string | null }>;
+  /** The uids of the pods the firehose saw the primary queue deliver to. */
+  consumerUids: Set<string>;
   /** Each pod's log as last read (a deleted pod's log ends where it was last read). */
   logs: Map<string, string>;
   /** Every consumer of the primary queue (connection name and consumer tag): when it was first and last seen. */
@@ -32,11 +37,11 @@ export interface Witnessed {
 }
 
 export function witness(api: KubeApi, service: string, queue: string, namespace = 'default') {
-  const seen: Witnessed = { consumers: new Set(), pods: new Set(), logs: new Map(), timeline: new Map(), deliveries: [], connections: new Map() };
+  const seen: Witnessed = { consumers: new Set(), pods: new Set(), podsByUid: new Map(), consumerUids: new Set(), logs: new Map(), timeline: new Map(), deliveries: [], connections: new Map() };
   let stopped = false;
   const names = seen.connections;
   /** Pod IPs, for the broker's connection names (`<client ip>:<port> -> <broker>`) of the firehose's deliveries. */
-  const podOfIp = new Map<string, string>();
+  const podOfIp = new Map<string, { name: string; uid: string }>();
   const deliveredTo = new Set<string>();
   let round = 0;
   const readLogs = (pods: V1Pod[]) =>
@@ -87,8 +92,10 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
       }
       const ours = pods.items.filter((p) => p.metadata?.name?.startsWith(`${service}-`));
       for (const p of ours) {
+        const uid = p.metadata!.uid!;
         seen.pods.add(p.metadata!.name!);
-        if (p.status?.podIP) podOfIp.set(p.status.podIP, p.metadata!.name!);
+        seen.podsByUid.set(uid, { name: p.metadata!.name!, node: p.spec?.nodeName ?? '', copyOf: p.metadata?.annotations?.['ms2m.io/copy-of'] ?? null });
+        if (p.status?.podIP) podOfIp.set(p.status.podIP, { name: p.metadata!.name!, uid });
       }
       if (round++ % 5 === 0) await readLogs(ours);
       await sleep(100);
@@ -105,7 +112,11 @@ export function witness(api: KubeApi, service: string, queue: string, namespace 
       await readLogs(pods.items.filter((p) => p.metadata?.name?.startsWith(`${service}-`)));
       // The management API's consumer list is a sample (its statistics come every 5 s): a consumer of a
       // few seconds can fall between two. A delivery the firehose saw names its consumer for certain.
-      for (const server of deliveredTo) seen.consumers.add(podOfIp.get(server.split(':')[0]) ?? names.get(server) ?? `(unknown ${server})`);
+      for (const server of deliveredTo) {
+        const pod = podOfIp.get(server.split(':')[0]);
+        seen.consumers.add(pod?.name ?? names.get(server) ?? `(unknown ${server})`);
+        seen.consumerUids.add(pod?.uid ?? `(unknown ${server})`);
+      }
       return seen;
     },
   };

@@ -525,6 +525,7 @@ export class FakeCluster {
         if (!n) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"`, 'InvalidInput');
         n.schedulable = schedulable;
       }),
+      holdController: w('holdController', async () => undefined),
     };
   }
 
