@@ -158,7 +158,7 @@ export interface ClusterSpec {
   /** Nodes by name; `served: false` means no agent polls its queue. Default: node-a and node-b. */
   nodes?: Record<string, { capacity?: number; schedulable?: boolean; served?: boolean }>;
   /** Services already deployed: where, and their load. Default: `game` on node-a. */
-  services?: Record<string, { node: string; cpuPercent?: number; applied?: number; placedAt?: number }>;
+  services?: Record<string, { node: string; cpuPercent?: number; applied?: number; placedAt?: number; keepsName?: boolean }>;
 }
 
 /** How replay goes: the lag each replayUntil of a migration reports, in turn (the last one repeats). */
@@ -196,7 +196,7 @@ export class FakeCluster {
       this.nodes.set(node, { node, capacity: n.capacity ?? 10, schedulable: n.schedulable ?? true, served: n.served ?? true, images: new Map() });
     }
     for (const [service, s] of Object.entries(spec.services ?? { game: { node: 'node-a' } })) {
-      this.deploy(service, s.node, { cpuPercent: s.cpuPercent, applied: s.applied, placedAt: s.placedAt });
+      this.deploy(service, s.node, { cpuPercent: s.cpuPercent, applied: s.applied, placedAt: s.placedAt, keepsName: s.keepsName });
     }
   }
 
@@ -207,13 +207,13 @@ export class FakeCluster {
   }
 
   /** A service deployed and serving on `node` (as deployService leaves it). */
-  deploy(service: string, node: string, o: { cpuPercent?: number; applied?: number; placedAt?: number } = {}): FakeInstance {
+  deploy(service: string, node: string, o: { cpuPercent?: number; applied?: number; placedAt?: number; keepsName?: boolean } = {}): FakeInstance {
     const spec = FakeCluster.specOf(service);
     const inst = this.newInstance(service, `${service}-0`, node, spec.primaryQueue, 'started', o.applied ?? 1000);
     inst.role = 'primary';
     inst.consuming = 'primary';
     inst.cpuPercent = o.cpuPercent ?? 10;
-    this.placements.set(service, { service, node, instanceId: inst.instanceId, spec, updatedAt: o.placedAt ?? 0 });
+    this.placements.set(service, { service, node, instanceId: inst.instanceId, spec, updatedAt: o.placedAt ?? 0, ...(o.keepsName ? { keepsName: true } : {}) });
     return inst;
   }
 

@@ -5,7 +5,7 @@
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { MigrateInput, MigrationReport, Timeouts } from '../../../lib/migration';
+import type { MigrateInput, MigrationReport, Strategy, Timeouts } from '../../../lib/migration';
 import { FakeCluster, type ClusterSpec } from './fake-runtime';
 import type { WorkflowTestbed } from './temporal-env';
 
@@ -20,7 +20,7 @@ export const FAST_TIMEOUTS: Timeouts = {
   unreachableMs: 1000,
 };
 
-export function migrateInput(strategy: 'shadow' | 'stop-and-copy', extra: Partial<MigrateInput> = {}): MigrateInput {
+export function migrateInput(strategy: Strategy, extra: Partial<MigrateInput> = {}): MigrateInput {
   return {
     service: 'game',
     targetNode: 'node-b',

@@ -400,6 +400,17 @@ describe.concurrent('validate refuses, changing nothing', () => {
     expect(fake.steps()).toEqual([]);
   });
 
+  it('InvalidInput: sequential and shadow-swap are for a StatefulSet\'s pod only, and such a pod moves by nothing else (before the lock)', async () => {
+    const plain = await runMigration(bed, 'not-sts', migrateInput('sequential'));
+    expect(plain.errorType).toBe('InvalidInput');
+    expect(plain.error?.message).toBe("strategy: sequential moves a StatefulSet's pod, and game is not one; use shadow or stop-and-copy");
+    expect(plain.fake.steps()).toEqual([]);
+    const sts = await runMigration(bed, 'sts-shadow', migrateInput('shadow'), { cluster: { services: { game: { node: 'node-a', keepsName: true } } } });
+    expect(sts.errorType).toBe('InvalidInput');
+    expect(sts.error?.message).toBe('strategy: game runs as game-0, a pod its StatefulSet knows by name; migrate it with strategy sequential or shadow-swap');
+    expect(sts.fake.steps()).toEqual([]);
+  });
+
   it('InvalidInput: a malformed input never reaches an activity', async () => {
     const { errorType, error, fake } = await runMigration(bed, 'bad-input', { ...migrateInput('shadow'), strategy: 'teleport' as 'shadow' });
     expect(errorType).toBe('InvalidInput');
