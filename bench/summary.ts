@@ -6,8 +6,11 @@ import { BENCH_COLUMNS, type BenchRow } from './types';
 export type Strategy = BenchRow['strategy'];
 export type Sweep = BenchRow['sweep'];
 
-/** Stop-and-copy first: it is the baseline every other number is read against. */
-export const STRATEGIES: readonly Strategy[] = ['stop-and-copy', 'shadow'];
+/**
+ * Stop-and-copy first: it is the baseline every other number is read against (for a StatefulSet's pod,
+ * sequential is).
+ */
+export const STRATEGIES: readonly Strategy[] = ['stop-and-copy', 'shadow', 'sequential', 'shadow-swap'];
 
 /** The migration phases in the order they run. */
 export const PHASES = [

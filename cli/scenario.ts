@@ -10,13 +10,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
-import type { MigrationProgress, MigrationReport, Strategy, Verification } from '../lib/migration';
+import { NAME_KEEPING, type MigrationProgress, type MigrationReport, type Strategy, type Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
 import type { Published } from '../service/producer';
-import type { Placement } from '../runtimes/types';
-import type { ClusterHandle } from '../runtimes/types';
+import type { ClusterHandle, Placement, WorkloadKind } from '../runtimes/types';
 import { workload, type Workload, type WorkloadName } from './workloads';
 import { FAILURE, type Workflows } from '../lib/contracts';
 
@@ -24,6 +23,8 @@ export interface ScenarioOptions {
   service: string;
   /** Which example service to migrate (default `game`). */
   workload?: WorkloadName;
+  /** Its workload kind where the runtime has kinds (default: a StatefulSet for sequential and shadow-swap, else a Deployment). */
+  kind?: WorkloadKind;
   from: string;
   to: string;
   strategy: Strategy;
@@ -64,14 +65,14 @@ export async function deployWorkload(
   name: WorkloadName,
   service: string,
   node: string,
-  o: { stateBytes?: number; workMs?: number } = {},
+  o: { stateBytes?: number; workMs?: number; kind?: WorkloadKind } = {},
 ): Promise<Placement> {
   const w = workload(name);
   w.reset(service, cluster.opts.home);
   return (await cluster.client.workflow.execute('deployService', {
     taskQueue: cluster.opts.taskQueue,
     workflowId: `deploy-${service}-${Date.now()}`,
-    args: [{ service, node, spec: await cluster.workloadSpec(service, w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }), node) }],
+    args: [{ service, node, spec: await cluster.workloadSpec(service, w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }), node, o.kind) }],
   })) as Placement;
 }
 
@@ -201,7 +202,8 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
   await load.prepare();
   try {
     log(`deploying ${o.service} on ${o.from}`);
-    const placement = await deployWorkload(cluster, o.workload ?? 'game', o.service, o.from, { stateBytes: o.stateBytes, workMs: o.workMs });
+    const kind = o.kind ?? (NAME_KEEPING.includes(o.strategy) ? 'StatefulSet' : undefined);
+    const placement = await deployWorkload(cluster, o.workload ?? 'game', o.service, o.from, { stateBytes: o.stateBytes, workMs: o.workMs, kind });
     log(`${placement.instanceId} serving on ${placement.node}; load ${o.rate} msg/s`);
     await o.afterDeploy?.(placement);
     await load.start();

@@ -27,6 +27,9 @@ import type { LocalSpec, ServiceSpec } from './spec';
 export type { ServiceSpec, LocalSpec, KubernetesSpec } from './spec';
 export { RUNTIMES, type RuntimeName } from './runtime-names';
 
+/** How the harness runs an example on a runtime that has workload kinds (kubernetes; local has none). */
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'Pod';
+
 /** Facts for people (a log location, a process id, a tool version), never read by the workflow. */
 export type Details = Record<string, string | number>;
 
@@ -192,9 +195,10 @@ export interface ClusterHandle {
   placement(service: string): Promise<Placement | null>;
   /**
    * What a deploy of one of the project's example services needs in this runtime, from its local spec
-   * (local: that spec; kubernetes: the spec of a Deployment it creates, running on `node`).
+   * (local: that spec; kubernetes: the spec of a workload of `kind`, default a Deployment, that it
+   * creates, running on `node`).
    */
-  workloadSpec(service: string, spec: LocalSpec, node: string): Promise<ServiceSpec>;
+  workloadSpec(service: string, spec: LocalSpec, node: string, kind?: WorkloadKind): Promise<ServiceSpec>;
   /** Removes what `workloadSpec` created (after an undeploy). */
   discardWorkload(service: string): Promise<void>;
   node(node: string): Promise<NodeInfo | null>;

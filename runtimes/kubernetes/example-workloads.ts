@@ -13,12 +13,11 @@
 import * as path from 'node:path';
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { loadConfig } from '../../lib/config';
-import type { KubernetesSpec, LocalSpec } from '../types';
+import type { KubernetesSpec, LocalSpec, WorkloadKind } from '../types';
 import { seg, type KubeApi } from './kube-api';
 import { heldName, statefulSetPath } from './statefulsets';
 import { deploymentPath, podPath } from './workloads';
 
-export type ExampleKind = 'Deployment' | 'StatefulSet' | 'Pod';
 
 export const EXAMPLE_NAMESPACE = 'default';
 export const EXAMPLE_CONTAINER = 'app';
@@ -82,7 +81,7 @@ function exampleStatefulSet(d: V1Deployment): V1StatefulSet {
  * Creates (or replaces) the example as a Deployment, a StatefulSet, or a bare Pod (`<service>-solo`)
  * bound to `node`, and waits until its pod runs on `node`.
  */
-export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: ExampleKind = 'Deployment'): Promise<KubernetesSpec> {
+export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: WorkloadKind = 'Deployment'): Promise<KubernetesSpec> {
   const ns = EXAMPLE_NAMESPACE;
   await discardExample(c.api, service);
   await c.api.post(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${service}-broker`, namespace: ns }, stringData: { url: c.amqpUrl } });

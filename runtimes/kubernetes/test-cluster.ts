@@ -17,8 +17,8 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { V1Node, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { loadConfig } from '../../lib/config';
-import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, ServiceSpec } from '../types';
-import { deployExample, discardExample, type ExampleKind } from './example-workloads';
+import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, ServiceSpec, WorkloadKind } from '../types';
+import { deployExample, discardExample } from './example-workloads';
 import { nodeTaskQueue } from '../shared/task-queues';
 import { nodeInfoOf } from './cluster-activities';
 import { kubeSettings } from './config';
@@ -169,15 +169,12 @@ export class KubeTestCluster implements ClusterHandle {
     return findService(this.api, kubeSettings().namespaces, service);
   }
 
-  /** What `workloadSpec` makes of an example: a Deployment (as users run consumers), a StatefulSet or a bare Pod. */
-  exampleKind: ExampleKind = 'Deployment';
-
   get example() {
     return { api: this.api, image: this.env.IMAGE_MS2M, criuConfig: this.env.CRIU_CONFIG, amqpUrl: readFileSync(this.env.AMQP_URL_FILE, 'utf8').trim() };
   }
 
-  workloadSpec(service: string, spec: LocalSpec, node: string): Promise<ServiceSpec> {
-    return deployExample(service, spec, node, this.example, this.exampleKind);
+  workloadSpec(service: string, spec: LocalSpec, node: string, kind: WorkloadKind = 'Deployment'): Promise<ServiceSpec> {
+    return deployExample(service, spec, node, this.example, kind);
   }
 
   discardWorkload(service: string): Promise<void> {

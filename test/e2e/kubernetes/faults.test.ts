@@ -47,9 +47,8 @@ describe('kubernetes: migrations under faults end migrated or rolled back, nothi
     'a bare Pod: the copy takes its place and the source pod is gone',
     async () => {
       const service = `k8s-pod-${run}`;
-      cluster.exampleKind = 'Pod';
       try {
-        const { report, placed, live, seen } = await migrate(service, {});
+        const { report, placed, live, seen } = await migrate(service, { kind: 'Pod' });
         expect(report.failure ?? null).toBeNull();
         expect(report.outcome).toBe('completed');
         expectExact(report.verification!);
@@ -60,7 +59,6 @@ describe('kubernetes: migrations under faults end migrated or rolled back, nothi
         expect([...seen.pods].sort()).toEqual([report.sourceInstance, report.targetInstance].sort());
         expect([...seen.consumers].every((c) => c === report.sourceInstance || c === report.targetInstance)).toBe(true);
       } finally {
-        cluster.exampleKind = 'Deployment';
         await undeploy(cluster, service).catch(() => undefined);
       }
     },

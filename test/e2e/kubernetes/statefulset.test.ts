@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
@@ -21,10 +21,6 @@ const run = k8s.run;
 let cluster: KubeTestCluster;
 beforeAll(() => {
   cluster = k8s.cluster();
-  cluster.exampleKind = 'StatefulSet';
-});
-afterAll(() => {
-  cluster.exampleKind = 'Deployment';
 });
 
 const statefulSet = (name: string) => cluster.api.find<V1StatefulSet>(`/apis/apps/v1/namespaces/default/statefulsets/${name}`);
