@@ -15,7 +15,7 @@ import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
 import type { Published } from '../service/producer';
-import type { ClusterHandle, Placement, WorkloadKind } from '../runtimes/types';
+import type { ClusterHandle, Placement, WorkloadKind, WorkloadShape } from '../runtimes/types';
 import { workload, type Workload, type WorkloadName } from './workloads';
 import { FAILURE, type Workflows } from '../lib/contracts';
 
@@ -65,14 +65,14 @@ export async function deployWorkload(
   name: WorkloadName,
   service: string,
   node: string,
-  o: { stateBytes?: number; workMs?: number; kind?: WorkloadKind } = {},
+  o: { stateBytes?: number; workMs?: number } & WorkloadShape = {},
 ): Promise<Placement> {
   const w = workload(name);
   w.reset(service, cluster.opts.home);
   return (await cluster.client.workflow.execute('deployService', {
     taskQueue: cluster.opts.taskQueue,
     workflowId: `deploy-${service}-${Date.now()}`,
-    args: [{ service, node, spec: await cluster.workloadSpec(service, w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }), node, o.kind) }],
+    args: [{ service, node, spec: await cluster.workloadSpec(service, w.spec(service, { home: cluster.opts.home, stateBytes: o.stateBytes ?? 0, workMs: o.workMs ?? 0 }), node, { kind: o.kind, migrateOnEviction: o.migrateOnEviction }) }],
   })) as Placement;
 }
 

@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { countField, msField, nameField, objectMessages } from './input-fields';
-import { STRATEGIES } from './migration';
+import { STRATEGIES, type Strategy } from './migration';
 
 const strategy = z.enum(STRATEGIES, { errorMap: () => ({ message: `strategy must be one of ${STRATEGIES.join(', ')}` }) }).default('shadow');
 const concurrency = z
@@ -55,6 +55,26 @@ export const DrainInputSchema = z
 export type DrainInput = z.input<typeof DrainInputSchema>;
 export type DrainRequest = z.output<typeof DrainInputSchema>;
 
+/** One service off a node, as drainNode moves each (the eviction webhook starts one per evicted pod). */
+export const EvacuateInputSchema = z
+  .object(
+    { service: nameField('service', 'orders'), node: nameField('node', 'node-a'), strategy, sampleMs: msField('sampleMs', 100, 60_000, 1000) },
+    objectMessages('the input', '{"service": "orders", "node": "node-a"}'),
+  )
+  .strict();
+export type EvacuateInput = z.input<typeof EvacuateInputSchema>;
+
+/**
+ * The strategy a service moves by when a fleet workflow asks for `asked`: a StatefulSet's pod (one that
+ * keeps its name) by the name-keeping counterpart (shadow → shadow-swap, stop-and-copy → sequential),
+ * anything else by the plain one.
+ */
+export function strategyFor(asked: Strategy, keepsName: boolean): Strategy {
+  const pairs: Array<[Strategy, Strategy]> = [['shadow', 'shadow-swap'], ['stop-and-copy', 'sequential']];
+  const pair = pairs.find((p) => p.includes(asked))!;
+  return pair[keepsName ? 1 : 0];
+}
+
 export interface InstanceLoad {
   service: string;
   instanceId: string;
@@ -67,6 +87,8 @@ export interface InstanceLoad {
   placedAt: number;
   /** A migration holds the service's lock. */
   migrating: boolean;
+  /** Its controller knows it by name (a StatefulSet's pod): it moves by a name-keeping strategy. */
+  keepsName?: boolean;
 }
 
 export interface NodeLoad {

@@ -29,6 +29,12 @@ export { RUNTIMES, type RuntimeName } from './runtime-names';
 
 /** How the harness runs an example on a runtime that has workload kinds (kubernetes; local has none). */
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'Pod';
+export interface WorkloadShape {
+  /** Default: a Deployment. */
+  kind?: WorkloadKind;
+  /** Its pods opt in to migrating on eviction (label `ms2m.io/on-eviction: migrate`). */
+  migrateOnEviction?: boolean;
+}
 
 /** Facts for people (a log location, a process id, a tool version), never read by the workflow. */
 export type Details = Record<string, string | number>;
@@ -195,10 +201,10 @@ export interface ClusterHandle {
   placement(service: string): Promise<Placement | null>;
   /**
    * What a deploy of one of the project's example services needs in this runtime, from its local spec
-   * (local: that spec; kubernetes: the spec of a workload of `kind`, default a Deployment, that it
+   * (local: that spec; kubernetes: the spec of a workload of that shape, default a Deployment, that it
    * creates, running on `node`).
    */
-  workloadSpec(service: string, spec: LocalSpec, node: string, kind?: WorkloadKind): Promise<ServiceSpec>;
+  workloadSpec(service: string, spec: LocalSpec, node: string, shape?: WorkloadShape): Promise<ServiceSpec>;
   /** Removes what `workloadSpec` created (after an undeploy). */
   discardWorkload(service: string): Promise<void>;
   node(node: string): Promise<NodeInfo | null>;
@@ -238,4 +244,9 @@ export interface Runtime {
   startCluster(opts: ClusterOptions): Promise<ClusterHandle>;
   /** Ends what an earlier crashed run left behind under `home` (instances that would keep consuming). */
   reap(home: string): void;
+  /**
+   * What the runtime serves beside the orchestrator's worker, if anything (kubernetes: the eviction
+   * webhook, when configured); `close` ends it.
+   */
+  serveBesideOrchestrator?(client: Client, taskQueue: string): Promise<{ close(): void } | null>;
 }

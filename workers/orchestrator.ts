@@ -31,9 +31,18 @@ export async function runOrchestrator(): Promise<void> {
     }),
   });
   warmBrokerConnection();
+  // Not awaited: the worker serves while the webhook waits for its port. A webhook that cannot serve ends
+  // the orchestrator, so that its controller restarts it (evictions it should see are held meanwhile).
+  const beside = runtime.serveBesideOrchestrator?.(client, cfg.taskQueue).catch((err: Error) => {
+    console.error(`[ms2m] ${err.message}`);
+    process.exitCode = 1;
+    worker.shutdown();
+    return null;
+  });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
   console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
   await worker.run();
+  (await beside)?.close();
   await connection.close();
 }
 

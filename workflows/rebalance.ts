@@ -1,5 +1,5 @@
 /**
- * rebalance, drainNode and setNodeSchedulable: the fleet-level workflows. Both rebalance and drainNode
+ * rebalance, drainNode, evacuate and setNodeSchedulable: the fleet-level workflows. rebalance, drainNode and evacuate
  * read the cluster's load through activities, plan with the policy in lib/rebalance.ts, and move services
  * by starting migrateService child workflows a few at a time. Each migration keeps its own guarantees;
  * these workflows only decide where services go and report what happened.
@@ -16,11 +16,14 @@ import {
 import type { MigrationReport, Strategy } from '../lib/migration';
 import {
   DrainInputSchema,
+  EvacuateInputSchema,
   NodeSchedulableInputSchema,
   RebalanceInputSchema,
   planDrain,
   planRebalance,
+  strategyFor,
   type DrainInput,
+  type EvacuateInput,
   type DrainReport,
   type MoveOutcome,
   type NodeLoad,
@@ -65,6 +68,7 @@ async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
               queueDepth: depths[p.spec.primaryQueue] ?? 0,
               placedAt: p.updatedAt,
               migrating: migrating.includes(p.service) || !reachable,
+              ...(p.keepsName ? { keepsName: true } : {}),
             };
           }),
       };
@@ -72,8 +76,17 @@ async function clusterLoad(sampleMs: number): Promise<NodeLoad[]> {
   );
 }
 
+/** The services of `state` that keep their names (a StatefulSet's pod): each moves by a name-keeping strategy. */
+const keepingNames = (state: NodeLoad[]): Set<string> => new Set(state.flatMap((n) => n.instances.filter((i) => i.keepsName).map((i) => i.service)));
+
 /** Runs the moves as migrateService children, `limit` at a time, and reports each one's outcome. */
-async function move(moves: Array<{ service: string; from: string; to: string }>, strategy: Strategy, limit: number, show: (done: MoveOutcome[]) => void): Promise<MoveOutcome[]> {
+async function move(
+  moves: Array<{ service: string; from: string; to: string }>,
+  strategy: Strategy,
+  limit: number,
+  keepsName: Set<string>,
+  show: (done: MoveOutcome[]) => void,
+): Promise<MoveOutcome[]> {
   const { workflowId, taskQueue } = workflowInfo();
   const outcomes: MoveOutcome[] = [];
   let next = 0;
@@ -83,7 +96,7 @@ async function move(moves: Array<{ service: string; from: string; to: string }>,
       const r = (await executeChild(migrateService, {
         workflowId: childId,
         taskQueue,
-        args: [{ service: m.service, targetNode: m.to, strategy }],
+        args: [{ service: m.service, targetNode: m.to, strategy: strategyFor(strategy, keepsName.has(m.service)) }],
         // Cancelling the parent asks each running migration to roll back cleanly.
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       })) as MigrationReport;
@@ -122,7 +135,7 @@ export async function rebalance(rawInput: RebalanceInput = {}): Promise<Rebalanc
     `\n\nplanned: ${plan.moves.length ? plan.moves.map((m) => `${m.service} ${m.from} → ${m.to}`).join(', ') : 'nothing to move'}`;
   setCurrentDetails(summary + (input.dryRun ? '\n\n(dry run)' : ''));
   if (input.dryRun || plan.moves.length === 0) return { dryRun: input.dryRun, plan, outcomes: [] };
-  const outcomes = await move(plan.moves, input.strategy, input.concurrency, (done) => setCurrentDetails(`${summary}\n\n${table(done)}`));
+  const outcomes = await move(plan.moves, input.strategy, input.concurrency, keepingNames(state), (done) => setCurrentDetails(`${summary}\n\n${table(done)}`));
   return { dryRun: false, plan, outcomes };
 }
 
@@ -139,9 +152,31 @@ export async function drainNode(rawInput: DrainInput): Promise<DrainReport> {
     moves.map((m) => ({ ...m, from: input.node })),
     input.strategy,
     input.concurrency,
+    keepingNames(state),
     (done) => setCurrentDetails(`${head}\n\n${table(done)}`),
   );
   return { node: input.node, startedAt, endedAt: Date.now(), services, stranded, schedulable: false };
+}
+
+/**
+ * One service off a node, planned and moved as drainNode moves each of its services. The eviction
+ * webhook starts one for each pod that `kubectl drain` (or anyone through the Eviction API) evicts.
+ */
+export async function evacuate(rawInput: EvacuateInput): Promise<MoveOutcome> {
+  const input = parseInput('evacuate', EvacuateInputSchema, rawInput);
+  const state = await clusterLoad(input.sampleMs);
+  const m = planDrain(state, input.node).moves.find((x) => x.service === input.service);
+  if (!m) {
+    const here = state.some((n) => n.node === input.node && n.instances.some((i) => i.service === input.service));
+    throw ApplicationFailure.nonRetryable(
+      here ? `service: ${input.service} has nowhere to go off ${input.node}: no other schedulable node has room` : `service: ${input.service} does not run on ${input.node}`,
+      FAILURE.InvalidInput,
+    );
+  }
+  const head = `**evacuate ${input.service}** off ${input.node}`;
+  setCurrentDetails(head);
+  const [outcome] = await move([{ ...m, from: input.node }], input.strategy, 1, keepingNames(state), (done) => setCurrentDetails(`${head}\n\n${table(done)}`));
+  return outcome;
 }
 
 export async function setNodeSchedulable(rawInput: NodeSchedulableInput): Promise<void> {

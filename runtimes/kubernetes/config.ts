@@ -17,6 +17,10 @@ export interface KubeSettings {
   advertise: string;
   /** Set in the registry transfer mode: the registry the source pushes checkpoint images to and the nodes pull from. */
   registry?: Registry;
+  /** host:port the orchestrator serves the eviction webhook on (infra/kubernetes/eviction); unset: no webhook. */
+  webhookListen?: string;
+  /** Where the webhook's TLS key and certificate are (tls.key, tls.crt: a mounted kubernetes.io/tls Secret). */
+  webhookCertDir: string;
 }
 
 import type { Registry } from './registry';
@@ -36,6 +40,8 @@ export function kubeSettings(env: NodeJS.ProcessEnv = process.env): KubeSettings
     ctr: env.MS2M_CTR ?? 'ctr',
     transferListen: env.MS2M_TRANSFER_LISTEN ?? '0.0.0.0:0',
     advertise: env.MS2M_POD_IP ?? '127.0.0.1',
+    ...(env.MS2M_WEBHOOK_LISTEN ? { webhookListen: env.MS2M_WEBHOOK_LISTEN } : {}),
+    webhookCertDir: env.MS2M_WEBHOOK_CERT_DIR ?? '/etc/ms2m/webhook',
   };
 }
 

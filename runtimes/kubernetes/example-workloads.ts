@@ -13,10 +13,10 @@
 import * as path from 'node:path';
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { loadConfig } from '../../lib/config';
-import type { KubernetesSpec, LocalSpec, WorkloadKind } from '../types';
+import type { KubernetesSpec, LocalSpec, WorkloadShape } from '../types';
 import { seg, type KubeApi } from './kube-api';
 import { heldName, statefulSetPath } from './statefulsets';
-import { deploymentPath, podPath } from './workloads';
+import { LABEL_ON_EVICTION, deploymentPath, podPath } from './workloads';
 
 
 export const EXAMPLE_NAMESPACE = 'default';
@@ -31,7 +31,7 @@ export interface ExampleCluster {
   amqpUrl: string;
 }
 
-export function exampleDeployment(service: string, spec: LocalSpec, node: string, c: ExampleCluster): V1Deployment {
+export function exampleDeployment(service: string, spec: LocalSpec, node: string, c: ExampleCluster, migrateOnEviction = false): V1Deployment {
   const root = loadConfig().projectRoot;
   const command = spec.command.map((a, i) => (i === 0 && a === process.execPath ? 'node' : a.startsWith(`${root}/`) ? path.join(APP, path.relative(root, a)) : a));
   const hostDirs = [...new Set(Object.values(spec.env).filter((v) => path.isAbsolute(v) && !v.startsWith(`${root}/`)).map((v) => path.dirname(v)))];
@@ -47,7 +47,7 @@ export function exampleDeployment(service: string, spec: LocalSpec, node: string
       replicas: 1,
       selector: { matchLabels: labels },
       template: {
-        metadata: { labels, annotations: { 'org.criu.config': c.criuConfig } },
+        metadata: { labels: { ...labels, ...(migrateOnEviction ? { [LABEL_ON_EVICTION]: 'migrate' } : {}) }, annotations: { 'org.criu.config': c.criuConfig } },
         spec: {
           terminationGracePeriodSeconds: 2,
           affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] } }] } },
@@ -81,11 +81,11 @@ function exampleStatefulSet(d: V1Deployment): V1StatefulSet {
  * Creates (or replaces) the example as a Deployment, a StatefulSet, or a bare Pod (`<service>-solo`)
  * bound to `node`, and waits until its pod runs on `node`.
  */
-export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, kind: WorkloadKind = 'Deployment'): Promise<KubernetesSpec> {
+export async function deployExample(service: string, spec: LocalSpec, node: string, c: ExampleCluster, { kind = 'Deployment', migrateOnEviction = false }: WorkloadShape = {}): Promise<KubernetesSpec> {
   const ns = EXAMPLE_NAMESPACE;
   await discardExample(c.api, service);
   await c.api.post(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${service}-broker`, namespace: ns }, stringData: { url: c.amqpUrl } });
-  const d = exampleDeployment(service, spec, node, c);
+  const d = exampleDeployment(service, spec, node, c, migrateOnEviction);
   const name = kind === 'Pod' ? `${service}-solo` : service;
   if (kind === 'Pod') {
     const t = d.spec!.template;

@@ -27,7 +27,7 @@ import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type
 import { KubeError, seg, type KubeApi } from './kube-api';
 import { deleteCheckpointImage, pushCheckpointImage, registryRef, type Registry } from './registry';
 import { heldStatefulSet, statefulSetPath } from './statefulsets';
-import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
+import { ANNOTATION_CONTAINER, ANNOTATION_QUEUE, ANNOTATION_SOURCE, LABEL_COPY_FOR, LABEL_ON_EVICTION, LABEL_SERVICE, deploymentPath, podPath, podsWith } from './workloads';
 
 export interface KubeNodeConfig {
   api: KubeApi;
@@ -374,7 +374,8 @@ export function copyPodOf(source: V1Pod, o: { name: string; node: string; servic
     metadata: {
       name: o.name,
       namespace: source.metadata!.namespace,
-      labels: { [LABEL_COPY_FOR]: o.service },
+      // Its opt-in to migrating on eviction goes with it; no controller selects on that label.
+      labels: { [LABEL_COPY_FOR]: o.service, ...(source.metadata?.labels?.[LABEL_ON_EVICTION] ? { [LABEL_ON_EVICTION]: source.metadata.labels[LABEL_ON_EVICTION] } : {}) },
       annotations: { ...annotations, [ANNOTATION_SOURCE]: source.metadata!.name! },
     },
     spec,

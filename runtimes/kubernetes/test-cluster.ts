@@ -17,7 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { V1Node, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { loadConfig } from '../../lib/config';
-import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, ServiceSpec, WorkloadKind } from '../types';
+import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, ServiceSpec, WorkloadShape } from '../types';
 import { deployExample, discardExample } from './example-workloads';
 import { nodeTaskQueue } from '../shared/task-queues';
 import { nodeInfoOf } from './cluster-activities';
@@ -173,8 +173,8 @@ export class KubeTestCluster implements ClusterHandle {
     return { api: this.api, image: this.env.IMAGE_MS2M, criuConfig: this.env.CRIU_CONFIG, amqpUrl: readFileSync(this.env.AMQP_URL_FILE, 'utf8').trim() };
   }
 
-  workloadSpec(service: string, spec: LocalSpec, node: string, kind: WorkloadKind = 'Deployment'): Promise<ServiceSpec> {
-    return deployExample(service, spec, node, this.example, kind);
+  workloadSpec(service: string, spec: LocalSpec, node: string, shape: WorkloadShape = {}): Promise<ServiceSpec> {
+    return deployExample(service, spec, node, this.example, shape);
   }
 
   discardWorkload(service: string): Promise<void> {

@@ -20,6 +20,8 @@ import { heldStatefulSet, releaseStatefulSet, statefulSetPath } from './stateful
 
 export const LABEL_SERVICE = 'ms2m.io/service';
 export const LABEL_COPY_FOR = 'ms2m.io/copy-for';
+/** On a pod (its template's labels), value `migrate`: evicting it migrates its service instead (./eviction-webhook). */
+export const LABEL_ON_EVICTION = 'ms2m.io/on-eviction';
 export const ANNOTATION_QUEUE = 'ms2m.io/primary-queue';
 export const ANNOTATION_CONTAINER = 'ms2m.io/container';
 export const ANNOTATION_SOURCE = 'ms2m.io/copy-of';
