@@ -19,7 +19,7 @@ import { progressQuery } from '../../../lib/contracts';
 import { transferToken } from '../../../runtimes/shared/image-transfer';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
-import { deploymentShape, kubeE2e, migrateLedger } from './kube-e2e';
+import { breakRestoresOnNodeB, deploymentShape, kubeE2e, migrateLedger, reloadImages } from './kube-e2e';
 
 const k8s = kubeE2e('k8s-faults');
 const run = k8s.run;
@@ -29,7 +29,6 @@ beforeAll(() => {
 });
 
 const kubectl = (...args: string[]) => spawnSync(cluster.env.KUBECTL, ['--kubeconfig', cluster.env.KUBECONFIG, ...args], { encoding: 'utf8' });
-const ctr = (node: string, ...args: string[]) => spawnSync(cluster.env.CTR, ['-a', `${cluster.env.RUN}/${node}/sock/containerd.sock`, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
 
 async function untilStage(handle: WorkflowHandle, stage: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -74,13 +73,7 @@ describe('kubernetes: migrations under faults end migrated or rolled back, nothi
         const { report, placed, live, seen } = await migrate(service, {
           afterDeploy: async () => {
             before = await cluster.api.get<V1Deployment>(`/apis/apps/v1/namespaces/default/deployments/${service}`);
-            // Every name of the base image on node-b: its own and the ids the CRI plugin keeps.
-            const target = (name: string) => ctr('node-b', 'images', 'ls', `name==${name}`).stdout.split('\n')[1]?.trim().split(/\s+/)[2];
-            const digest = target(cluster.env.IMAGE_MS2M);
-            const names = ctr('node-b', 'images', 'ls', '-q').stdout.split('\n').filter((n) => n && target(n) === digest);
-            expect(names).toContain(cluster.env.IMAGE_MS2M);
-            const rm = ctr('node-b', 'images', 'rm', ...names);
-            expect(rm.status, rm.stderr).toBe(0);
+            breakRestoresOnNodeB(cluster);
           },
         });
         console.log(`restore failure: ${JSON.stringify(report.failure)}`);
@@ -95,8 +88,7 @@ describe('kubernetes: migrations under faults end migrated or rolled back, nothi
         expect([...seen.consumers]).toEqual([report.sourceInstance]);
       } finally {
         await undeploy(cluster, service).catch(() => undefined);
-        // Loads what is missing on the nodes again.
-        spawnSync('bash', ['infra/k8s/cluster.sh', 'up'], { stdio: 'ignore' });
+        reloadImages();
       }
     },
     300_000,

@@ -2,9 +2,10 @@
  * What the Kubernetes e2e files share: the test cluster brought up with ms2m installed for the file (and
  * down after it), and what of a Deployment a migration must leave as it was.
  */
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { runScenario, type ScenarioOptions } from '../../../cli/scenario';
 import { ledgerTopology } from '../../../examples/ledger/ledger';
 import { loadConfig } from '../../../lib/config';
@@ -62,6 +63,23 @@ export async function migrateLedger(cluster: KubeTestCluster, service: string, o
   }
   return { ...result, seen };
 }
+
+/**
+ * Removes every name of the ms2m base image from node-b's containerd (its own and the ids the CRI plugin
+ * keeps), so that a restore there fails; `reloadImages` puts them back.
+ */
+export function breakRestoresOnNodeB(cluster: KubeTestCluster): void {
+  const ctr = (...args: string[]) => spawnSync(cluster.env.CTR, ['-a', `${cluster.env.RUN}/node-b/sock/containerd.sock`, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
+  const target = (name: string) => ctr('images', 'ls', `name==${name}`).stdout.split('\n')[1]?.trim().split(/\s+/)[2];
+  const digest = target(cluster.env.IMAGE_MS2M);
+  const names = ctr('images', 'ls', '-q').stdout.split('\n').filter((n) => n && target(n) === digest);
+  expect(names).toContain(cluster.env.IMAGE_MS2M);
+  const rm = ctr('images', 'rm', ...names);
+  expect(rm.status, rm.stderr).toBe(0);
+}
+
+/** Loads what is missing on the nodes again (`cluster.sh up` is incremental). */
+export const reloadImages = (): void => void spawnSync('bash', ['infra/k8s/cluster.sh', 'up'], { stdio: 'ignore' });
 
 export const deploymentShape = (d: V1Deployment) => ({
   replicas: d.spec?.replicas,

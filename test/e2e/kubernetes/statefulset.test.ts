@@ -8,13 +8,12 @@
  * fresh pod with an empty state; and the StatefulSet is as it was (replicas, template, update strategy,
  * revision), owning `<sts>-0` where the migration ended.
  */
-import { spawnSync } from 'node:child_process';
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { beforeAll, describe, expect, it } from 'vitest';
 import { undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
-import { kubeE2e, migrateLedger } from './kube-e2e';
+import { breakRestoresOnNodeB, kubeE2e, migrateLedger, reloadImages } from './kube-e2e';
 
 const k8s = kubeE2e('k8s-sts');
 const run = k8s.run;
@@ -34,17 +33,6 @@ const shape = (s: V1StatefulSet | null) => ({
   labels: s?.metadata?.labels,
   revision: s?.status?.currentRevision,
 });
-const ctr = (node: string, ...args: string[]) => spawnSync(cluster.env.CTR, ['-a', `${cluster.env.RUN}/${node}/sock/containerd.sock`, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
-
-/** Removes every name of the ms2m base image from node-b's containerd, so that a restore there fails. */
-function breakRestoresOnNodeB(): void {
-  const target = (name: string) => ctr('node-b', 'images', 'ls', `name==${name}`).stdout.split('\n')[1]?.trim().split(/\s+/)[2];
-  const digest = target(cluster.env.IMAGE_MS2M);
-  const names = ctr('node-b', 'images', 'ls', '-q').stdout.split('\n').filter((n) => n && target(n) === digest);
-  expect(names).toContain(cluster.env.IMAGE_MS2M);
-  const rm = ctr('node-b', 'images', 'rm', ...names);
-  expect(rm.status, rm.stderr).toBe(0);
-}
 
 async function migrateStatefulSet(service: string, o: Partial<ScenarioOptions>) {
   let before: V1StatefulSet | null = null;
@@ -128,7 +116,7 @@ describe('kubernetes: a StatefulSet pod moves under its own name, nothing lost, 
       async () => {
         const service = `k8s-${strategy === 'sequential' ? 'seq' : 'swap'}-rb-${run}`;
         try {
-          const { report, placed, live, now } = await migrateStatefulSet(service, { strategy, afterDeploy: async () => breakRestoresOnNodeB() });
+          const { report, placed, live, now } = await migrateStatefulSet(service, { strategy, afterDeploy: async () => breakRestoresOnNodeB(cluster) });
           console.log(`${strategy} restore failure: ${JSON.stringify(report.failure)}`);
           expect(report.outcome).toBe('rolled-back');
           expect(report.failure).toMatchObject({ phase: 'restore', type: 'RestoreFailed' });
@@ -138,8 +126,7 @@ describe('kubernetes: a StatefulSet pod moves under its own name, nothing lost, 
           expect(now.spec!.nodeName).toBe('node-a');
         } finally {
           await undeploy(cluster, service).catch(() => undefined);
-          // Loads what is missing on the nodes again.
-          spawnSync('bash', ['infra/k8s/cluster.sh', 'up'], { stdio: 'ignore' });
+          reloadImages();
         }
       },
       300_000,
