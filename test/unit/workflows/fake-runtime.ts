@@ -26,6 +26,7 @@ const CHANGES = new Set<ActivityName>([
   'releaseLock',
   'commitPlacement',
   'removePlacement',
+  'holdController',
   'setNodeSchedulable',
   'startInstance',
   'checkpoint',
@@ -143,6 +144,8 @@ export interface FakeImage {
   applied: number;
   marks: Marks;
   primaryQueue: string;
+  /** What the instance was when dumped: an instance restored under its own name resumes as that. */
+  was: Pick<FakeInstance, 'role' | 'fenced' | 'epoch' | 'migrationId' | 'fencedAt' | 'diverged'>;
 }
 
 export interface FakeNode {
@@ -179,6 +182,12 @@ export class FakeCluster {
   readonly nodes = new Map<string, FakeNode>();
   readonly placements = new Map<string, Placement>();
   readonly locks = new Map<string, { workflowId: string; runId: string }>();
+  /**
+   * Services whose controller is held (holdController). A placement that `keepsName` is otherwise a
+   * StatefulSet's pod: its controller at once starts an empty instance of that name where the stopped
+   * one was, and the name is taken (a restore under it is refused).
+   */
+  readonly held = new Set<string>();
   readonly instances = new Map<string, FakeInstance>();
   /** Replay queues that exist, and whether their end marker was put behind them. */
   readonly queues = new Map<string, { sealed: boolean }>();
@@ -512,7 +521,10 @@ export class FakeCluster {
         return structuredClone(p);
       }),
       findPlacement: w('findPlacement', async ({ service }) => structuredClone(this.placements.get(service) ?? null)),
-      commitPlacement: w('commitPlacement', async (p) => void this.placements.set(p.service, structuredClone(p))),
+      commitPlacement: w('commitPlacement', async (p) => {
+        this.placements.set(p.service, structuredClone(p));
+        this.held.delete(p.service);
+      }),
       removePlacement: w('removePlacement', async ({ service }) => void this.placements.delete(service)),
       node: w('node', async ({ node }) => {
         const n = this.nodes.get(node);
@@ -525,7 +537,9 @@ export class FakeCluster {
         if (!n) throw ApplicationFailure.nonRetryable(`node: there is no node "${node}"`, 'InvalidInput');
         n.schedulable = schedulable;
       }),
-      holdController: w('holdController', async () => undefined),
+      holdController: w('holdController', async ({ service }) => {
+        if (this.placements.get(service)?.keepsName) this.held.add(service);
+      }),
     };
   }
 
@@ -663,7 +677,8 @@ export class FakeCluster {
       checkpoint: w('checkpoint', async ({ instanceId, imageId }) => {
         const i = onThisNode(instanceId);
         if (!i.alive) throw ApplicationFailure.nonRetryable(`instance ${instanceId} exited`, 'InstanceExited');
-        here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, marks: { ...i.marks }, primaryQueue: i.primaryQueue });
+        const was = { role: i.role, fenced: i.fenced, epoch: i.epoch, migrationId: i.migrationId, fencedAt: i.fencedAt, diverged: i.diverged };
+        here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, marks: { ...i.marks }, primaryQueue: i.primaryQueue, was });
         return { image: { node, id: imageId, locator: `fake:${node}/${imageId}` }, bytes: 13 << 20, files: 12, dumpMs: 150, freezeMs: 120 };
       }),
       transfer: w('transfer', async ({ image, targetNode }) => {
@@ -679,8 +694,12 @@ export class FakeCluster {
         const imageId = image.id;
         const img = image.node === node ? here().images.get(imageId) : undefined;
         if (!img) throw ApplicationFailure.nonRetryable(`no image ${imageId} on ${node}`, 'ImageMissing');
+        const taken = this.instances.get(instanceId);
+        if (taken?.alive) throw ApplicationFailure.nonRetryable(`${instanceId} already runs on ${taken.node}`, 'AlreadyExists');
         const i = this.newInstance(service, instanceId, node, img.primaryQueue, 'restored', img.applied);
-        i.diverged = this.replay.divergeCopies;
+        // Under its own name it is the instance it was (a fenced source stays fenced); under a new one, a standby copy.
+        if (instanceId === img.instanceId) Object.assign(i, img.was, { consuming: img.was.role === 'primary' && !img.was.fenced ? 'primary' : 'none' });
+        i.diverged ||= this.replay.divergeCopies;
         i.outputsEmitted = 0;
         return { instance: record(i), restoreMs: 200 };
       }),
@@ -690,6 +709,12 @@ export class FakeCluster {
         const was = i.alive;
         i.alive = false;
         i.consuming = 'none';
+        const p = this.placements.get(i.service);
+        if (p?.keepsName && p.instanceId === instanceId && !this.held.has(i.service)) {
+          const fresh = this.newInstance(i.service, instanceId, p.node, i.primaryQueue, 'started', 0);
+          fresh.role = 'primary';
+          fresh.consuming = 'primary';
+        }
         return { stopped: was };
       }),
       removeImage: w('removeImage', async ({ imageId }) => void here().images.delete(imageId)),
