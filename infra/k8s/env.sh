@@ -103,6 +103,15 @@ daemon_pid() {
   echo "$pid"
 }
 
+# die_see LOG MESSAGE: die, showing the last lines of the daemon log that says why (a CI run keeps
+# only the output, not the cluster's logs).
+die_see() {
+  local file=$1
+  shift
+  [ -f "$file" ] && { log "last lines of $file:"; tail -n 25 "$file" | log_block; }
+  die "$* (full log: $file)"
+}
+
 # start_daemon NAME CMD...: run CMD detached (own session, so a Ctrl-C of the caller does not reach
 # it), log to $LOGS/NAME.log, pid to $PIDS/NAME.pid. The pid is written by the process itself before
 # exec, so it is right whether or not setsid had to fork. The lock fd is closed for the daemon, or it
@@ -117,7 +126,7 @@ start_daemon() {
     >>"$LOGS/$name.log" 2>&1 </dev/null {MS2M_LOCK_FD}>&- &
   local i
   for i in $(seq 50); do [ -s "$PIDS/$name.pid" ] && return 0; sleep 0.02; done
-  die "$name did not start; see $LOGS/$name.log"
+  die_see "$LOGS/$name.log" "$name did not start"
 }
 
 # stop_daemons [-t SECONDS] NAME...: TERM them all at once, KILL what is left after SECONDS (default

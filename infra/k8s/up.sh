@@ -325,12 +325,12 @@ taints_gone() {
 # wait_schedulable [SINCE]: see node_ready.
 wait_schedulable() {
   local n
-  for n in $NODES; do wait_fast 120 "node $n Ready" node_ready "$n" "${1:-}" || die "node $n did not become Ready; see $LOGS/kubelet-$n.log"; done
+  for n in $NODES; do wait_fast 120 "node $n Ready" node_ready "$n" "${1:-}" || die_see "$LOGS/kubelet-$n.log" "node $n did not become Ready"; done
   step "nodes Ready"
   wait_fast 60 "the not-ready taints to go" taints_gone ||
-    die "the nodes stay tainted not-ready; see $LOGS/kube-controller-manager.log"
+    die_see "$LOGS/kube-controller-manager.log" "the nodes stay tainted not-ready"
   wait_fast 60 "the default ServiceAccount" kube -n default get serviceaccount default ||
-    die "no default ServiceAccount; see $LOGS/kube-controller-manager.log"
+    die_see "$LOGS/kube-controller-manager.log" "no default ServiceAccount"
   step "nodes schedulable, default ServiceAccount present"
 }
 
@@ -396,16 +396,16 @@ printf 'version: 0.1\nstorage: {filesystem: {}}\nhttp: {}\n' >"$MS2M_K8S_RUN/reg
 cmd_for registry; start_daemon registry "${CMD[@]}"
 import_pids=()
 for n in $NODES; do
-  (wait_fast 30 "containerd on $n" healthy "containerd-$n" || die "containerd on $n did not start; see $LOGS/containerd-$n.log"
+  (wait_fast 30 "containerd on $n" healthy "containerd-$n" || die_see "$LOGS/containerd-$n.log" "containerd on $n did not start"
    import_images "$n") &
   import_pids+=($!)
 done
-wait_fast 30 etcd healthy etcd || die "etcd did not start; see $LOGS/etcd.log"
+wait_fast 30 etcd healthy etcd || die_see "$LOGS/etcd.log" "etcd did not start"
 step "etcd healthy"
 cmd_for kube-apiserver; start_daemon kube-apiserver "${CMD[@]}"
-wait_fast 90 kube-apiserver healthy kube-apiserver || die "kube-apiserver is not ready; see $LOGS/kube-apiserver.log"
+wait_fast 90 kube-apiserver healthy kube-apiserver || die_see "$LOGS/kube-apiserver.log" "kube-apiserver is not ready"
 step "kube-apiserver ready"
-wait_fast 30 registry healthy registry || die "the registry did not start; see $LOGS/registry.log"
+wait_fast 30 registry healthy registry || die_see "$LOGS/registry.log" "the registry did not start"
 for c in kube-controller-manager kube-scheduler; do cmd_for "$c"; start_daemon "$c" "${CMD[@]}"; done
 
 # The kubelets want their cgroup root to exist in every hierarchy (cgroup v1); cpuset's must have
@@ -422,14 +422,14 @@ for n in $NODES; do
   fi
 done
 for c in kube-controller-manager kube-scheduler; do
-  wait_fast 60 "$c" healthy "$c" || die "$c is not healthy; see $LOGS/$c.log"
+  wait_fast 60 "$c" healthy "$c" || die_see "$LOGS/$c.log" "$c is not healthy"
 done
 step "kube-controller-manager, kube-scheduler healthy"
 for p in "${import_pids[@]}"; do wait "$p" || die "a node's containerd or image import failed (above)"; done
 step "containerds up, images imported"
 KUBELETS_STARTED=$(date +%s)
 for n in $NODES; do cmd_for "kubelet-$n"; start_daemon "kubelet-$n" "${CMD[@]}"; done
-for n in $NODES; do wait_fast 60 "kubelet on $n" healthy "kubelet-$n" || die "the kubelet of $n is not healthy; see $LOGS/kubelet-$n.log"; done
+for n in $NODES; do wait_fast 60 "kubelet on $n" healthy "kubelet-$n" || die_see "$LOGS/kubelet-$n.log" "the kubelet of $n is not healthy"; done
 step "kubelets healthy"
 wait_schedulable "$KUBELETS_STARTED"
 ensure_rabbit_user

@@ -37,10 +37,17 @@ export async function infra(script: string, args: string[] = []): Promise<InfraE
   const file = path.join(loadConfig().projectRoot, 'infra', 'k8s', script);
   const child = execFile('bash', [file, ...args], { maxBuffer: 16 * 1024 * 1024 });
   child.stderr?.pipe(process.stderr);
+  // The error carries the script's last messages: a test runner's summary is often all a CI log keeps.
+  let messages = '';
+  child.stderr?.on('data', (d: Buffer) => (messages = (messages + d.toString()).slice(-4000)));
   const out = await new Promise<string>((resolve, reject) => {
     let text = '';
     child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`infra/k8s/${script} ${args.join(' ')} failed (exit ${code}); its messages are above`))));
+    child.on('exit', (code) => {
+      if (code === 0) return resolve(text);
+      const last = messages.trimEnd().split('\n').slice(-30).join('\n');
+      reject(new Error(`infra/k8s/${script} ${args.join(' ')} failed (exit ${code}); its last messages:\n${last}`));
+    });
   });
   return Object.fromEntries(out.split('\n').flatMap((l) => (/^[A-Z_][A-Z0-9_]*=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^"|"$/g, '')]] : [])));
 }
