@@ -4,7 +4,7 @@
  * strategies × message rates × repetitions (and optionally state sizes), one CSV row per run, a summary
  * table, a markdown report with the papers' numbers beside ours, and PNG plots.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
@@ -20,7 +20,7 @@ import { ensureStack } from '../lib/stack';
 import { writePlots } from './plots';
 import { measureCapacity } from './capacity';
 import { profileMigration, type Profile } from './profile';
-import { writeMarkdownReport } from './report';
+import { writeMarkdownReport, type ReportInput } from './report';
 import { planGrid, rowOf, type RunPlan } from './rows';
 import { formatSummaryTable, ratios, summarize, writeCsv } from './summary';
 import type { BenchRow } from './types';
@@ -75,6 +75,9 @@ const program = new Command('bench')
   .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: only threshold or cutoff)', count('--stall-ms', 0, 3_600_000), 3_000)
   .option('--warmup-ms <ms>', 'load before each migration starts', count('--warmup-ms', 0, 600_000), 2000)
   .option('--settle-ms <ms>', 'load after each migration ends', count('--settle-ms', 0, 600_000), 1000)
+  .option('--capacity-work-ms <list>', "measure the service's capacity (msg/s flat out on a backlog) at these ms of work per message before the grid", list('--capacity-work-ms', 0, 1000), [0, 2, 10])
+  .option('--no-capacity', 'skip the capacity measurement (the rate above capacity then needs --no-overload)')
+  .option('--rerender <dir>', "only write runs.csv, report.md and the plots again from the reports.jsonl of an earlier run in <dir> (after a change to the report); runs nothing")
   .option('--quick', 'a small grid that finishes in a few minutes: rates 20,60,120 + overload, 1 repetition, state sweep 10,64 MB')
   .option('--out <dir>', 'where to write runs.csv, report.md and the plots (default bench-results/<timestamp>)');
 
@@ -95,6 +98,9 @@ interface Options {
   stallMs: number;
   warmupMs: number;
   settleMs: number;
+  capacityWorkMs: number[];
+  capacity: boolean;
+  rerender?: string;
   quick?: boolean;
   out?: string;
 }
@@ -105,6 +111,8 @@ export async function main(argv: string[]): Promise<number> {
   if (o.quick) {
     Object.assign(o, { rates: [20, 60, 120], repetitions: 1, stateSweep: [10, 64], stateRepetitions: 1, warmupMs: 1500, settleMs: 500, stallMs: 3000 });
   }
+  if (o.rerender) return rerender(path.resolve(o.rerender), o.service);
+  if (o.overload && !o.capacity) throw new InvalidArgumentError('the rate above capacity needs the capacity: drop --no-capacity, or add --no-overload');
   const out = path.resolve(o.out ?? path.join('bench-results', new Date().toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
   await ensureStack({ quiet: true });
@@ -119,18 +127,18 @@ export async function main(argv: string[]): Promise<number> {
   let profile: Profile | undefined;
   let capacity: Map<number, number> | null = null;
   try {
-    if (o.overload) {
+    if (o.capacity) {
       capacity = new Map();
-      for (const w of o.workMs) {
+      for (const w of [...new Set([...o.capacityWorkMs, ...(o.overload ? o.workMs : [])])].sort((a, b) => a - b)) {
         const c = await measureCapacity(cluster, 'node-a', w, o.service);
         capacity.set(w, c);
-        console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s; above-capacity rate ${Math.ceil(c * 1.25)} msg/s`);
+        console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s${o.overload && o.workMs.includes(w) ? `; above-capacity rate ${Math.ceil(c * 1.25)} msg/s` : ''}`);
       }
     }
     const plans = planGrid({
       strategies: o.strategies,
       rates: o.rates,
-      capacity,
+      capacity: o.overload ? capacity : null,
       repetitions: o.repetitions,
       stateBytes: o.stateMb * 1024 * 1024,
       workMs: o.workMs,
@@ -161,17 +169,46 @@ export async function main(argv: string[]): Promise<number> {
     await cluster.stop();
   }
 
+  const machine = `${runtime.name} runtime; ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
+  const measured = capacity ? Object.fromEntries(capacity) : null;
+  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: measured, machine, profile }, null, 2));
+  return writeResults(out, rows, { machine, service: o.service, profile, runtime: runtime.name, capacity: measured });
+}
+
+type ResultContext = Pick<ReportInput, 'machine' | 'service' | 'profile' | 'runtime' | 'capacity'>;
+
+/** The summary table on stdout; runs.csv, the plots and report.md in `out`. Exit code 1 if a run was not clean. */
+async function writeResults(out: string, rows: BenchRow[], ctx: ResultContext): Promise<number> {
+  writeCsv(path.join(out, 'runs.csv'), rows);
   const summary = summarize(rows);
   const r = ratios(summary);
   console.log(formatSummaryTable(summary, r));
   const plots = await writePlots(out, rows);
-  const machine = `${runtime.name} runtime; ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
-  writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, machine, service: o.service, profile });
-  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: capacity ? Object.fromEntries(capacity) : null }, null, 2));
+  writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, ...ctx });
   console.log(`\n[bench] wrote ${path.join(out, 'runs.csv')}, ${path.join(out, 'report.md')} and ${plots.length} plots`);
   const bad = rows.filter((x) => x.outcome !== 'completed' || x.lost > 0 || x.duplicated > 0 || x.duplicate_outputs > 0 || !x.state_match);
   if (bad.length) console.log(`[bench] ${bad.length} run(s) not clean: ${bad.map((x) => `#${x.run} ${x.outcome}`).join(', ')} (see report.md)`);
   return bad.length ? 1 : 0;
+}
+
+/** Writes the results of an earlier run again from its reports.jsonl and options.json, with today's report code. */
+async function rerender(dir: string, service: WorkloadName): Promise<number> {
+  const file = path.join(dir, 'reports.jsonl');
+  if (!existsSync(file)) throw new InvalidArgumentError(`--rerender: ${file} does not exist; give the folder of an earlier run (it holds reports.jsonl)`);
+  const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
+    const { plan, report } = JSON.parse(l) as { plan: RunPlan; report: MigrationReport | null };
+    return rowOf(plan, report);
+  });
+  const optionsFile = path.join(dir, 'options.json');
+  const saved = (existsSync(optionsFile) ? JSON.parse(readFileSync(optionsFile, 'utf8')) : {}) as Omit<Partial<Options>, 'capacity'> & { machine?: string; capacity?: Record<number, number> | null; profile?: Profile };
+  const runtime = saved.runtime ?? 'local';
+  return writeResults(dir, rows, {
+    machine: saved.machine ?? `${runtime} runtime (machine not recorded)`,
+    service: saved.service ?? service,
+    profile: saved.profile,
+    runtime,
+    capacity: saved.capacity ?? null,
+  });
 }
 
 async function runOne(cluster: ClusterHandle, plan: RunPlan, o: Options): Promise<MigrationReport | null> {

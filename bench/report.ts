@@ -27,6 +27,10 @@ export interface ReportInput {
   /** The example service migrated, e.g. "ledger". */
   service?: string;
   profile?: ReportProfile;
+  /** Where the services ran (default local). */
+  runtime?: 'local' | 'kubernetes';
+  /** The service's measured capacity in msg/s, by ms of work per message. */
+  capacity?: Record<number, number> | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -324,10 +328,24 @@ function serviceState(rows: readonly BenchRow[]): string {
   return parts.join(' and ') || 'its state';
 }
 
+/** The service flat out on a backlog, against the bound its work alone sets (1000 / work ms). */
+export function capacitySection(capacity: Record<number, number>): string {
+  const rows = Object.entries(capacity)
+    .map(([w, c]) => [Number(w), c] as const)
+    .sort((a, b) => a[0] - b[0])
+    .map(([w, c]) => [String(w), fmtNum(c), w > 0 ? fmtNum(Math.round(1000 / w)) : '–', w > 0 ? `${Math.round((c * w) / 10)} %` : '–']);
+  return (
+    'Messages per second the example service processes flat out on a backlog (apply, publish the output with confirms, ' +
+    'acknowledge), measured before the grid; *bound*: what its work alone allows.\n\n' +
+    mdTable(['work ms per message', 'msg/s', 'bound msg/s', 'of the bound'], rows)
+  );
+}
+
 export function renderMarkdownReport(input: ReportInput, reportDir = '.'): string {
   const rate = input.summary.filter((g) => g.sweep === 'rate');
   const state = input.summary.filter((g) => g.sweep === 'state');
-  const out: string[] = ['# ms2m benchmark: shadow vs stop-and-copy', '', '## What was run', '', whatWasRun(input.rows, input.machine, input.service), ''];
+  const ran = STRATEGIES.filter((s) => input.rows.some((r) => r.strategy === s));
+  const out: string[] = [`# ms2m benchmark: ${ran.join(' vs ')}`, '', '## What was run', '', whatWasRun(input.rows, input.machine, input.service), ''];
   out.push(
     '## Medians',
     '',
@@ -342,6 +360,7 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
   if (state.length) out.push('### State-size sweep', '', stateTable(state), '');
   out.push('## Shadow vs stop-and-copy', '', 'Ratio = shadow median / stop-and-copy median; change = ratio − 1.', '', ratioTable(input.ratios), '');
   out.push('## Loss accounting', '', lossAccounting(input.rows), '');
+  if (input.capacity && Object.keys(input.capacity).length) out.push('## Capacity of the service', '', capacitySection(input.capacity), '');
   out.push('## Plots', '', plotsSection(input.plots, reportDir), '');
   if (input.profile) out.push('## Where the time goes', '', profileSection(input.profile), '');
   out.push(
@@ -349,7 +368,10 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
     '',
     mdTable(['source', 'setting', 'published', 'ours (from these runs)'], paperComparison(input).map((p) => [p.source, p.setting, p.published, p.ours])),
     '',
-    'These are not like-for-like. Ours ran on one host, with the service as plain processes rather than containers or pods, ' +
+    'These are not like-for-like, and not the same machine. ' +
+      (input.runtime === 'kubernetes'
+        ? 'Ours ran on one host: a two-node test cluster whose kubelets, containerd, runc and CRIU share one VM, the service as a pod, '
+        : 'Ours ran on one host, with the service as plain processes rather than containers or pods, ') +
       `and the service is a small Node.js process holding ${serviceState(input.rows)}; the papers ` +
       'migrate containers between machines over a network, with their own load, message rates and downtime probes ' +
       '(SHADOW measures downtime with an HTTP probe, we measure the time no instance consumes the queue). Read the table as orders ' +

@@ -18,6 +18,13 @@ die() {
   exit 1
 }
 
+# report_failures: a script under `set -e` that stops on a command without a message of its own (a
+# rabbitmqctl that failed, say) names the command and where it was, instead of exiting 1 in silence.
+report_failures() {
+  set -E
+  trap 'rc=$?; log "stopped: \`$BASH_COMMAND\` failed (exit $rc) at ${BASH_SOURCE[0]##*/}:$LINENO"' ERR
+}
+
 # Indent a block of captured output so it reads as part of our log.
 log_block() { sed 's/^/[ms2m]   | /' >&2; }
 

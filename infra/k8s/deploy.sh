@@ -10,6 +10,7 @@
 # stdout: OVERLAY=<dir>, TASK_QUEUE=<queue>.
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/env.sh"
+report_failures
 REPO=$(cd "$HERE_K8S/../.." && pwd)
 QUEUE=${1:-ms2m}
 [[ $QUEUE =~ ^[A-Za-z0-9._-]+$ ]] || die "task queue \"$QUEUE\" is not a plain name" "use letters, digits, '.', '_' and '-'"

@@ -17,6 +17,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/env.sh
 . "$HERE/env.sh"
+report_failures
 
 T0=${EPOCHREALTIME/./}
 step() { local us=$(( ${EPOCHREALTIME/./} - T0 )); log "$(printf '%3d.%01ds' $((us / 1000000)) $((us / 100000 % 10))) $*"; }

@@ -198,5 +198,17 @@ describe('markdown report', () => {
     const md = renderMarkdownReport({ rows: clean, summary: s, ratios: ratios(s), plots: [], machine: 'm' });
     expect(md).toContain('Every run completed with nothing lost or duplicated');
     expect(md).not.toContain('## Where the time goes');
+    expect(md).not.toContain('## Capacity of the service');
+  });
+
+  it('titles the strategies that ran, says where they ran, and gives the capacity against what the work allows', () => {
+    const s = summarize(rows);
+    const md = renderMarkdownReport({ rows, summary: s, ratios: ratios(s), plots: [], machine: 'm', runtime: 'kubernetes', capacity: { 10: 92, 0: 2100, 2: 480 } });
+    expect(md.split('\n')[0]).toBe('# ms2m benchmark: stop-and-copy vs shadow');
+    expect(md).toContain('a two-node test cluster whose kubelets, containerd, runc and CRIU share one VM');
+    expect(md).not.toContain('plain processes');
+    const section = md.slice(md.indexOf('## Capacity of the service'));
+    const table = section.slice(0, section.indexOf('\n## ')).split('\n').filter((l) => l.startsWith('| '));
+    expect(table.slice(2)).toEqual(['| 0 | 2,100 | – | – |', '| 2 | 480 | 500 | 96 % |', '| 10 | 92 | 100 | 92 % |']);
   });
 });
