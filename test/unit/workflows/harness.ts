@@ -161,3 +161,6 @@ export const AS_BEFORE = {
   placedOn: 'node-a',
   consumers: ['game-0'],
 };
+
+/** Calls that run at once (in Promise.all) are compared as a set: sorted between `from` and `to`. */
+export const sortedMiddle = (steps: string[], from: number, to: number): string[] => [...steps.slice(0, from), ...steps.slice(from, to).sort(), ...steps.slice(to)];

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeCluster } from './fake-runtime';
-import { AS_BEFORE, leftAsBefore, migrateInput, runMigration } from './harness';
+import { AS_BEFORE, leftAsBefore, migrateInput, runMigration, sortedMiddle } from './harness';
 import { WorkflowTestbed } from './temporal-env';
 
 let bed: WorkflowTestbed;
@@ -18,8 +18,6 @@ afterAll(async () => {
 });
 
 const STATEFUL_SET = { services: { game: { node: 'node-a', keepsName: true } } };
-/** Calls that run at once (in Promise.all) are compared as a set: sorted between `from` and `to`. */
-const sortedMiddle = (steps: string[], from: number, to: number) => [...steps.slice(0, from), ...steps.slice(from, to).sort(), ...steps.slice(to)];
 /** Everything the migration undid or left, for a migration that rolled back: as before, and the controller has its pod back. */
 const asBeforeWithController = (fake: FakeCluster) => ({ ...leftAsBefore(fake), held: [...fake.held] });
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityName, FakeCluster } from './fake-runtime';
-import { AS_BEFORE, leftAsBefore, migrateInput, runMigration } from './harness';
+import { AS_BEFORE, leftAsBefore, migrateInput, runMigration, sortedMiddle } from './harness';
 import { WorkflowTestbed } from './temporal-env';
 
 let bed: WorkflowTestbed;
@@ -15,8 +15,6 @@ afterAll(async () => {
   await bed?.stop();
 });
 
-/** finalize stops the source and removes the replay queue and both images at once: their order is free. */
-const sortedMiddle = (steps: string[], from: number, to: number) => [...steps.slice(0, from), ...steps.slice(from, to).sort(), ...steps.slice(to)];
 
 describe.concurrent('a migration that succeeds', () => {
   it('shadow: every phase in order, the copy serves alone, nothing of the migration is left', async () => {
