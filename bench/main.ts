@@ -20,9 +20,10 @@ import { ensureStack } from '../lib/stack';
 import { writePlots } from './plots';
 import { measureCapacity } from './capacity';
 import { profileMigration, type Profile } from './profile';
-import { writeMarkdownReport, type ReportInput } from './report';
+import { CAPACITY_HEAD, capacityRows, writeMarkdownReport, type ReportInput } from './report';
+import Table from 'cli-table3';
 import { planGrid, rowOf, type RunPlan } from './rows';
-import { formatSummaryTable, ratios, summarize, writeCsv } from './summary';
+import { formatSummaryTable, median, ratios, summarize, writeCsv } from './summary';
 import type { BenchRow } from './types';
 
 function list(name: string, min: number, max: number) {
@@ -77,6 +78,8 @@ const program = new Command('bench')
   .option('--settle-ms <ms>', 'load after each migration ends', count('--settle-ms', 0, 600_000), 1000)
   .option('--capacity-work-ms <list>', "measure the service's capacity (msg/s flat out on a backlog) at these ms of work per message before the grid", list('--capacity-work-ms', 0, 1000), [0, 2, 10])
   .option('--no-capacity', 'skip the capacity measurement (the rate above capacity then needs --no-overload)')
+  .option('--capacity-repetitions <n>', 'capacity runs per work value; the median is reported (this VM varies by ±30 % run to run)', count('--capacity-repetitions', 1, 20), 3)
+  .option('--capacity-only', 'measure the capacity (--capacity-work-ms), print it and write capacity.csv; run no migrations')
   .option('--rerender <dir>', "only write runs.csv, report.md and the plots again from the reports.jsonl of an earlier run in <dir> (after a change to the report); runs nothing")
   .option('--quick', 'a small grid that finishes in a few minutes: rates 20,60,120 + overload, 1 repetition, state sweep 10,64 MB')
   .option('--out <dir>', 'where to write runs.csv, report.md and the plots (default bench-results/<timestamp>)');
@@ -100,6 +103,8 @@ interface Options {
   settleMs: number;
   capacityWorkMs: number[];
   capacity: boolean;
+  capacityOnly?: boolean;
+  capacityRepetitions: number;
   rerender?: string;
   quick?: boolean;
   out?: string;
@@ -112,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     Object.assign(o, { rates: [20, 60, 120], repetitions: 1, stateSweep: [10, 64], stateRepetitions: 1, warmupMs: 1500, settleMs: 500, stallMs: 3000 });
   }
   if (o.rerender) return rerender(path.resolve(o.rerender), o.service);
+  if (o.capacityOnly && !o.capacity) throw new InvalidArgumentError('--capacity-only and --no-capacity leave nothing to run: drop one of them');
   if (o.overload && !o.capacity) throw new InvalidArgumentError('the rate above capacity needs the capacity: drop --no-capacity, or add --no-overload');
   const out = path.resolve(o.out ?? path.join('bench-results', new Date().toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
@@ -130,10 +136,13 @@ export async function main(argv: string[]): Promise<number> {
     if (o.capacity) {
       capacity = new Map();
       for (const w of [...new Set([...o.capacityWorkMs, ...(o.overload ? o.workMs : [])])].sort((a, b) => a - b)) {
-        const c = await measureCapacity(cluster, 'node-a', w, o.service);
+        const runs: number[] = [];
+        for (let i = 0; i < o.capacityRepetitions; i++) runs.push(await measureCapacity(cluster, 'node-a', w, o.service));
+        const c = Math.round(median(runs));
         capacity.set(w, c);
-        console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s${o.overload && o.workMs.includes(w) ? `; above-capacity rate ${Math.ceil(c * 1.25)} msg/s` : ''}`);
+        console.error(`[bench] measured capacity at ${w} ms/message: ${c} msg/s (median of ${runs.join(', ')})${o.overload && o.workMs.includes(w) ? `; above-capacity rate ${Math.ceil(c * 1.25)} msg/s` : ''}`);
       }
+      if (o.capacityOnly) return writeCapacity(out, Object.fromEntries(capacity), o);
     }
     const plans = planGrid({
       strategies: o.strategies,
@@ -173,6 +182,17 @@ export async function main(argv: string[]): Promise<number> {
   const measured = capacity ? Object.fromEntries(capacity) : null;
   writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: measured, machine, profile }, null, 2));
   return writeResults(out, rows, { machine, service: o.service, profile, runtime: runtime.name, capacity: measured });
+}
+
+/** `--capacity-only`: the table on stdout, capacity.csv and options.json in `out`. */
+function writeCapacity(out: string, capacity: Record<number, number>, o: Options): number {
+  const t = new Table({ head: CAPACITY_HEAD, style: { head: [], border: [], compact: true } });
+  for (const row of capacityRows(capacity)) t.push(row);
+  console.log(`Capacity of the ${o.service} service (every run exact: 0 lost, 0 duplicated, 0 duplicate outputs, state match)\n${t.toString()}`);
+  writeFileSync(path.join(out, 'capacity.csv'), ['work_ms,msg_per_s', ...Object.entries(capacity).map(([w, c]) => `${w},${c}`)].join('\n') + '\n');
+  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity }, null, 2));
+  console.log(`\n[bench] wrote ${path.join(out, 'capacity.csv')}`);
+  return 0;
 }
 
 type ResultContext = Pick<ReportInput, 'machine' | 'service' | 'profile' | 'runtime' | 'capacity'>;
