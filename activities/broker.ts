@@ -18,6 +18,8 @@ import { FAILURE } from '../lib/contracts';
 
 const REPLAY_QUEUE_TTL_MS = 30 * 60_000;
 const POLL_MS = 25;
+/** How long one catch-up command may wait in the copy for the fenced position before it answers. */
+const CATCH_UP_WAIT_MS = 1000;
 /** Unstamped messages this recent make a service unsafe to migrate. */
 const UNSTAMPED_WINDOW_MS = 10 * 60_000;
 
@@ -165,8 +167,14 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
       }
       let cp: InstanceStatus;
       const until = Date.now() + catchUpMs;
+      const waitMs = Math.min(CATCH_UP_WAIT_MS, catchUpMs);
+      const activateIf = { instanceId: src.instanceId, applied: src.applied, digest: src.digest };
       for (;;) {
-        cp = await send(copy, { kind: 'catch-up', upTo: src.applied, ...fencing }, timeoutMs);
+        // The copy answers when it stands at the fenced position, and takes over in the same reply if exact.
+        cp = await send(copy, { kind: 'catch-up', upTo: src.applied, waitMs, activateIf, ...fencing }, timeoutMs + waitMs);
+        if (cp.role === 'primary' && cp.migrationId === fencing.migrationId) {
+          return { swapped: true, source: src, copy: { ...cp, digest: cp.activatedDigest ?? '' }, activatedAt: cp.activatedAt, refusal: null };
+        }
         if (cp.consuming !== 'replay' && cp.applied >= src.applied) break;
         const lag = Math.max(0, src.applied - cp.applied);
         if (Date.now() > until) {
@@ -178,6 +186,7 @@ export function createBrokerActivities(scope = 'orchestrator'): BrokerActivities
       }
       const refusal = handoffRefusal(src, cp);
       if (refusal) return { swapped: false, source: src, copy: cp, activatedAt: null, refusal };
+      // Exact, but still standby: an instance of a library from before activateIf.
       const active = await send(copy, { kind: 'activate', ...fencing }, timeoutMs);
       return { swapped: true, source: src, copy: cp, activatedAt: active.activatedAt, refusal: null };
     },

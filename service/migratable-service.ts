@@ -23,6 +23,7 @@
  * published with confirms, reconnection, and watching the hostname.
  */
 import * as amqp from 'amqplib';
+import { performance } from 'node:perf_hooks';
 import {
   admit,
   becomeCopy,
@@ -44,16 +45,25 @@ import {
   type InputMessage,
   type Outgoing,
 } from './core';
-import { CONTROL_QUEUE_ARGS, HEADER_RESENT, controlQueueName, stateDigest, type ControlCommand, type ControlReply, type InstanceStatus, type Marks } from './protocol';
+import { CONTROL_QUEUE_ARGS, controlQueueName, handoffRefusal, stateDigest, type ControlCommand, type ControlReply, type InstanceStatus, type Marks } from './protocol';
 import { Reconnector } from './reconnect';
 import { untilSoleConsumer } from './sole-consumer';
 import { identitySource, type IdentitySource } from './identity';
+import { InputWindow } from './input-window';
+import { Outbox } from './outbox';
 
 import type { ApplyContext, ServiceOptions } from './service-options';
 
 export type { InputMessage } from './core';
 export type { ApplyContext, ServiceOptions } from './service-options';
 export { HEADER_RESENT } from './protocol';
+
+/** How long a fence, or a stop, waits for the broker to confirm what the instance published. */
+const CONFIRM_TIMEOUT_MS = 5000;
+/** Work done between two turns of the event loop, at most (one message's, if it takes longer). */
+const YIELD_AFTER_MS = 1;
+/** Deliveries of the control queue in hand at a time: a status poll may come while a command runs. */
+const CONTROL_PREFETCH = 2;
 
 interface Delivery {
   msg: amqp.ConsumeMessage;
@@ -76,12 +86,22 @@ export class MigratableService<S> {
   private generation = 0;
   private primaryTag: string | null = null;
   private attaching: Promise<void> | null = null;
+  /** Subscribing again with another window: still consuming the primary queue, as far as anyone asks. */
+  private resizing = false;
   private attachingReplay: Promise<void> | null = null;
   private replayTag: string | null = null;
   private deliveries: Delivery[] = [];
-  private outbox: Outgoing[] = [];
+  private readonly outbox = new Outbox({
+    confirmed: (batch) => confirmed(this.core, batch),
+    broken: (err) => this.dropConnection(`publish failed, everything unconfirmed is kept to send again: ${err.message}`),
+  });
+  private readonly window: InputWindow;
+  /** The prefetch last set on a channel, for the consumers it subscribes next. */
+  private qos: { ch: amqp.Channel; size: number } | null = null;
   private pumping = false;
   private idleWaiters: Array<() => void> = [];
+  /** Catch-up commands waiting for the copy to reach the fenced position. */
+  private caughtUpWaiters: Array<() => void> = [];
   private stopping = false;
   private identityWatch: NodeJS.Timeout | null = null;
   private readonly reconnector = new Reconnector(() => this.connect(), {
@@ -93,6 +113,7 @@ export class MigratableService<S> {
   constructor(private readonly opts: ServiceOptions<S>) {
     this.state = opts.initialState();
     this.identity = opts.identity ?? identitySource();
+    this.window = new InputWindow(opts.prefetch);
     this.core = createCore(this.identity(), opts.input.queue);
   }
 
@@ -124,7 +145,7 @@ export class MigratableService<S> {
       await this.attaching;
       if (this.ch && this.primaryTag) await this.ch.cancel(this.primaryTag);
       await this.waitIdle();
-      await this.flushOutbox();
+      await this.outbox.settled(CONFIRM_TIMEOUT_MS);
       await this.conn?.close();
     } catch {
       // The broker may already be gone; nothing is acknowledged that was not applied.
@@ -148,8 +169,7 @@ export class MigratableService<S> {
   private adoptIdentity(): boolean {
     const now = this.identity();
     if (now === this.core.identity) return false;
-    const line = becomeCopy(this.core, now, this.outbox);
-    this.outbox = [];
+    const line = becomeCopy(this.core, now, this.outbox.take());
     this.primaryTag = null;
     this.replayTag = null;
     this.deliveries = [];
@@ -166,6 +186,8 @@ export class MigratableService<S> {
     conn.on('close', () => {
       if (generation !== this.generation || this.stopping) return;
       this.log('broker connection lost; reconnecting');
+      this.outbox.detach();
+      this.conn = null;
       this.ch = null;
       this.pub = null;
       this.primaryTag = null;
@@ -176,15 +198,16 @@ export class MigratableService<S> {
     const pub = await conn.createConfirmChannel();
     ch.on('error', () => undefined);
     pub.on('error', () => undefined);
+    // A channel the broker closed (e.g. a publish to an exchange that is gone) leaves the connection up.
+    // (Deferred: when the connection itself goes, its close comes after its channels' and clears this.conn.)
+    for (const c of [ch, pub]) c.on('close', () => setImmediate(() => this.conn === conn && this.dropConnection('a channel closed')));
     // A log entry the broker could not route: the replay queue is gone (the migration ended or was rolled back).
     pub.on('return', (m: amqp.Message) => {
       const line = logReturned(this.core, m.fields.routingKey);
       if (line) this.log(line);
     });
-    // Small: messages are applied one at a time, so one in hand keeps the pump busy (the ledger's capacity
-    // is the same with 2 as with 20), and at the fence the source applies all it holds and the copy
-    // replays them before it serves (20 made the fence ~0.7 s on Kubernetes, 2 keeps it at ~0.1 s).
-    await ch.prefetch(this.opts.prefetch ?? 2);
+    await ch.prefetch(CONTROL_PREFETCH);
+    this.qos = { ch, size: CONTROL_PREFETCH };
     const { input, output } = this.opts;
     await ch.assertExchange(input.exchange, input.exchangeType ?? 'topic', { durable: true });
     await ch.assertQueue(input.queue, { durable: true });
@@ -201,7 +224,7 @@ export class MigratableService<S> {
     this.ch = ch;
     this.pub = pub;
     await ch.consume(ctl, (m) => m && void this.onControl(m, generation));
-    await this.flushOutbox();
+    this.outbox.attach(pub);
     const want = streams(this.core);
     if (want.primary) await this.consumePrimary();
     if (want.replay && !this.replayTag) await this.consumeReplay(want.replay);
@@ -232,6 +255,12 @@ export class MigratableService<S> {
     try {
       const waited = (n: number) => this.log(`waiting to consume ${queue}: ${n} other consumer(s) still hold it (a connection the broker has not closed yet, or another instance)`);
       if (!(await untilSoleConsumer(ch, queue, wanted, waited))) return;
+      // Per consumer, so the size is the one it subscribes with (./input-window). Sent only when it
+      // changes: the activation's consume is inside the downtime window, and replay used the same size.
+      if (this.qos?.ch !== ch || this.qos.size !== this.window.size) {
+        await ch.prefetch(this.window.size);
+        this.qos = { ch, size: this.window.size };
+      }
       const { consumerTag } = await ch.consume(queue, (m) => m && this.enqueue(m, from, generation));
       if (from === 'primary') this.primaryTag = consumerTag;
       else this.replayTag = consumerTag;
@@ -272,18 +301,61 @@ export class MigratableService<S> {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      let yielded = performance.now();
       for (;;) {
         // Becoming a copy empties the buffer (those deliveries belong to the source's dead channel).
         this.checkIdentity();
         const d = this.deliveries.shift();
         if (!d) break;
         if (d.generation !== this.generation) continue;
+        const started = performance.now();
         await this.handle(d);
+        const done = performance.now();
+        this.window.record(done - started);
+        this.resizeWindow();
+        // The socket is read only in the event loop's poll phase: without passing through it, the confirms
+        // that free the window would be read only once the buffer is empty. (One setImmediate queued from
+        // a delivery runs before the next poll; the second one runs after it.)
+        if (done - yielded > YIELD_AFTER_MS) {
+          await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+          yielded = performance.now();
+        }
       }
     } finally {
       this.pumping = false;
     }
     for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * Subscribes to the primary queue again with the window the measured work calls for. Nothing is lost or
+   * reordered: after cancel-ok the old consumer's deliveries are all in the buffer, ahead of the new one's.
+   */
+  private resizeWindow(): void {
+    const { ch } = this;
+    const tag = this.primaryTag;
+    if (!ch || !tag || this.attaching || this.stopping) return;
+    const size = this.window.due();
+    if (size === null) return;
+    this.resizing = true;
+    this.attaching = (async () => {
+      await ch.cancel(tag);
+      if (this.primaryTag === tag) this.primaryTag = null;
+      this.log(`consuming ${this.opts.input.queue} with a window of ${size} (${this.window.workMs!.toFixed(3)} ms per message)`);
+      await this.attach('primary', this.opts.input.queue);
+    })()
+      .catch((err: Error) => this.log(`could not resize the window: ${err.message}`))
+      .finally(() => {
+        this.attaching = null;
+        this.resizing = false;
+      });
+  }
+
+  private dropConnection(why: string): void {
+    const conn = this.conn;
+    if (!conn || this.stopping) return;
+    this.log(`${why}; reconnecting`);
+    void conn.close().catch(() => undefined);
   }
 
   private waitIdle(): Promise<void> {
@@ -327,22 +399,23 @@ export class MigratableService<S> {
     for (const e of effects) {
       switch (e.kind) {
         case 'publish':
-          this.outbox.push(...e.out);
-          await this.flushOutbox();
+          this.outbox.send(e.out);
           break;
         case 'ack':
-          if (d) this.ack(d);
+          if (d) this.outbox.afterConfirms(() => this.ack(d));
           break;
         case 'consume-primary': await this.consumePrimary(); break;
         case 'consume-replay': await this.consumeReplay(e.queue); break;
-        case 'stop-replay': await this.stopReplay(); break;
+        case 'stop-replay':
+          await this.stopReplay();
+          for (const w of this.caughtUpWaiters.splice(0)) w();
+          break;
         case 'stop-primary': await this.stopPrimary(); break;
         case 'drop-buffered-replay':
           this.deliveries = this.deliveries.filter((b) => b.from !== 'replay' || (this.ack(b), false));
           break;
         case 'confirm-all':
-          await this.flushOutbox();
-          if (this.outbox.length > 0) return refusal(this.core, 'unflushed', `${this.outbox.length} apply-log entries or outputs are not confirmed yet; ask again`);
+          if (!(await this.outbox.settled(CONFIRM_TIMEOUT_MS))) return refusal(this.core, 'unflushed', `${this.outbox.size} apply-log entries or outputs are not confirmed yet; ask again`);
           break;
         case 'activated': markActivated(this.core, Date.now()); break;
         case 'log': this.log(e.line); break;
@@ -358,24 +431,6 @@ export class MigratableService<S> {
       } catch {
         // The channel died: the broker redelivers and the marks skip what was applied.
       }
-    }
-  }
-
-  /** Publishes with publisher confirms; on failure everything stays queued and goes out after reconnecting. */
-  private async flushOutbox(): Promise<void> {
-    if (!this.pub || this.outbox.length === 0) return;
-    const batch = this.outbox.slice();
-    try {
-      for (const o of batch) {
-        this.pub.publish(o.exchange, o.routingKey, o.content, { headers: o.headers, messageId: o.messageId, persistent: true, mandatory: o.log === true });
-      }
-      await this.pub.waitForConfirms();
-      this.outbox.splice(0, batch.length);
-      confirmed(this.core, batch);
-    } catch (err) {
-      // Unconfirmed is not unpublished: the broker may have stored them, so the next attempt says so.
-      for (const o of batch) if (!o.log) o.headers[HEADER_RESENT] = true;
-      this.log(`publish failed, kept for retry: ${(err as Error).message}`);
     }
   }
 
@@ -405,7 +460,25 @@ export class MigratableService<S> {
     const refused = await this.perform(effects);
     if (refused) return refused;
     if (!reply.ok) return reply;
+    if (cmd.kind === 'catch-up' && reply.digest === 'caught-up') return this.catchUp(cmd);
     return { ok: true, result: this.status(withDigest(this.core, reply)) };
+  }
+
+  /** The rest of a catch-up command: the wait for the fenced position and the activation it may carry. */
+  private async catchUp(cmd: Extract<ControlCommand, { kind: 'catch-up' }>): Promise<ControlReply> {
+    // Caught up once the log is no longer read: the position is final and the replay consumer cancelled.
+    const reading = () => this.core.replayQueue !== null || this.replayTag !== null;
+    if (cmd.waitMs && reading()) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.caughtUpWaiters.push(resolve);
+        timer = setTimeout(resolve, cmd.waitMs);
+      });
+      clearTimeout(timer);
+    }
+    const st = this.status(withDigest(this.core, { digest: 'caught-up' }));
+    if (!cmd.activateIf || reading() || handoffRefusal(cmd.activateIf, st) !== null) return { ok: true, result: st };
+    return this.command({ kind: 'activate', migrationId: cmd.migrationId, epoch: cmd.epoch });
   }
 
   private context(): Context {
@@ -421,7 +494,7 @@ export class MigratableService<S> {
       ...report(this.core),
       service: this.opts.service,
       input: { exchange: this.opts.input.exchange, queue: this.opts.input.queue },
-      consuming: this.primaryTag ? 'primary' : this.replayTag ? 'replay' : 'none',
+      consuming: this.primaryTag || this.resizing ? 'primary' : this.replayTag ? 'replay' : 'none',
       digest: withDigest ? this.digest() : '',
       pending: this.deliveries.length,
       app: this.opts.describe ? this.opts.describe(this.state) : {},

@@ -103,8 +103,14 @@ export type ControlCommand =
   /** The copy: replay the apply log in `queue`. */
   | ({ kind: 'replay'; queue: string } & Fencing)
   | ({ kind: 'fence' } & Fencing)
-  /** The copy: apply the log up to position `upTo` (the fenced source's applied count), nothing beyond. */
-  | ({ kind: 'catch-up'; upTo: number } & Fencing)
+  /**
+   * The copy: apply the log up to position `upTo` (the fenced source's applied count), nothing beyond.
+   * With `waitMs` it answers once it stands there (or when that time is up) rather than at once; with
+   * `activateIf` (the fenced source's status) it also takes over in the same command if the handoff is
+   * exact by `handoffRefusal`, which saves the downtime window a round trip. An instance that does not
+   * know these fields answers at once and stays standby, as before them.
+   */
+  | ({ kind: 'catch-up'; upTo: number; waitMs?: number; activateIf?: Pick<InstanceStatus, 'instanceId' | 'applied' | 'digest'> } & Fencing)
   | ({ kind: 'activate' } & Fencing)
   /** The source serves alone again: it stops writing the apply log and, if fenced, consumes again. */
   | ({ kind: 'unfence' } & Fencing)
