@@ -44,7 +44,8 @@ export class ControlClient {
   }
 
   static async connect(url: string, name = 'ms2m-control'): Promise<ControlClient> {
-    const conn = await amqp.connect(url, { clientProperties: { connection_name: name } });
+    // noDelay: commands inside the downtime window must not wait for a delayed TCP ack (Nagle).
+    const conn = await amqp.connect(url, { noDelay: true, clientProperties: { connection_name: name } });
     conn.on('error', () => undefined);
     const ch = await conn.createChannel();
     const client = new ControlClient(conn, ch);
