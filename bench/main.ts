@@ -19,8 +19,9 @@ import { STRATEGIES, type MigrationReport, type Strategy } from '../lib/migratio
 import { ensureStack } from '../lib/stack';
 import { writePlots } from './plots';
 import { measureCapacity } from './capacity';
+import { measureLimits, type Limits } from './limits';
 import { profileMigration, type Profile } from './profile';
-import { CAPACITY_HEAD, capacityRows, writeMarkdownReport, type ReportInput } from './report';
+import { CAPACITY_HEAD, LIMITS_HEAD, capacityRows, limitsRows, writeMarkdownReport, type ReportInput } from './report';
 import Table from 'cli-table3';
 import { planGrid, rowOf, type RunPlan } from './rows';
 import { formatSummaryTable, median, ratios, summarize, writeCsv } from './summary';
@@ -78,6 +79,7 @@ const program = new Command('bench')
   .option('--settle-ms <ms>', 'load after each migration ends', count('--settle-ms', 0, 600_000), 1000)
   .option('--capacity-work-ms <list>', "measure the service's capacity (msg/s flat out on a backlog) at these ms of work per message before the grid", list('--capacity-work-ms', 0, 1000), [0, 2, 10])
   .option('--no-capacity', 'skip the capacity measurement (the rate above capacity then needs --no-overload)')
+  .option('--no-limits', "skip measuring the machine's limits (bare criu dump/restore, copy + hash of the image, a RabbitMQ round trip) at each state size")
   .option('--capacity-repetitions <n>', 'capacity runs per work value; the median is reported (this VM varies by ±30 % run to run)', count('--capacity-repetitions', 1, 20), 3)
   .option('--capacity-only', 'measure the capacity (--capacity-work-ms), print it and write capacity.csv; run no migrations')
   .option('--rerender <dir>', "only write runs.csv, report.md and the plots again from the reports.jsonl of an earlier run in <dir> (after a change to the report); runs nothing")
@@ -105,6 +107,7 @@ interface Options {
   capacity: boolean;
   capacityOnly?: boolean;
   capacityRepetitions: number;
+  limits: boolean;
   rerender?: string;
   quick?: boolean;
   out?: string;
@@ -132,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
   const rows: BenchRow[] = [];
   let profile: Profile | undefined;
   let capacity: Map<number, number> | null = null;
+  let limits: Limits[] | null = null;
   try {
     if (o.capacity) {
       capacity = new Map();
@@ -155,6 +159,14 @@ export async function main(argv: string[]): Promise<number> {
       stateRate: o.stateRate,
       stateRepetitions: o.stateRepetitions,
     });
+    if (o.limits && runtime.name === 'local') {
+      limits = [];
+      for (const bytes of [...new Set(plans.map((p) => p.stateBytes))].sort((a, b) => a - b)) {
+        const l = await measureLimits(bytes, home);
+        limits.push(l);
+        console.error(`[bench] limits at ${(bytes / 1048576).toFixed(0)} MB: bare dump ${l.dumpMs.toFixed(0)} ms, restore ${l.restoreMs.toFixed(0)} ms, copy + hash ${l.copyHashMs.toFixed(0)} ms (${l.copyHashMBps.toFixed(0)} MB/s), RabbitMQ round trip ${l.rabbitRttMs.toFixed(2)} ms`);
+      }
+    }
     console.error(`[bench] ${plans.length} runs of the ${o.service} service → ${out}`);
     // In a log (no terminal) the bar still prints a line every few seconds.
     const bar = new SingleBar({ format: '[bench] {bar} {value}/{total} runs | ETA {eta_formatted} | {what}', stream: process.stderr, etaBuffer: 8, hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000 });
@@ -180,8 +192,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const machine = `${runtime.name} runtime; ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`;
   const measured = capacity ? Object.fromEntries(capacity) : null;
-  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: measured, machine, profile }, null, 2));
-  return writeResults(out, rows, { machine, service: o.service, profile, runtime: runtime.name, capacity: measured });
+  writeFileSync(path.join(out, 'options.json'), JSON.stringify({ ...o, capacity: measured, limits, machine, profile }, null, 2));
+  return writeResults(out, rows, { machine, service: o.service, profile, runtime: runtime.name, capacity: measured, limits });
 }
 
 /** `--capacity-only`: the table on stdout, capacity.csv and options.json in `out`. */
@@ -195,7 +207,7 @@ function writeCapacity(out: string, capacity: Record<number, number>, o: Options
   return 0;
 }
 
-type ResultContext = Pick<ReportInput, 'machine' | 'service' | 'profile' | 'runtime' | 'capacity'>;
+type ResultContext = Pick<ReportInput, 'machine' | 'service' | 'profile' | 'runtime' | 'capacity' | 'limits'>;
 
 /** The summary table on stdout; runs.csv, the plots and report.md in `out`. Exit code 1 if a run was not clean. */
 async function writeResults(out: string, rows: BenchRow[], ctx: ResultContext): Promise<number> {
@@ -203,6 +215,11 @@ async function writeResults(out: string, rows: BenchRow[], ctx: ResultContext): 
   const summary = summarize(rows);
   const r = ratios(summary);
   console.log(formatSummaryTable(summary, r));
+  if (ctx.limits?.length) {
+    const t = new Table({ head: LIMITS_HEAD, style: { head: [], border: [], compact: true } });
+    for (const row of limitsRows(ctx.limits, rows)) t.push(row);
+    console.log(`Against the machine's limits (measured in this run)\n${t.toString()}`);
+  }
   const plots = await writePlots(out, rows);
   writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, ...ctx });
   console.log(`\n[bench] wrote ${path.join(out, 'runs.csv')}, ${path.join(out, 'report.md')} and ${plots.length} plots`);
@@ -220,7 +237,7 @@ async function rerender(dir: string, service: WorkloadName): Promise<number> {
     return rowOf(plan, report);
   });
   const optionsFile = path.join(dir, 'options.json');
-  const saved = (existsSync(optionsFile) ? JSON.parse(readFileSync(optionsFile, 'utf8')) : {}) as Omit<Partial<Options>, 'capacity'> & { machine?: string; capacity?: Record<number, number> | null; profile?: Profile };
+  const saved = (existsSync(optionsFile) ? JSON.parse(readFileSync(optionsFile, 'utf8')) : {}) as Omit<Partial<Options>, 'capacity' | 'limits'> & { machine?: string; capacity?: Record<number, number> | null; limits?: Limits[] | null; profile?: Profile };
   const runtime = saved.runtime ?? 'local';
   return writeResults(dir, rows, {
     machine: saved.machine ?? `${runtime} runtime (machine not recorded)`,
@@ -228,6 +245,7 @@ async function rerender(dir: string, service: WorkloadName): Promise<number> {
     profile: saved.profile,
     runtime,
     capacity: saved.capacity ?? null,
+    limits: saved.limits ?? null,
   });
 }
 

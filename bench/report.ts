@@ -9,6 +9,7 @@ import {
   type Metric, type RatioRow, type Strategy, type Summary, type SummaryGroup,
 } from './summary';
 import type { BenchRow } from './types';
+import type { Limits } from './limits';
 
 /** Same shape as bench/profile.ts's Profile, declared here so the report needs nothing from Temporal. */
 export interface ReportProfile {
@@ -31,6 +32,8 @@ export interface ReportInput {
   runtime?: 'local' | 'kubernetes';
   /** The service's measured capacity in msg/s, by ms of work per message. */
   capacity?: Record<number, number> | null;
+  /** The machine's own limits, per state size, measured in the same run (bench/limits.ts). */
+  limits?: Limits[] | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -347,6 +350,45 @@ export function capacitySection(capacity: Record<number, number>): string {
   );
 }
 
+export const LIMITS_HEAD = ['state', 'what', 'limit', 'in the migration (median)', 'ratio'];
+
+/**
+ * Each migration figure against the same thing done bare on this machine: the checkpoint phase against
+ * a bare criu dump, the transfer against copying and hashing the image once, the restore phase against
+ * a bare criu restore, the downtime in broker round trips. From the completed shadow runs of each size.
+ */
+export function limitsRows(limits: readonly Limits[], rows: readonly BenchRow[]): string[][] {
+  const out: string[][] = [];
+  for (const l of [...limits].sort((a, b) => a.stateBytes - b.stateBytes)) {
+    const runs = rows.filter((r) => r.strategy === 'shadow' && r.outcome === 'completed' && r.state_bytes === l.stateBytes);
+    const med = (f: (r: BenchRow) => number): number | null => (runs.length ? median(runs.map(f)) : null);
+    const ratio = (ours: number | null, limit: number) => (ours === null ? '–' : `${fmtNum(ours / limit, 1)}×`);
+    const state = fmtBytes(l.stateBytes);
+    const checkpoint = med((r) => r.checkpoint_ms);
+    const transfer = med((r) => r.transfer_ms);
+    const mbps = med((r) => r.checkpoint_bytes / 1048576 / (r.transfer_ms / 1000));
+    const restore = med((r) => r.restore_ms);
+    const downtime = med((r) => r.downtime_ms);
+    const ms = (x: number | null) => (x === null ? '–' : `${fmtMs(x)} ms`);
+    out.push(
+      [state, 'checkpoint vs bare criu dump', `${fmtMs(l.dumpMs)} ms (${fmtBytes(l.imageBytes)} image)`, ms(checkpoint), ratio(checkpoint, l.dumpMs)],
+      [state, 'transfer vs copy + SHA-256 of the image', `${fmtMs(l.copyHashMs)} ms (${fmtNum(l.copyHashMBps, 0)} MB/s)`, transfer === null ? '–' : `${fmtMs(transfer)} ms (${fmtNum(mbps ?? 0, 0)} MB/s)`, ratio(transfer, l.copyHashMs)],
+      [state, 'restore vs bare criu restore', `${fmtMs(l.restoreMs)} ms`, ms(restore), ratio(restore, l.restoreMs)],
+      [state, 'downtime vs one RabbitMQ round trip', `${fmtNum(l.rabbitRttMs, 2)} ms`, ms(downtime), ratio(downtime, l.rabbitRttMs)],
+    );
+  }
+  return out;
+}
+
+export function limitsSection(limits: readonly Limits[], rows: readonly BenchRow[]): string {
+  return (
+    'What this machine does bare, measured in the same run (a process holding the same state alone in a PID namespace, ' +
+    'with no broker connection, agent or workflow; its image copied file to file and hashed once; a publish → get on ' +
+    'one channel, median of 200), and each migration figure as a ratio to it. The phases include Temporal dispatch.\n\n' +
+    mdTable(LIMITS_HEAD, limitsRows(limits, rows))
+  );
+}
+
 export function renderMarkdownReport(input: ReportInput, reportDir = '.'): string {
   const rate = input.summary.filter((g) => g.sweep === 'rate');
   const state = input.summary.filter((g) => g.sweep === 'state');
@@ -367,6 +409,7 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
   out.push('## Shadow vs stop-and-copy', '', 'Ratio = shadow median / stop-and-copy median; change = ratio − 1.', '', ratioTable(input.ratios), '');
   out.push('## Loss accounting', '', lossAccounting(input.rows), '');
   if (input.capacity && Object.keys(input.capacity).length) out.push('## Capacity of the service', '', capacitySection(input.capacity), '');
+  if (input.limits?.length) out.push('## Against the machine\'s limits', '', limitsSection(input.limits, input.rows), '');
   out.push('## Plots', '', plotsSection(input.plots, reportDir), '');
   if (input.profile) out.push('## Where the time goes', '', profileSection(input.profile), '');
   out.push(

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { paperComparison, renderMarkdownReport, writeMarkdownReport } from '../../bench/report';
+import { limitsRows, paperComparison, renderMarkdownReport, writeMarkdownReport } from '../../bench/report';
 import {
   formatSummaryTable, fromCsv, median, parseCsvRecords, ratios, readCsv, stat, summarize, toCsv, writeCsv,
 } from '../../bench/summary';
@@ -210,5 +210,23 @@ describe('markdown report', () => {
     const section = md.slice(md.indexOf('## Capacity of the service'));
     const table = section.slice(0, section.indexOf('\n## ')).split('\n').filter((l) => l.startsWith('| '));
     expect(table.slice(2)).toEqual(['| 0 | 2,100 | – | – |', '| 2 | 480 | 500 | 96 % |', '| 10 | 92 | 100 | 92 % |']);
+  });
+
+  it('reads each figure of the shadow runs of a size as a ratio to the limit measured at that size', () => {
+    const mb10 = 10 * 2 ** 20;
+    const limits = [{ stateBytes: mb10, imageBytes: 16 * 2 ** 20, dumpMs: 100, restoreMs: 80, copyHashMs: 20, copyHashMBps: 800, rabbitRttMs: 0.5 }];
+    const runs = [
+      row({ state_bytes: mb10, checkpoint_ms: 300, transfer_ms: 40, restore_ms: 400, downtime_ms: 5, checkpoint_bytes: 16 * 2 ** 20 }),
+      row({ state_bytes: mb10, checkpoint_ms: 500, transfer_ms: 60, restore_ms: 200, downtime_ms: 15, checkpoint_bytes: 16 * 2 ** 20 }),
+      // Not counted: another strategy, and a run that did not complete.
+      row({ state_bytes: mb10, strategy: 'stop-and-copy', checkpoint_ms: 9000 }),
+      row({ state_bytes: mb10, outcome: 'rolled-back', checkpoint_ms: 9000 }),
+    ];
+    expect(limitsRows(limits, runs)).toEqual([
+      ['10 MiB', 'checkpoint vs bare criu dump', '100 ms (16 MiB image)', '400 ms', '4.0×'],
+      ['10 MiB', 'transfer vs copy + SHA-256 of the image', '20 ms (800 MB/s)', '50 ms (333 MB/s)', '2.5×'],
+      ['10 MiB', 'restore vs bare criu restore', '80 ms', '300 ms', '3.8×'],
+      ['10 MiB', 'downtime vs one RabbitMQ round trip', '0.50 ms', '10 ms', '20.0×'],
+    ]);
   });
 });
