@@ -96,10 +96,11 @@ async function startBareProcess(dir: string, stateBytes: number, projectRoot: st
   throw new Error(`the bare process for the limits did not start; its output: ${readFileSync(logFile, 'utf8').slice(-500)}`);
 }
 
-async function copyAndHash(from: string, to: string): Promise<string> {
+/** What a transfer of the image must at least do: read each file once, hash it (as the transfer does, one SHA-256 per file) and write it. */
+async function copyAndHash(from: string, to: string): Promise<void> {
   mkdirSync(to, { recursive: true });
-  const hash = createHash('sha256');
   for (const name of readdirSync(from).sort()) {
+    const hash = createHash('sha256');
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, done) {
         hash.update(chunk);
@@ -107,8 +108,8 @@ async function copyAndHash(from: string, to: string): Promise<string> {
       },
     });
     await pipeline(createReadStream(path.join(from, name)), hashing, createWriteStream(path.join(to, name)));
+    hash.digest();
   }
-  return hash.digest('hex');
 }
 
 async function rabbitRoundTrip(url: string): Promise<number> {
