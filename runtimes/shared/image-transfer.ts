@@ -1,22 +1,31 @@
 /**
- * Moves an image directory between node agents over HTTP. Every file travels with its SHA-256; the
- * receiver verifies each file as it lands and the whole manifest at commit, and only a committed image
- * (marked complete) can be restored. Re-sending the same image is harmless.
+ * Moves an image directory between node agents over HTTP, as one stream per image: each file is read once
+ * on the source, hashed with SHA-256 on the way, and written once on the target, which hashes what it
+ * received on the way too and refuses the image at the first mismatch. Only an image committed complete
+ * (the stream's last frame, after every file checked) can be restored. Sending again is harmless.
+ *
+ * The stream (`PUT /images/<id>/stream`) is a sequence of frames `[u32 header length][header JSON]
+ * [data][32-byte SHA-256 of the data]`. A header names a file and its size; `extents` makes it sparse:
+ * the data is those byte ranges only, written at their offsets (a lazy restore's pages file holds only
+ * the pages the restore reads itself). The last frame's header is `{"end": true, "files": n}`, with
+ * `pageStream: true` when the pages arrived separately through the target's page stream (the receiver's
+ * `pageStream` hook then says whether that stream ended complete).
  *
  * With a shared secret (the kubernetes runtime's agents hold one from a Secret), every request carries a
  * token for its image, an HMAC of the image id under the secret: an agent accepts only images that a
  * holder of the secret sends, and the token, derived on each side, never travels through a workflow.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { failpoint } from '../../lib/failpoints';
 
 export const COMPLETE_MARK = '.complete';
 const SAFE = /^[A-Za-z0-9._-]+$/;
-const HASH_HEADER = 'x-ms2m-sha256';
+const HASH_BYTES = 32;
+/** Big enough that a gigabyte is a few hundred writes, small enough to stay out of the way of other work. */
+const CHUNK = 4 * 1024 * 1024;
 
 /** The credential for sending image `imageId`, from the agents' shared secret. */
 export function transferToken(secret: string, imageId: string): string {
@@ -29,12 +38,26 @@ function authorized(secret: string, imageId: string, header: string | undefined)
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 /** Files the agent keeps next to an image that are not part of it. */
-const BOOKKEEPING = /^(\.complete|result\.json)$|\.(log|pid|part|sha256)$/;
+const BOOKKEEPING = /^(\.complete|result\.json|lazy-pages\.socket)$|\.(log|pid|part|exit|out)$/;
 
-export interface ManifestEntry {
+/** A byte range of a file. */
+export interface Extent {
+  offset: number;
+  length: number;
+}
+
+interface FileHeader {
   name: string;
+  /** The file's full size on the target. */
   size: number;
-  sha256: string;
+  /** Only these ranges travel (a sparse file); absent: the whole file. */
+  extents?: Extent[];
+}
+
+interface EndHeader {
+  end: true;
+  files: number;
+  pageStream?: boolean;
 }
 
 /** The files of an image, without the bookkeeping the agent keeps beside them. */
@@ -44,73 +67,86 @@ export function imageFiles(dir: string): string[] {
     .map((e) => e.name);
 }
 
-/**
- * Streams a file with node:http (WHATWG streams through fetch cost several times more CPU per megabyte)
- * and hashes it on the way: the SHA-256 follows the body as an HTTP trailer, so the file is read once.
- */
-function put(url: string, file: string, auth: Record<string, string>): Promise<{ status: number; body: string; size: number; sha256: string }> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    let size = 0;
-    const req = httpRequest(url, { method: 'PUT', agent: keepAlive, headers: { trailer: HASH_HEADER, ...auth } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, size, sha256 }));
-    });
-    let sha256 = '';
-    req.on('error', reject);
-    const src = createReadStream(file, { highWaterMark: 1024 * 1024 });
-    src.on('error', reject);
-    src.on('data', (chunk) => {
-      hash.update(chunk);
-      size += chunk.length;
-      if (!req.write(chunk)) {
-        src.pause();
-        req.once('drain', () => src.resume());
-      }
-    });
-    src.on('end', () => {
-      sha256 = hash.digest('hex');
-      req.addTrailers({ [HASH_HEADER]: sha256 });
-      req.end();
-    });
-  });
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
+
+function frameHeader(h: FileHeader | EndHeader): Buffer {
+  const json = Buffer.from(JSON.stringify(h));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(json.length);
+  return Buffer.concat([len, json]);
 }
 
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 8 });
-
-/** Files go in parallel: a CRIU image is dozens of small files and one large one, and each request costs a round trip. */
-const PARALLEL_FILES = 6;
+export interface SendOptions {
+  secret?: string;
+  /** Files to send sparse: only these ranges of them. */
+  sparse?: Map<string, Extent[]>;
+  /** Leave out these files (they reach the target another way) and say so in the last frame. */
+  pageStream?: { files: string[] };
+}
 
 export async function sendImage(
   dir: string,
   baseUrl: string,
   imageId: string,
   onFile: (name: string, bytes: number) => void,
-  opts: { secret?: string } = {},
+  opts: SendOptions = {},
 ): Promise<{ bytes: number; files: number }> {
   const auth: Record<string, string> = opts.secret ? { authorization: `Bearer ${transferToken(opts.secret, imageId)}` } : {};
-  const pending = imageFiles(dir);
-  const manifest: ManifestEntry[] = [];
-  const sendOne = async (name: string): Promise<void> => {
-    const res = await put(`${baseUrl}/images/${imageId}/files/${name}`, path.join(dir, name), auth);
-    if (res.status >= 300) throw new Error(`sending ${name} to ${baseUrl}: HTTP ${res.status} ${res.body}`);
-    manifest.push({ name, size: res.size, sha256: res.sha256 });
-    onFile(name, res.size);
-  };
-  await Promise.all(
-    Array.from({ length: Math.min(PARALLEL_FILES, pending.length) }, async () => {
-      for (let name = pending.shift(); name; name = pending.shift()) await sendOne(name);
-    }),
-  );
-  const res = await fetch(`${baseUrl}/images/${imageId}/commit`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...auth },
-    body: JSON.stringify(manifest),
+  const skip = new Set(opts.pageStream?.files ?? []);
+  const names = imageFiles(dir).filter((n) => !skip.has(n));
+  let bytes = 0;
+  // A receiver that refuses the image answers at once: sending the rest would be for nothing.
+  let answered = false;
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(`${baseUrl}/images/${imageId}/stream`, { method: 'PUT', agent: keepAlive, headers: { 'content-type': 'application/x-ms2m-image', ...auth } }, (res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    const write = (b: Buffer): Promise<void> | void => {
+      if (!req.write(b)) return new Promise((r) => req.once('drain', r));
+    };
+    (async () => {
+      for (const name of names) {
+        if (answered) return req.end();
+        const fd = openSync(path.join(dir, name), 'r');
+        try {
+          const size = fstatSync(fd).size;
+          const extents = opts.sparse?.get(name);
+          await write(frameHeader({ name, size, ...(extents ? { extents } : {}) }));
+          const hash = createHash('sha256');
+          let sent = 0;
+          for (const e of extents ?? [{ offset: 0, length: size }]) {
+            for (let at = 0; at < e.length; ) {
+              // A new buffer each time: the request holds on to what it was given until it is flushed.
+              const chunk = Buffer.allocUnsafe(Math.min(CHUNK, e.length - at));
+              if (answered) return req.end();
+              const n = readSync(fd, chunk, 0, chunk.length, e.offset + at);
+              if (n !== chunk.length) throw new Error(`${name} is shorter than ${e.offset + e.length} bytes`);
+              hash.update(chunk);
+              await write(chunk);
+              at += n;
+              sent += n;
+            }
+          }
+          await write(hash.digest());
+          bytes += sent;
+          onFile(name, sent);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      await write(frameHeader({ end: true, files: names.length, ...(opts.pageStream ? { pageStream: true } : {}) }));
+      req.end();
+    })().catch((err: Error) => req.destroy(err));
   });
-  if (!res.ok) throw new Error(`committing image ${imageId} at ${baseUrl}: HTTP ${res.status} ${await res.text()}`);
-  return { bytes: manifest.reduce((a, m) => a + m.size, 0), files: manifest.length };
+  const res = await response;
+  if (res.status >= 300) throw new Error(`sending image ${imageId} to ${baseUrl}: HTTP ${res.status} ${res.body}`);
+  return { bytes, files: names.length };
 }
 
 function reply(res: ServerResponse, status: number, body: string): void {
@@ -118,73 +154,199 @@ function reply(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
+class Refused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One file being received: written at its offsets, hashed as it arrives. */
+class Incoming {
+  private readonly fd: number;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly ranges: Extent[];
+  private range = 0;
+  private inRange = 0;
+  remaining: number;
+
+  constructor(
+    readonly dir: string,
+    readonly h: FileHeader,
+  ) {
+    if (!SAFE.test(h.name) || BOOKKEEPING.test(h.name)) throw new Refused(422, `"${h.name}" is not an image file name`);
+    this.ranges = h.extents ?? [{ offset: 0, length: h.size }];
+    if (this.ranges.some((e) => e.offset < 0 || e.length < 0 || e.offset + e.length > h.size)) throw new Refused(422, `${h.name}: an extent lies outside its ${h.size} bytes`);
+    this.remaining = this.ranges.reduce((a, e) => a + e.length, 0);
+    this.fd = openSync(path.join(dir, `${h.name}.part`), 'w');
+  }
+
+  write(chunk: Buffer): void {
+    this.hash.update(chunk);
+    this.remaining -= chunk.length;
+    for (let done = 0; done < chunk.length; ) {
+      const e = this.ranges[this.range];
+      const n = Math.min(chunk.length - done, e.length - this.inRange);
+      writeSync(this.fd, chunk, done, n, e.offset + this.inRange);
+      done += n;
+      this.inRange += n;
+      if (this.inRange === e.length) {
+        this.range++;
+        this.inRange = 0;
+      }
+    }
+  }
+
+  /** Checks the sender's SHA-256 and puts the file in place. */
+  finish(expected: Buffer): void {
+    try {
+      ftruncateSync(this.fd, this.h.size);
+    } finally {
+      closeSync(this.fd);
+    }
+    const actual = this.hash.digest();
+    if (!actual.equals(expected)) throw new Refused(422, `checksum mismatch for ${this.h.name}: expected ${expected.toString('hex')}, got ${actual.toString('hex')}`);
+    renameSync(path.join(this.dir, `${this.h.name}.part`), path.join(this.dir, this.h.name));
+  }
+
+  abandon(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+export interface ReceiverOptions {
+  secret?: string;
+  /**
+   * For an image whose pages came through the page stream: waits for that stream to end and says why
+   * it is not complete, or null when it is. Its files are already in the staging directory.
+   */
+  pageStream?: (imageId: string) => Promise<string | null>;
+}
+
+/** Where an image is staged while it arrives (a page stream writes there too). */
+export const stagingDir = (imagesDir: string, imageId: string): string => path.join(imagesDir, '.incoming', imageId);
+
 /**
  * Request handler for the receiving side; images land in `<imagesDir>/<imageId>`. The failpoint
  * `<node>/receive-file` lets tests break the path: 'corrupt' flips a byte in transit, 'cut' drops the
- * connection mid-file, 'fail' is a disk error.
+ * connection mid-stream, 'fail' is a disk error.
  */
-export function imageReceiver(imagesDir: string, node: string, opts: { secret?: string } = {}) {
-  const incoming = path.join(imagesDir, '.incoming');
+export function imageReceiver(imagesDir: string, node: string, opts: ReceiverOptions = {}) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://agent');
     const parts = url.pathname.split('/').filter(Boolean);
-    try {
-      if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, 'ok');
-      if (parts[0] !== 'images' || !parts[1] || !SAFE.test(parts[1])) return reply(res, 404, 'not found');
-      const imageId = parts[1];
-      if (opts.secret !== undefined && !authorized(opts.secret, imageId, req.headers.authorization)) {
-        req.resume();
-        return reply(res, 401, `image ${imageId}: the request carries no valid token for it (agents must share the transfer secret)`);
-      }
-      const staging = path.join(incoming, imageId);
-      if (req.method === 'PUT' && parts[2] === 'files' && parts[3] && SAFE.test(parts[3]) && parts.length === 4) {
-        const fault = await failpoint(`${node}/receive-file`);
-        mkdirSync(staging, { recursive: true });
-        const target = path.join(staging, parts[3]);
-        const h = createHash('sha256');
-        let first = true;
-        req.on('data', (chunk: Buffer) => {
-          if (first && fault === 'corrupt') chunk[0] ^= 0xff;
-          if (first && fault === 'cut') req.socket.destroy();
-          first = false;
-          h.update(chunk);
-        });
-        await pipeline(req, createWriteStream(`${target}.part`));
-        const actual = h.digest('hex');
-        // The sender's SHA-256 comes as a trailer after the body (or, from simpler clients, as a header).
-        const expected = String(req.trailers[HASH_HEADER] ?? req.headers[HASH_HEADER] ?? '');
-        if (!/^[0-9a-f]{64}$/.test(expected)) {
-          rmSync(`${target}.part`, { force: true });
-          return reply(res, 400, `the file's SHA-256 is required in a ${HASH_HEADER} header or trailer`);
-        }
-        if (actual !== expected) {
-          rmSync(`${target}.part`, { force: true });
-          return reply(res, 422, `checksum mismatch for ${parts[3]}: expected ${expected}, got ${actual}`);
-        }
-        renameSync(`${target}.part`, target);
-        writeFileSync(`${target}.sha256`, actual);
-        return reply(res, 201, 'stored');
-      }
-      if (req.method === 'POST' && parts[2] === 'commit' && parts.length === 3) {
-        const final = path.join(imagesDir, imageId);
-        if (existsSync(path.join(final, COMPLETE_MARK))) return reply(res, 200, 'already complete');
-        const chunks: Buffer[] = [];
-        for await (const c of req) chunks.push(c as Buffer);
-        const manifest = JSON.parse(Buffer.concat(chunks).toString()) as ManifestEntry[];
-        for (const m of manifest) {
-          const f = path.join(staging, m.name);
-          if (!SAFE.test(m.name) || !existsSync(f)) return reply(res, 422, `image ${imageId} lacks ${m.name}`);
-          if (statSync(f).size !== m.size || readFileSync(`${f}.sha256`, 'utf8') !== m.sha256) return reply(res, 422, `image ${imageId}: ${m.name} does not match the manifest`);
-          rmSync(`${f}.sha256`);
-        }
-        rmSync(final, { recursive: true, force: true });
-        renameSync(staging, final);
-        writeFileSync(path.join(final, COMPLETE_MARK), JSON.stringify({ receivedAt: Date.now(), files: manifest.length }));
-        return reply(res, 201, 'complete');
-      }
+    if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, 'ok');
+    if (parts[0] !== 'images' || !parts[1] || !SAFE.test(parts[1]) || parts.length !== 3 || parts[2] !== 'stream' || req.method !== 'PUT') {
+      req.resume();
       return reply(res, 404, 'not found');
+    }
+    const imageId = parts[1];
+    if (opts.secret !== undefined && !authorized(opts.secret, imageId, req.headers.authorization)) {
+      req.resume();
+      return reply(res, 401, `image ${imageId}: the request carries no valid token for it (agents must share the transfer secret)`);
+    }
+    try {
+      const fault = await failpoint(`${node}/receive-file`);
+      const final = path.join(imagesDir, imageId);
+      if (existsSync(path.join(final, COMPLETE_MARK))) {
+        req.resume();
+        return reply(res, 200, 'already complete');
+      }
+      const staging = stagingDir(imagesDir, imageId);
+      mkdirSync(staging, { recursive: true });
+      const end = await receiveFrames(req, staging, fault);
+      if (end.pageStream) {
+        if (!opts.pageStream) throw new Refused(422, `image ${imageId}: its pages were to come through a page stream, and this agent has none`);
+        const why = await opts.pageStream(imageId);
+        if (why) throw new Refused(422, `image ${imageId}: the page stream did not complete: ${why}`);
+      }
+      rmSync(final, { recursive: true, force: true });
+      renameSync(staging, final);
+      writeFileSync(path.join(final, COMPLETE_MARK), JSON.stringify({ receivedAt: Date.now(), files: end.files }));
+      return reply(res, 201, 'complete');
     } catch (err) {
+      req.resume();
+      if (err instanceof Refused) return reply(res, err.status, err.message);
       return reply(res, 500, (err as Error).message);
     }
   };
+}
+
+function parseHeader(b: Buffer): FileHeader | EndHeader {
+  try {
+    return JSON.parse(b.toString()) as FileHeader | EndHeader;
+  } catch {
+    throw new Refused(400, 'a frame header that is not JSON: not an image stream');
+  }
+}
+
+/** Reads the frames of one image stream into `staging`; returns the last frame's header. */
+async function receiveFrames(req: IncomingMessage, staging: string, fault: string | null): Promise<EndHeader> {
+  let buf: Buffer = Buffer.alloc(0);
+  let file: Incoming | null = null;
+  let header: number | null = null; // length of the header being read, once its 4 bytes are in
+  let hashWanted = false;
+  let files = 0;
+  let corrupt = fault === 'corrupt';
+  const cut = fault === 'cut';
+  try {
+    for await (const raw of req) {
+      let chunk = raw as Buffer;
+      // File data goes straight through; only headers and hashes are gathered in `buf`.
+      while (chunk.length > 0 || buf.length > 0) {
+        if (file && !hashWanted) {
+          const n = Math.min(chunk.length, file.remaining);
+          if (n > 0 && corrupt) {
+            chunk = Buffer.from(chunk);
+            chunk[0] ^= 0xff;
+            corrupt = false;
+          }
+          if (n > 0) file.write(chunk.subarray(0, n));
+          if (n > 0 && cut) req.socket.destroy();
+          chunk = chunk.subarray(n);
+          if (file.remaining > 0) break;
+          hashWanted = true;
+        }
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        chunk = Buffer.alloc(0);
+        if (file && hashWanted) {
+          if (buf.length < HASH_BYTES) break;
+          file.finish(buf.subarray(0, HASH_BYTES));
+          buf = buf.subarray(HASH_BYTES);
+          file = null;
+          hashWanted = false;
+          files++;
+          continue;
+        }
+        if (header === null) {
+          if (buf.length < 4) break;
+          header = buf.readUInt32BE(0);
+          if (header > 1 << 20) throw new Refused(400, 'a frame header of over 1 MB: not an image stream');
+          buf = buf.subarray(4);
+        }
+        if (buf.length < header) break;
+        const h = parseHeader(buf.subarray(0, header));
+        buf = buf.subarray(header);
+        header = null;
+        if ('end' in h) {
+          if (h.files !== files) throw new Refused(422, `the stream ended after ${files} files, its last frame says ${h.files}`);
+          if (buf.length) throw new Refused(400, 'bytes after the last frame');
+          return h;
+        }
+        file = new Incoming(staging, h);
+        // The data starts right after the header: hand what is buffered back to the data path.
+        chunk = buf;
+        buf = Buffer.alloc(0);
+      }
+    }
+  } finally {
+    file?.abandon();
+  }
+  throw new Refused(400, 'the stream ended before its last frame');
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,18 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
+/** One frame header of the image stream, as sendImage writes it. */
+function frame(h: object): Buffer {
+  const json = Buffer.from(JSON.stringify(h));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(json.length);
+  return Buffer.concat([len, json]);
+}
+
+function put(imageId: string, parts: Buffer[]): Promise<Response> {
+  return fetch(`${url}/images/${imageId}/stream`, { method: 'PUT', body: new Uint8Array(Buffer.concat(parts)) });
+}
+
 describe('image transfer between agents', () => {
   it('delivers every file intact and marks the image complete', async () => {
     const src = path.join(root, 'source', 'img1');
@@ -41,18 +54,33 @@ describe('image transfer between agents', () => {
   });
 
   it('refuses a file whose checksum does not match and never completes the image', async () => {
-    const res = await fetch(`${url}/images/img2/files/core-1.img`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'tampered' });
+    const res = await put('img2', [frame({ name: 'core-1.img', size: 8 }), Buffer.from('tampered'), Buffer.alloc(32), frame({ end: true, files: 1 })]);
     expect(res.status).toBe(422);
-    expect(await res.text()).toMatch(/checksum mismatch/);
-    const commit = await fetch(`${url}/images/img2/commit`, { method: 'POST', body: JSON.stringify([{ name: 'core-1.img', size: 8, sha256: '0'.repeat(64) }]) });
-    expect(commit.status).toBe(422);
+    expect(await res.text()).toMatch(/checksum mismatch for core-1.img/);
     expect(existsSync(path.join(root, 'target', 'img2', COMPLETE_MARK))).toBe(false);
   });
 
-  it('refuses a file sent without its checksum', async () => {
-    const res = await fetch(`${url}/images/img3/files/core-1.img`, { method: 'PUT', body: 'no checksum' });
-    expect(res.status).toBe(400);
-    expect(await res.text()).toMatch(/SHA-256 is required/);
+  it('refuses a stream cut short, one whose last frame disagrees, and one that is not an image stream', async () => {
+    const data = Buffer.from('core');
+    const good = [frame({ name: 'core-1.img', size: 4 }), data, createHash('sha256').update(data).digest()];
+    expect((await put('img3', good)).status).toBe(400);
+    const wrongCount = await put('img3', [...good, frame({ end: true, files: 2 })]);
+    expect(wrongCount.status).toBe(422);
+    expect(await wrongCount.text()).toMatch(/after 1 files, its last frame says 2/);
+    expect((await put('img3', [Buffer.from('GET / HTTP/1.1\r\n\r\n')])).status).toBe(400);
+    expect(existsSync(path.join(root, 'target', 'img3', COMPLETE_MARK))).toBe(false);
+  });
+
+  it('sends a sparse file as its extents only, at their offsets', async () => {
+    const src = path.join(root, 'source', 'img5');
+    mkdirSync(src, { recursive: true });
+    const whole = Buffer.alloc(64 * 1024);
+    whole.fill(1, 0, 4096);
+    whole.fill(2, 40960, 49152);
+    writeFileSync(path.join(src, 'pages-1.img'), whole);
+    const r = await sendImage(src, url, 'img5', () => undefined, { sparse: new Map([['pages-1.img', [{ offset: 0, length: 4096 }, { offset: 40960, length: 8192 }]]]) });
+    expect(r.bytes).toBe(12288);
+    expect(readFileSync(path.join(root, 'target', 'img5', 'pages-1.img')).equals(whole)).toBe(true);
   });
 
   it('catches a file corrupted or cut off in transit; sending again delivers it', async () => {
@@ -69,8 +97,11 @@ describe('image transfer between agents', () => {
   });
 
   it('rejects path tricks in image and file names', async () => {
-    const res = await fetch(`${url}/images/..%2F..%2Fetc/files/passwd`, { method: 'PUT', headers: { 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
+    const res = await fetch(`${url}/images/..%2F..%2Fetc/stream`, { method: 'PUT', body: 'x' });
     expect(res.status).toBe(404);
+    const escape = await put('img6', [frame({ name: '../../passwd', size: 1 }), Buffer.from('x'), Buffer.alloc(32), frame({ end: true, files: 1 })]);
+    expect(escape.status).toBe(422);
+    expect(await escape.text()).toMatch(/not an image file name/);
   });
 });
 
@@ -101,7 +132,7 @@ describe('image transfer with a shared secret (the kubernetes runtime\'s agents)
     await expect(sendImage(image('s2'), authUrl, 's2', () => undefined)).rejects.toThrow(/HTTP 401 .*no valid token/);
     await expect(sendImage(image('s3'), authUrl, 's3', () => undefined, { secret: 'another-secret-16-chars' })).rejects.toThrow(/HTTP 401/);
     const stolen = transferToken(secret, 's1');
-    const res = await fetch(`${authUrl}/images/s4/files/checkpoint.tar`, { method: 'PUT', headers: { authorization: `Bearer ${stolen}`, 'x-ms2m-sha256': '0'.repeat(64) }, body: 'x' });
+    const res = await fetch(`${authUrl}/images/s4/stream`, { method: 'PUT', headers: { authorization: `Bearer ${stolen}` }, body: new Uint8Array(frame({ end: true, files: 0 })) });
     expect(res.status).toBe(401);
     for (const id of ['s2', 's3', 's4']) expect(existsSync(path.join(root, 'auth-target', '.incoming', id))).toBe(false);
   });
