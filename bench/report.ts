@@ -15,6 +15,7 @@ import type { Limits } from './limits';
 export interface ReportProfile {
   title: string;
   rows: Array<{ part: string; ms: number; note?: string }>;
+  orchestrationShare?: number;
 }
 
 export interface ReportInput {
@@ -319,6 +320,9 @@ function profileSection(profile: ReportProfile): string {
       ['part', 'ms', 'share', 'note'],
       [...profile.rows.map((r) => [r.part, fmtMs(r.ms), pct(r.ms), r.note ?? '']), ['**total**', `**${fmtMs(total)}**`, '100 %', '']],
     ),
+    ...(profile.orchestrationShare !== undefined
+      ? ['', `Orchestration (Temporal dispatch, workflow tasks and the gaps between them): **${fmtNum(profile.orchestrationShare * 100, 1)} %** of this migration. Local activities run in the orchestrator's workflow tasks but are counted as the work they do.`]
+      : []),
   ].join('\n');
 }
 

@@ -19,7 +19,7 @@ import { runOrchestrator } from '../workers/orchestrator';
 import { loadRuntime, runtimeName } from '../runtimes';
 import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import { formatReport, verdict } from './report';
-import { nonNegative, num, positive, progressPrinter, strategyOption, workloadList } from './options';
+import { lazyOption, nonNegative, num, positive, progressPrinter, strategyOption, transferOption, workloadList } from './options';
 import { formatOutcomes, formatPlan, formatSchedule, rebalanceInput, rebalanceOptions, table, waitShowingMoves, when } from './fleet-output';
 import { runScenario } from './scenario';
 import { WORKLOADS, type WorkloadName } from './workloads';
@@ -32,6 +32,8 @@ program
   .command('demo', { isDefault: false })
   .description('bring up the stack and two nodes, deploy the example game service on node-a under load, migrate it to node-b, print the report')
   .addOption(strategyOption())
+  .addOption(transferOption())
+  .addOption(lazyOption())
   .addOption(
     new Option('--runtime <name>', 'where the services run: local processes, or the project\'s two-node Kubernetes test cluster (built and started on first use)')
       .choices([...RUNTIMES])
@@ -75,6 +77,7 @@ program
         threshold: o.threshold,
         cutoffMs: o.cutoffMs,
         stallMs: o.stallMs,
+        input: { mechanisms: { transfer: o.transfer, lazy: Boolean(o.lazy) } },
         keep: o.keep,
         log: (l) => say(`[ms2m] ${l}`),
         onProgress: progressPrinter(say),
@@ -165,13 +168,21 @@ program
   .requiredOption('--service <name>', 'service to move')
   .requiredOption('--to <node>', 'target node')
   .addOption(strategyOption())
+  .addOption(transferOption())
+  .addOption(lazyOption())
   .option('--threshold <msgs>', 'replay threshold', nonNegative('--threshold'), 10)
   .option('--cutoff-ms <ms>', 'replay cutoff', nonNegative('--cutoff-ms'), 120_000)
   .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: never)', nonNegative('--stall-ms'), 3_000)
   .option('--json', 'print the report as JSON')
   .action(async (o) => {
     const ms2m = await connect();
-    const handle = await ms2m.startMigration({ service: o.service, targetNode: o.to, strategy: o.strategy, replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs } });
+    const handle = await ms2m.startMigration({
+      service: o.service,
+      targetNode: o.to,
+      strategy: o.strategy,
+      replay: { threshold: o.threshold, cutoffMs: o.cutoffMs, stallMs: o.stallMs },
+      mechanisms: { transfer: o.transfer, lazy: Boolean(o.lazy) },
+    });
     const report = await handle.result({ onProgress: progressPrinter((l) => console.error(l)) });
     console.log(o.json ? JSON.stringify(report) : formatReport(report, loadConfig().temporalUi));
     process.exit(report.outcome === 'completed' ? 0 : 1);

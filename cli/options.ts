@@ -1,6 +1,6 @@
 /** The command line's value parsers, shared options and the progress printer. */
 import { InvalidArgumentError, Option } from 'commander';
-import { STRATEGIES, type MigrationProgress } from '../lib/migration';
+import { STRATEGIES, TRANSFER_MODES, type MigrationProgress } from '../lib/migration';
 import { WORKLOADS, type WorkloadName } from './workloads';
 
 export function positive(name: string, integer = false) {
@@ -26,6 +26,10 @@ export function workloadList(v: string): WorkloadName[] {
   return names as WorkloadName[];
 }
 export const strategyOption = () => new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('shadow');
+/** The mechanisms of a migration (lib/migration.ts, MechanismsSchema). */
+export const transferOption = () =>
+  new Option('--transfer <mode>', 'how the image moves: files (dump to files, then send them) or stream (the pages go to the target during the dump)').choices([...TRANSFER_MODES]).default('files');
+export const lazyOption = () => new Option('--lazy', 'post-copy: restore the copy before its memory has arrived; it fetches the rest from the source node while it replays');
 
 /** Prints a line per stage change, and the lag while replaying. */
 export function progressPrinter(write: (line: string) => void) {

@@ -31,6 +31,10 @@ export const FAILURE = {
   ImageMissing: 'ImageMissing',
   /** The runtime could not start the copy from its image (kubernetes: the container never ran). */
   RestoreFailed: 'RestoreFailed',
+  /** A lazy restore could not fetch every page; the copy was killed before it could take over. */
+  LazyPagesFailed: 'LazyPagesFailed',
+  /** The node cannot do what the migration asked of it (a mechanism its kernel, CRIU or runtime lacks). */
+  Unsupported: 'Unsupported',
   PrepareTimeout: 'PrepareTimeout',
   CatchUpTimeout: 'CatchUpTimeout',
   CopyNotStandby: 'CopyNotStandby',
@@ -60,6 +64,8 @@ export const NON_RETRYABLE: FailureType[] = [
   FAILURE.InstanceNotFound,
   FAILURE.ImageMissing,
   FAILURE.RestoreFailed,
+  FAILURE.LazyPagesFailed,
+  FAILURE.Unsupported,
   FAILURE.PrepareTimeout,
   FAILURE.CatchUpTimeout,
   FAILURE.InvalidSpec,

@@ -54,6 +54,26 @@ export const TimeoutsSchema = z
   .default({});
 export type Timeouts = z.output<typeof TimeoutsSchema>;
 
+/**
+ * How the image moves (runtimes/types.ts, MECHANISMS): `transfer` "files" dumps the image to files on the
+ * source and sends them (the baseline), "stream" sends the memory pages to the target while the source
+ * dumps them; `lazy` restores the copy before its memory has arrived and fetches the rest while it
+ * replays (post-copy). The fence waits until every page is in. Both nodes must support what is asked.
+ */
+export const TRANSFER_MODES = ['files', 'stream'] as const;
+export type TransferMode = (typeof TRANSFER_MODES)[number];
+export const MechanismsSchema = z
+  .object(
+    {
+      transfer: z.enum(TRANSFER_MODES, { errorMap: () => ({ message: `mechanisms.transfer must be one of ${TRANSFER_MODES.join(', ')}` }) }).default('files'),
+      lazy: z.boolean({ invalid_type_error: 'mechanisms.lazy must be true or false' }).default(false),
+    },
+    objectMessages('mechanisms', '{"transfer": "stream", "lazy": true}'),
+  )
+  .strict()
+  .default({});
+export type Mechanisms = z.output<typeof MechanismsSchema>;
+
 export const MigrateInputSchema = z
   .object({
     service: nameField('service', 'game'),
@@ -76,6 +96,7 @@ export const MigrateInputSchema = z
       }, objectMessages('replay', '{"threshold": 10, "cutoffMs": 120000}'))
       .strict()
       .default({}),
+    mechanisms: MechanismsSchema,
     timeouts: TimeoutsSchema,
   }, objectMessages('the input', '{"service": "game", "targetNode": "node-b"}'))
   .strict();
@@ -209,6 +230,15 @@ export interface MigrationReport {
   checkpointBytes: number;
   /** Time spent inside the tools, as the activities measured it (the phases add Temporal dispatch on top). */
   tools: { dumpMs: number; transferMs: number; restoreMs: number };
+  /** How the image moved (the input's `mechanisms`). */
+  mechanisms: Mechanisms;
+  /** Of `checkpointBytes`, what went straight to the target during the dump (`stream`). */
+  streamedBytes?: number;
+  /**
+   * `lazy`: the pages left on the source at the transfer, and the lazy phase from the restore to the
+   * last page in (the copy replays meanwhile; the fence waits for its end).
+   */
+  lazy?: { bytesLeft: number; ms: number; pages: number };
   replay: ReplayStats;
   stateMatch: boolean;
   sourceDigest: string;
@@ -275,7 +305,7 @@ export function emptyAccounting(): HandoffAccounting {
 }
 
 /** A report before anything happened: every field present, so a query at any moment answers. */
-export function initialReport(input: Pick<MigrateRequest, 'service' | 'strategy' | 'targetNode'>, workflowId: string, migrationId: string, startedAt: number): MigrationReport {
+export function initialReport(input: Pick<MigrateRequest, 'service' | 'strategy' | 'targetNode'> & Partial<Pick<MigrateRequest, 'mechanisms'>>, workflowId: string, migrationId: string, startedAt: number): MigrationReport {
   return {
     migrationId,
     workflowId,
@@ -294,6 +324,7 @@ export function initialReport(input: Pick<MigrateRequest, 'service' | 'strategy'
     freezeMs: 0,
     checkpointBytes: 0,
     tools: { dumpMs: 0, transferMs: 0, restoreMs: 0 },
+    mechanisms: input.mechanisms ?? { transfer: 'files', lazy: false },
     replay: {
       replayed: 0,
       finalLag: 0,

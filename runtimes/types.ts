@@ -39,10 +39,32 @@ export interface WorkloadShape {
 /** Facts for people (a log location, a process id, a tool version), never read by the workflow. */
 export type Details = Record<string, string | number>;
 
+/**
+ * The ways an image can move besides the baseline (dump to files, send them, restore them all), each an
+ * option of a migration (`mechanisms` of its input):
+ * - `stream`: the source's checkpoint sends its memory pages straight to the target while it dumps
+ *   (CRIU's page server), so the source never writes them and nobody reads them back;
+ * - `lazy`: post-copy; the copy starts with only the pages its restore needs and fetches the rest from
+ *   the source's node as it touches them, while it replays.
+ * Pre-copy (iterative pre-dumps) needs the kernel's soft-dirty page tracking; a node says in its
+ * description's details whether its kernel has it (docs/design/pre-copy-and-post-copy.md).
+ */
+export const MECHANISMS = ['stream', 'lazy'] as const;
+export type Mechanism = (typeof MECHANISMS)[number];
+
 export interface NodeDescription {
   node: string;
   runtime: RuntimeName;
   details: Details;
+  /** The mechanisms this node cannot take part in, each with why (what is missing, where). Absent: all supported. */
+  unsupported?: Partial<Record<Mechanism, string>>;
+}
+
+/** Where a target node receives the pages of one image while its source dumps it (opaque outside its runtime). */
+export interface PageStream {
+  node: string;
+  imageId: string;
+  address: string;
 }
 
 export interface InstanceRecord {
@@ -85,6 +107,10 @@ export interface ImageRef {
   id: string;
   /** Where the runtime keeps it (its own notation). */
   locator: string;
+  /** Checkpointed with `stream`: the node whose page stream received its pages. */
+  streamedTo?: string;
+  /** Sent for a lazy restore: where the pages the target does not hold are served (the runtime's notation). */
+  pageSource?: string;
 }
 
 export interface CheckpointResult {
@@ -94,6 +120,8 @@ export interface CheckpointResult {
   dumpMs: number;
   /** How long the source was frozen. */
   freezeMs: number;
+  /** Of `bytes`, the pages that went straight to the target's page stream. */
+  streamedBytes?: number;
 }
 
 export interface TransferResult {
@@ -102,11 +130,21 @@ export interface TransferResult {
   bytes: number;
   files: number;
   ms: number;
+  /** Left on the source for a lazy restore to fetch on demand. */
+  lazyBytes?: number;
 }
 
 export interface RestoreResult {
   instance: InstanceRecord;
   restoreMs: number;
+}
+
+/** A lazy restore's end: every page of the copy has arrived. */
+export interface PagesResult {
+  /** From the restore to the last page, by the target's clock. */
+  ms: number;
+  /** Pages the lazy-pages daemon moved into the copy. */
+  pages: number;
 }
 
 export interface InstanceLoad {
@@ -121,16 +159,31 @@ export interface NodeActivities {
   describeNode(): Promise<NodeDescription>;
   /** Starts an instance of `spec`; refuses a spec of another runtime, or one that cannot run, with InvalidSpec. */
   startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
-  /** Dumps the instance into image `imageId` and leaves it running (see the contract above). */
-  checkpoint(input: { instanceId: string; imageId: string }): Promise<CheckpointResult>;
-  /** Moves an image this node holds to `targetNode`; the runtime knows how to reach it (to this node itself: nothing to move). */
-  transfer(input: { image: ImageRef; targetNode: string }): Promise<TransferResult>;
+  /**
+   * Dumps the instance into image `imageId` and leaves it running (see the contract above). With
+   * `streamTo`, its memory pages go to that page stream of the target as they are dumped.
+   */
+  checkpoint(input: { instanceId: string; imageId: string; streamTo?: PageStream }): Promise<CheckpointResult>;
+  /** Target side of `stream`: where this node receives the pages of image `imageId` during its checkpoint. */
+  openPageStream(input: { imageId: string }): Promise<PageStream>;
+  /**
+   * Moves an image this node holds to `targetNode`; the runtime knows how to reach it (to this node
+   * itself: nothing to move). `lazy`: only what a restore reads itself moves now; this node serves the
+   * other pages on demand until the image is removed.
+   */
+  transfer(input: { image: ImageRef; targetNode: string; lazy?: boolean }): Promise<TransferResult>;
   /**
    * Starts a copy from an image this node holds (received, or checkpointed here), as `instanceId`,
    * visible under that identity before it runs. `instanceId` may be the checkpointed instance's own
-   * name once that instance is stopped: it then resumes as itself (fenced as it was).
+   * name once that instance is stopped: it then resumes as itself (fenced as it was). `lazy`: the copy
+   * runs before all its memory is in; its pages arrive as it touches them (`awaitPages` says when all have).
    */
-  restore(input: { image: ImageRef; service: string; instanceId: string }): Promise<RestoreResult>;
+  restore(input: { image: ImageRef; service: string; instanceId: string; lazy?: boolean }): Promise<RestoreResult>;
+  /**
+   * After a lazy restore: waits until every page of the copy has arrived. Fails with LazyPagesFailed,
+   * the copy killed, if a page could not be fetched (the copy must never run on memory that is not its own).
+   */
+  awaitPages(input: { image: ImageRef; instanceId: string }): Promise<PagesResult>;
   stopInstance(input: { instanceId: string }): Promise<{ stopped: boolean }>;
   /** Removes whatever this node holds of image `imageId`, complete or partial (a transfer cut short). */
   removeImage(input: { imageId: string }): Promise<void>;
@@ -231,6 +284,11 @@ export interface NodeAgentOptions {
    * fence, which run where the copy lives.
    */
   shared?: object;
+  /**
+   * More activities built from the node's others (runtime's and shared, each already behind its
+   * failpoint): steps the workflow asks of one node at once (activities/node-combined).
+   */
+  combine?: (activities: NodeActivities) => object;
 }
 
 /** One runtime: everything the orchestrator, the agents and the harness need from it. */

@@ -5,6 +5,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { createBrokerActivities, warmBrokerConnection } from '../activities/broker';
+import { createCombinedNodeActivities } from '../activities/node-combined';
+import type { BrokerActivities } from '../activities/types';
 import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
@@ -23,7 +25,12 @@ function capacity(value: string): number {
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
   const runtime = await loadRuntime();
-  const agent = await runtime.startNodeAgent({ ...opts, shared: createBrokerActivities(opts.node) });
+  const broker = createBrokerActivities(opts.node);
+  const agent = await runtime.startNodeAgent({
+    ...opts,
+    shared: broker,
+    combine: (acts) => createCombinedNodeActivities(acts, acts as unknown as BrokerActivities),
+  });
   warmBrokerConnection();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();

@@ -5,6 +5,7 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { BrokerActivities, LockActivities } from '../activities/types';
+import type { CombinedNodeActivities } from '../activities/node-combined';
 import type { ClusterActivities, NodeActivities, NodeInfo } from '../runtimes/types';
 import { TimeoutsSchema, type Timeouts } from '../lib/migration';
 import { NON_RETRYABLE } from '../lib/contracts';
@@ -55,7 +56,7 @@ export function activitiesFor(t: Timeouts) {
     },
     /** The node's own task queue comes from the runtime's cluster side (NodeInfo), not from a naming rule. */
     onNode(node: Pick<NodeInfo, 'taskQueue'>) {
-      return proxyActivities<NodeActivities>({
+      return proxyActivities<NodeActivities & CombinedNodeActivities>({
         taskQueue: node.taskQueue,
         scheduleToStartTimeout: t.nodeScheduleToStartMs,
         startToCloseTimeout: t.nodeActivityMs,

@@ -31,15 +31,16 @@ import {
 } from '../lib/migration';
 import { parseInput } from './input';
 import { observeReplay } from '../lib/replay-stop';
-import type { ImageRef, NodeInfo, Placement } from '../runtimes/types';
+import type { ImageRef, Mechanism, NodeDescription, NodeInfo, Placement, PageStream } from '../runtimes/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
+import type { ReplayProgress } from '../activities/types';
 import { activitiesFor } from './activity-proxies';
 import { Compensations } from './compensations';
 import { MigrationView } from './migration-view';
 import { accountingOf, type Counters } from './accounting';
 import { servedByOnly } from './post-condition';
-import { SourceLost, errorText, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
+import { SourceLost, errorText, failedPart, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
 import { FAILURE, progressQuery, reportQuery } from '../lib/contracts';
 
 export { progressQuery, reportQuery };
@@ -88,6 +89,21 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   let fenced: InstanceStatus | undefined;
   let copyAppliedAtStart = 0;
   let lastSourceSeenAt = startedAt;
+  /** With the combined steps: the copy's status when told to replay, and the first look at its lag. */
+  let startedReplay: InstanceStatus | null = null;
+  let firstProgress: ReplayProgress | null = null;
+  /** How long of the restore step was already replay. */
+  let replayBeganMs = 0;
+  const { transfer: transferMode, lazy } = input.mechanisms;
+  /**
+   * Steps that follow one another on one node run as one activity there (validate's probe, checkpoint and
+   * transfer, restore and the start of replay): each saved Temporal round trip is 20-30 ms of a migration.
+   * Migrations started before keep their separate activities.
+   */
+  const combined = patched('one-activity-per-node-step');
+  /** A lazy restore's pages: settles when all are in (or never arrive); the fence waits for it. */
+  let pagesIn: Promise<void> | null = null;
+  let pagesFailure: unknown = null;
   // The instances' own counters at the start and the end of their parts, for the report's accounting.
   let sourceAtStart: InstanceStatus | null = null;
   let sourceAtEnd: InstanceStatus | null = null;
@@ -132,9 +148,9 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     }
   }
 
-  async function describe(node: NodeInfo, role: 'targetNode' | 'source node'): Promise<void> {
+  async function describe<T = NodeDescription>(node: NodeInfo, role: 'targetNode' | 'source node', ask: () => Promise<T> = () => onNode(node).describeNode() as Promise<T>): Promise<T> {
     try {
-      await onNode(node).describeNode();
+      return await ask();
     } catch (err) {
       if (!isScheduleToStartTimeout(err)) throw err;
       const what = role === 'targetNode' ? `targetNode: node "${node.node}"` : `the node of ${input.service} ("${node.node}")`;
@@ -149,19 +165,32 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   async function finalize(): Promise<void> {
     await phase('finalize', () =>
       CancellationScope.nonCancellable(async () => {
-        await cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
-        await Promise.all([
-          source.stopInstance({ instanceId: sourceInstance }),
-          replayQueue ? brokerLocal.deleteQueue({ queue: replayQueue }) : undefined,
-          source.removeImage({ imageId }),
-          target.removeImage({ imageId }),
-        ]);
-        await lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
+        const commit = () => cluster.commitPlacement({ ...placement!, node: input.targetNode, instanceId: copyId, updatedAt: Date.now() });
+        const cleanUp = () =>
+          Promise.all([
+            source.stopInstance({ instanceId: sourceInstance }),
+            replayQueue ? brokerLocal.deleteQueue({ queue: replayQueue }) : undefined,
+            source.removeImage({ imageId }),
+            target.removeImage({ imageId }),
+          ]);
+        // The placement, the source's end and the clean-up are independent: one workflow task for all.
+        if (combined) await Promise.all([commit(), cleanUp()]);
+        else await commit().then(cleanUp);
+        if (!combined) await lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId });
       }),
     );
     // From the fence on the migration rolls forward: a cancellation that came meanwhile was ignored.
     if (CancellationScope.current().consideredCancelled) report.cancelIgnored = true;
-    await CancellationScope.nonCancellable(() => checkServing(copyId));
+    if (combined) {
+      // The lock is released beside the post-condition's looks, as before it: whatever they find.
+      const [released, served] = await Promise.allSettled([
+        CancellationScope.nonCancellable(() => lock.releaseLock({ service: input.service, workflowId: info.workflowId, runId: info.runId })),
+        CancellationScope.nonCancellable(() => checkServing(copyId)),
+      ]);
+      for (const r of [served, released]) if (r.status === 'rejected') throw r.reason;
+    } else {
+      await CancellationScope.nonCancellable(() => checkServing(copyId));
+    }
     report.endedAt = Date.now();
     report.totalMs = report.endedAt - startedAt;
     view.enter('done');
@@ -173,6 +202,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     log.warn(`source ${sourceInstance} is gone (${lost.detectedIn}); ${copyId} adopts its stream`);
     await phase('fence', () =>
       CancellationScope.nonCancellable(async () => {
+        await pagesArrived();
         await brokerLocal.sealReplay({ replayQueue, fencing });
         const st = await handoff.adopt({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs });
         swapped = true;
@@ -235,11 +265,18 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     locked = true;
     // Both agents must answer on their queues (a dead node times out on schedule-to-start), and the
     // service must speak the protocol with ids on its messages.
-    const [, , status] = await Promise.all([
-      describe(sourceAt, 'source node'),
-      describe(targetAt, 'targetNode'),
-      brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
-    ]);
+    const [fromNode, toNode, status] = combined
+      ? await Promise.all([
+          // The source's agent describes its node and probes the instance beside it, in parallel with the target.
+          describe(sourceAt, 'source node', () => onNode(sourceAt!).describeAndProbe({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs })),
+          describe(targetAt, 'targetNode'),
+        ]).then(([s, d]) => [s.node, d, s.status] as const)
+      : await Promise.all([
+          describe(sourceAt, 'source node'),
+          describe(targetAt, 'targetNode'),
+          brokerLocal.probeService({ service: input.service, instanceId: p.instanceId, timeoutMs: t.controlReplyMs }),
+        ]);
+    refuseUnsupported([fromNode, toNode]);
     if (status.role !== 'primary' || status.fenced) {
       throw ApplicationFailure.nonRetryable(`instance ${p.instanceId} is not serving (role ${status.role}, fenced ${status.fenced})`, FAILURE.SourceNotServing);
     }
@@ -255,6 +292,17 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     source = onNode(sourceAt);
     target = onNode(targetAt);
     handoff = handoffOn(targetAt);
+  }
+
+  /** Both nodes must be able to do the mechanisms the input asks for; refused before anything changes. */
+  function refuseUnsupported(nodes: NodeDescription[]): void {
+    const asked: Array<[Mechanism, string]> = [];
+    if (transferMode === 'stream') asked.push(['stream', 'mechanisms.transfer: "stream"']);
+    if (lazy) asked.push(['lazy', 'mechanisms.lazy: true']);
+    for (const [m, field] of asked) {
+      const no = nodes.find((n) => n.unsupported?.[m]);
+      if (no) throw ApplicationFailure.nonRetryable(`${field} is not possible on node "${no.node}": ${no.unsupported![m]}`, FAILURE.InvalidInput);
+    }
   }
 
   /** Shadow has the source write its apply log; stop-and-copy stops the source consuming. */
@@ -274,26 +322,131 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   async function checkpoint(): Promise<void> {
     imageTaken = true;
     undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
+    let streamTo: PageStream | undefined;
+    if (transferMode === 'stream') {
+      // The target receives the pages while the source dumps them: its part of the image exists from now on.
+      undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
+      streamTo = await target.openPageStream({ imageId });
+    }
     // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
-    const ck = await source.checkpoint({ instanceId: sourceInstance, imageId });
+    const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, ...(streamTo ? { streamTo } : {}) });
     sourceImage = ck.image;
     report.checkpointBytes = ck.bytes;
+    if (ck.streamedBytes !== undefined) report.streamedBytes = ck.streamedBytes;
     report.freezeMs = Math.round(ck.freezeMs);
     report.tools.dumpMs = Math.round(ck.dumpMs);
   }
 
   async function transfer(): Promise<void> {
-    undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
-    const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode });
+    if (transferMode !== 'stream') undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
+    const sent = await source.transfer({ image: sourceImage!, targetNode: input.targetNode, ...(lazy ? { lazy } : {}) });
     targetImage = sent.image;
     report.tools.transferMs = Math.round(sent.ms);
+    if (lazy) report.lazy = { bytesLeft: sent.lazyBytes ?? 0, ms: 0, pages: 0 };
+  }
+
+  /**
+   * checkpoint and transfer as one activity of the source's agent. Its phases are split by the time the
+   * transfer reports; a failure is reported in the phase of the part that failed.
+   */
+  async function checkpointAndTransfer(): Promise<void> {
+    imageTaken = true;
+    undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
+    // The target holds part of the image once its page stream opened, or once the transfer began.
+    const targetHolds = () => undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
+    if (transferMode === 'stream') targetHolds();
+    const streamTo = transferMode === 'stream' ? await target.openPageStream({ imageId }) : undefined;
+    let r: Awaited<ReturnType<typeof source.checkpointAndSend>>;
+    try {
+      r = await source.checkpointAndSend({ instanceId: sourceInstance, imageId, targetNode: input.targetNode, ...(streamTo ? { streamTo } : {}), ...(lazy ? { lazy } : {}) });
+    } catch (err) {
+      const failed = failedPart(err);
+      if (failed?.part === 'transfer' && !failed.started) throw new CancelledFailure('migration cancelled before transfer');
+      if (failed?.part !== 'checkpoint' && transferMode !== 'stream') targetHolds();
+      if (failed?.part === 'transfer') view.enter('transfer');
+      throw err;
+    }
+    if (transferMode !== 'stream') targetHolds();
+    const ck = r.checkpoint;
+    sourceImage = ck.image;
+    report.checkpointBytes = ck.bytes;
+    if (ck.streamedBytes !== undefined) report.streamedBytes = ck.streamedBytes;
+    report.freezeMs = Math.round(ck.freezeMs);
+    report.tools.dumpMs = Math.round(ck.dumpMs);
+    targetImage = r.transfer.image;
+    report.tools.transferMs = Math.round(r.transfer.ms);
+    if (lazy) report.lazy = { bytesLeft: r.transfer.lazyBytes ?? 0, ms: 0, pages: 0 };
+  }
+
+  /**
+   * restore and the start of replay as one activity of the target's agent: the copy restored, answering as
+   * a standby, told to replay (shadow), and a first look at its lag, which the replay loop starts from.
+   */
+  async function restoreAndStartReplay(): Promise<void> {
+    copyMayExist = true;
+    undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
+    const replayAsked = shadows(input.strategy) ? { replayQueue, fencing, source: sourceInstance, threshold: input.replay.threshold, windowMs: 0, timeoutMs: t.controlReplyMs } : null;
+    // A replay that could not start for want of an answer comes back as replaying: null; replay's own guard
+    // then finds out why. A definite refusal fails the step, in the replay phase.
+    let r: Awaited<ReturnType<typeof target.restoreAndReplay>>;
+    try {
+      r = await target.restoreAndReplay({ image: targetImage!, service: input.service, instanceId: copyId, copyReadyMs: t.copyReadyMs, replay: replayAsked, ...(lazy ? { lazy } : {}) });
+    } catch (err) {
+      const failed = failedPart(err);
+      if (failed?.part === 'replay' && !failed.started) throw new CancelledFailure('migration cancelled before replay');
+      if (failed?.part === 'replay') view.enter('replay');
+      throw err;
+    }
+    report.tools.restoreMs = Math.round(r.restore.restoreMs);
+    copyAtRestore = r.standby;
+    if (lazy) followPages();
+    if (lazy && !shadows(input.strategy)) await pagesArrived();
+    startedReplay = r.replaying;
+    firstProgress = r.progress;
+    replayBeganMs = r.replayMs ?? 0;
+  }
+
+  /** The image's way from the source to a running copy: three phases, as two combined steps or three activities. */
+  async function checkpointTransferRestore(): Promise<void> {
+    if (combined && input.strategy !== 'sequential') {
+      await phase('checkpoint', checkpointAndTransfer);
+      view.splitLast('transfer', report.tools.transferMs);
+      await phase('restore', restoreAndStartReplay);
+      // The replay phase began inside the step: it goes on in the workflow's replay loop.
+      if (startedReplay) view.splitLast('replay', replayBeganMs);
+    } else {
+      await phase('checkpoint', checkpoint);
+      await phase('transfer', transfer);
+      await phase('restore', restore);
+    }
+  }
+
+  /** Follows a lazy restore's pages in the background; `pagesArrived` is where the migration waits for them. */
+  function followPages(): void {
+    pagesIn = target.awaitPages({ image: targetImage!, instanceId: copyId }).then(
+      (r) => {
+        report.lazy = { ...report.lazy!, ms: r.ms, pages: r.pages };
+      },
+      (err: unknown) => {
+        pagesFailure = err;
+      },
+    );
+  }
+
+  /** The copy's memory is all its own: a lazy restore has every page in (the copy is never compared or activated before). */
+  async function pagesArrived(): Promise<void> {
+    if (pagesIn) await pagesIn;
+    if (pagesFailure) throw pagesFailure;
   }
 
   async function restore(): Promise<void> {
     copyMayExist = true;
     if (input.strategy === 'sequential') return restoreUnderOwnName();
     undo.add('stop the copy', () => target.stopInstance({ instanceId: copyId }));
-    report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId })).restoreMs);
+    report.tools.restoreMs = Math.round((await target.restore({ image: targetImage!, service: input.service, instanceId: copyId, ...(lazy ? { lazy } : {}) })).restoreMs);
+    if (lazy) followPages();
+    // Without a replay there is nothing to overlap the pages with: the copy waits for them here.
+    if (lazy && !shadows(input.strategy)) await pagesArrived();
     // The copy answers on its own control queue once it has reconnected under its new identity.
     const st = await brokerLocal.instanceStatus({ instanceId: copyId, timeoutMs: t.copyReadyMs });
     if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${copyId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
@@ -327,21 +480,28 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
 
   /** The copy replays the apply log beside its source until the stop rule says fence. */
   async function replay(): Promise<void> {
-    const st = await guarded(() => handoff.startReplay({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs }));
+    const st = startedReplay ?? (await guarded(() => handoff.startReplay({ copy: copyId, replayQueue, fencing, timeoutMs: t.controlReplyMs })));
     copyAppliedAtStart = st.applied;
     const t0 = Date.now();
     let samples: LagSample[] = [];
+    let ahead = firstProgress;
+    // Used once: a second handoff (shadow-swap) starts its own replay.
+    startedReplay = firstProgress = null;
     for (;;) {
       const remaining = input.replay.cutoffMs - (Date.now() - t0);
-      const p = await guarded(() =>
-        handoff.replayUntil({
-          copy: copyId,
-          source: sourceInstance,
-          threshold: input.replay.threshold,
-          windowMs: Math.max(0, Math.min(1000, remaining)),
-          timeoutMs: t.controlReplyMs,
-        }),
-      );
+      const p =
+        ahead ??
+        (await guarded(() =>
+          handoff.replayUntil({
+            copy: copyId,
+            source: sourceInstance,
+            threshold: input.replay.threshold,
+            windowMs: Math.max(0, Math.min(1000, remaining)),
+            timeoutMs: t.controlReplyMs,
+          }),
+        ));
+      if (ahead) lastSourceSeenAt = Date.now();
+      ahead = null;
       view.lag = p.lag;
       report.replay.finalLag = p.lag;
       report.replay.replayed = p.replayed - copyAppliedAtStart;
@@ -352,6 +512,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       report.replay.lagSlopePerSec = trend.slopePerSec;
       report.replay.applyRatePerSec = trend.applyRatePerSec;
       view.show();
+      // A lazy restore that failed has killed the copy: nothing to wait for.
+      if (pagesFailure) throw pagesFailure;
       if (endedBy === 'none') continue;
       report.replay.endedBy = endedBy;
       report.replay.thresholdReached = endedBy === 'threshold';
@@ -361,11 +523,14 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       report.replay.estimatedCatchUpMs = rate && rate > 0 ? Math.round((p.lag / rate) * 1000) : null;
       break;
     }
+    // Lazy: the copy went on replaying while its memory arrived; it is fenced only once all of it has.
+    await pagesArrived();
   }
 
   /** Once the source is fenced the handoff completes or is refused as a whole; a cancellation waits for it. */
   async function fence(): Promise<void> {
     if (input.strategy === 'sequential') return resumeMoved();
+    await pagesArrived();
     const swap = await guarded(() =>
       handoff.fenceAndSwap({ source: sourceInstance, copy: copyId, fencing, fenced, timeoutMs: t.controlReplyMs, catchUpMs: t.catchUpMs }),
     );
@@ -438,10 +603,8 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     replayQueue = '';
     hop = 2;
     await phase('prepare', prepare);
-    await phase('checkpoint', checkpoint);
-    await phase('transfer', transfer);
-    await phase('restore', restore);
-    await phase('replay', replay);
+    await checkpointTransferRestore();
+    await view.continuePhase('replay', replay);
     await phase('fence', fence);
     report.downtimeMs += report.swap.downtimeMs;
   }
@@ -449,11 +612,9 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   try {
     await phase('validate', validate);
     await phase('prepare', prepare);
-    await phase('checkpoint', checkpoint);
-    await phase('transfer', transfer);
-    await phase('restore', restore);
+    await checkpointTransferRestore();
     try {
-      if (shadows(input.strategy)) await phase('replay', replay);
+      if (shadows(input.strategy)) await view.continuePhase('replay', replay);
       await phase('fence', () => CancellationScope.nonCancellable(fence));
     } catch (err) {
       if (!(err instanceof SourceLost)) throw err;
@@ -555,7 +716,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   async function checkServing(expected: string): Promise<void> {
     const queue = placement!.spec.primaryQueue;
     const nodes = [originAt, sourceAt, targetAt].filter((n, i, all): n is NodeInfo => n !== null && all.findIndex((m) => m?.node === n.node) === i);
-    const found = await servedByOnly(expected, { service: input.service, queue, nodes, controlReplyMs: t.controlReplyMs }, { probe, onNode });
+    const found = await servedByOnly(expected, { service: input.service, queue, nodes, controlReplyMs: t.controlReplyMs, inParallel: combined }, { probe, onNode });
     if (found.ok) {
       report.accounting = accountingOf(report.accounting, counters(), expected, found.status, found.consumers);
       return;

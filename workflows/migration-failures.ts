@@ -33,3 +33,13 @@ export class SourceLost extends Error {
     super(`the source instance died during ${detectedIn}`);
   }
 }
+
+/**
+ * The part of a combined node step (activities/node-combined) that a failure came from, from the details
+ * the activity attached; the workflow reports it as the phase that failed.
+ */
+export function failedPart(err: unknown): { part: string; started: boolean } | null {
+  const details = (err as { cause?: { details?: unknown[] } })?.cause?.details;
+  const d = details?.find((x): x is { part: string; started?: boolean } => typeof x === 'object' && x !== null && 'part' in x);
+  return d ? { part: d.part, started: d.started !== false } : null;
+}

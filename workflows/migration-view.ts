@@ -5,7 +5,7 @@
  */
 import { CancellationScope, CancelledFailure, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { progressQuery, reportQuery } from '../lib/contracts';
-import type { MigrateRequest, MigrationProgress, MigrationReport, Phase, Stage } from '../lib/migration';
+import { PHASES, type MigrateRequest, type MigrationProgress, type MigrationReport, type Phase, type Stage } from '../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
 
 export class MigrationView {
@@ -44,9 +44,13 @@ export class MigrationView {
     upsertSearchAttributes([{ key: SA_SOURCE_NODE, value: node }]);
   }
 
-  /** Enters a stage that is not a phase (rollback, done, rolled-back). */
+  /** When the current stage was entered. */
+  private stageAt = Date.now();
+
+  /** Enters a stage: one that is not a phase (rollback, done, rolled-back), or the second phase of a combined step. */
   enter(stage: Stage): void {
     this.stage = stage;
+    this.stageAt = Date.now();
     this.show();
   }
 
@@ -60,6 +64,34 @@ export class MigrationView {
     );
   }
 
+  /**
+   * The last phase ran as one activity with the next one (checkpoint and transfer on the source's agent):
+   * its last `ms` were that next phase, which is recorded as such.
+   */
+  splitLast(next: Phase, ms: number): void {
+    const last = this.report.phases[this.report.phases.length - 1];
+    const part = Math.min(Math.max(0, Math.round(ms)), last.ms);
+    last.ms -= part;
+    this.report.phases.push({ phase: next, startedAt: last.startedAt + last.ms, ms: part });
+    // Where the migration stands now: a cancellation before the next phase is reported after this one.
+    this.stage = next;
+  }
+
+  /**
+   * Goes on with the phase that the last combined step began (splitLast): no check for a cancellation
+   * before it, since it has begun; its time runs on until `fn` ends.
+   */
+  async continuePhase<T>(name: Phase, fn: () => Promise<T>): Promise<T> {
+    const last = this.report.phases[this.report.phases.length - 1];
+    if (last?.phase !== name) return this.phase(name, fn);
+    this.enter(name);
+    try {
+      return await fn();
+    } finally {
+      last.ms = Date.now() - last.startedAt;
+    }
+  }
+
   /** Runs a phase, timed into the report; a cancellation that arrived while an activity finished anyway still stops the next phase. */
   async phase<T>(name: Phase, fn: () => Promise<T>): Promise<T> {
     if (name !== 'finalize' && !this.report.sourceLost && CancellationScope.current().consideredCancelled) throw new CancelledFailure(`migration cancelled before ${name}`);
@@ -68,7 +100,11 @@ export class MigrationView {
     try {
       return await fn();
     } finally {
-      this.report.phases.push({ phase: name, startedAt: t0, ms: Date.now() - t0 });
+      // A step of two phases in one activity that failed in its second part moved the stage on.
+      const moved = this.stage !== name && (PHASES as readonly string[]).includes(this.stage) ? (this.stage as Phase) : null;
+      const split = moved ? this.stageAt : Date.now();
+      this.report.phases.push({ phase: name, startedAt: t0, ms: split - t0 });
+      if (moved) this.report.phases.push({ phase: moved, startedAt: split, ms: Date.now() - split });
     }
   }
 }

@@ -20,22 +20,23 @@ export interface Probes {
   onNode(node: NodeInfo): Pick<NodeActivities, 'listInstances'>;
 }
 
-export async function servedByOnly(expected: string, o: { service: string; queue: string; nodes: NodeInfo[]; controlReplyMs: number }, { probe, onNode }: Probes): Promise<Served> {
+export async function servedByOnly(
+  expected: string,
+  o: { service: string; queue: string; nodes: NodeInfo[]; controlReplyMs: number; inParallel?: boolean },
+  { probe, onNode }: Probes,
+): Promise<Served> {
   let problems: string[] = [];
   for (let attempt = 0; attempt < TRIES; attempt++) {
     if (attempt > 0) await sleep(1000);
     problems = [];
-    let st: InstanceStatus | null = null;
-    try {
-      st = await probe.instanceStatus({ instanceId: expected, timeoutMs: o.controlReplyMs });
-      if (st.role !== 'primary' || st.consuming !== 'primary' || st.fenced) problems.push(`${expected} answers as ${st.role}, consuming ${st.consuming}${st.fenced ? ', fenced' : ''}`);
-    } catch (e) {
-      problems.push(`${expected} does not answer (${errorText(e).message})`);
-    }
-    const consumers = await probe.queueConsumers({ queue: o.queue }).catch(() => -1);
-    if (consumers !== 1) problems.push(consumers < 0 ? `the broker did not report the consumers of ${o.queue}` : `${o.queue} has ${consumers} consumers`);
-    const others = (
-      await Promise.all(
+    const status = () =>
+      probe.instanceStatus({ instanceId: expected, timeoutMs: o.controlReplyMs }).then(
+        (s) => ({ ok: true as const, s }),
+        (e: unknown) => ({ ok: false as const, why: errorText(e).message }),
+      );
+    const count = () => probe.queueConsumers({ queue: o.queue }).catch(() => -1);
+    const lists = () =>
+      Promise.all(
         o.nodes.map((n) =>
           onNode(n)
             .listInstances()
@@ -43,8 +44,17 @@ export async function servedByOnly(expected: string, o: { service: string; queue
             // An agent that does not answer cannot say; the broker's count above still does.
             .catch(() => [] as string[]),
         ),
-      )
-    ).flat();
+      ).then((x) => x.flat());
+    // The three looks are independent: together they cost one workflow task (migrations before asked in turn).
+    const [answer, consumers, others] = o.inParallel ? await Promise.all([status(), count(), lists()]) : [await status(), await count(), await lists()];
+    let st: InstanceStatus | null = null;
+    if (answer.ok) {
+      st = answer.s;
+      if (st.role !== 'primary' || st.consuming !== 'primary' || st.fenced) problems.push(`${expected} answers as ${st.role}, consuming ${st.consuming}${st.fenced ? ', fenced' : ''}`);
+    } else {
+      problems.push(`${expected} does not answer (${answer.why})`);
+    }
+    if (consumers !== 1) problems.push(consumers < 0 ? `the broker did not report the consumers of ${o.queue}` : `${o.queue} has ${consumers} consumers`);
     if (others.length > 0) problems.push(`also alive: ${others.join(', ')}`);
     if (problems.length === 0) return { ok: true, status: st!, consumers };
   }

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { V1Deployment, V1Lease, V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { FAILURE } from '../../lib/contracts';
-import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, NodeActivities } from '../types';
+import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, Mechanism, NodeActivities } from '../types';
 import { COMPLETE_MARK, sendImage } from '../shared/image-transfer';
 import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
 import { KubeError, seg, type KubeApi } from './kube-api';
@@ -68,6 +68,13 @@ function metaOf(image: ImageRef): ImageMeta {
 const imageTag = (imageId: string): string => checkpointImageName(imageId).split(':').pop()!;
 
 const ARCHIVE = 'checkpoint.tar';
+
+/** What this runtime cannot do of the mechanisms, and why (docs/design/kubernetes-mechanisms.md). */
+const UNSUPPORTED: Record<Mechanism, string> = {
+  stream:
+    'the kubernetes runtime does not stream pages yet: it checkpoints through the kubelet API, which takes no CRIU options (the pod\'s CRIU config file could carry them: docs/design/kubernetes-mechanisms.md, 2a, not built); use transfer "files"',
+  lazy: 'the kubernetes runtime does not restore lazily yet: containerd restores the pod without --lazy-pages (a per-pod CRIU config file and a lazy-pages daemon could do it: docs/design/kubernetes-mechanisms.md, 3, not built); use lazy false',
+};
 const RESULT = 'result.json';
 export const agentLeaseName = (node: string): string => `ms2m-agent-${node}`;
 export const TRANSFER_URL_ANNOTATION = 'ms2m.io/transfer-url';
@@ -157,7 +164,20 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
           FAILURE.NodeUnreachable,
         );
       }
-      return { node, runtime: 'kubernetes', details: { checkpoints: cfg.checkpointDir, containerd: cfg.ctr.socket, transferUrl: cfg.transferUrl, apiServer: api.server } };
+      return {
+        node,
+        runtime: 'kubernetes',
+        details: { checkpoints: cfg.checkpointDir, containerd: cfg.ctr.socket, transferUrl: cfg.transferUrl, apiServer: api.server },
+        unsupported: UNSUPPORTED,
+      };
+    },
+
+    async openPageStream() {
+      throw ApplicationFailure.nonRetryable(`mechanisms.transfer: ${UNSUPPORTED.stream}`, FAILURE.Unsupported);
+    },
+
+    async awaitPages() {
+      throw ApplicationFailure.nonRetryable(`mechanisms.lazy: ${UNSUPPORTED.lazy}`, FAILURE.Unsupported);
     },
 
     async startInstance({ service, spec }) {

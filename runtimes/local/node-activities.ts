@@ -4,13 +4,18 @@
  * node's own task queue, in the node agent, with the node's data directory.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
-import { COMPLETE_MARK, imageFiles, sendImage } from '../shared/image-transfer';
+import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, Mechanism, NodeActivities, NodeDescription, PageStream } from '../types';
+import { COMPLETE_MARK, imageFiles, sendImage, stagingDir, type Extent } from '../shared/image-transfer';
+import { eagerExtents, lazyBytes, pagesFile, readPagemaps } from './criu-pagemap';
+import { serveLazyPages, type LazyPageServer } from './lazy-page-server';
+import { PageStreamReceiver } from './page-stream-receiver';
+import { lazyOutcome, recordLazyCopy, startLazyDaemon, stopLazyDaemon } from './lazy-restore';
+import { criuTlsArgs, type TlsFiles } from './pki';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { tailLines, watchExit } from './instance-exit';
 import { catchesSignal, childrenOf, isAlive, procStat, waitFor } from './proc';
@@ -26,8 +31,15 @@ export interface LocalNode {
   dataDir: string;
   criu: string;
   imageUrl: string;
+  /** The address other agents reach this one at (its page streams and lazy page servers listen there). */
+  host: string;
+  /** This agent's key and certificate, from the cluster's CA. */
+  tls: TlsFiles;
+  /** The page streams this agent receives, by image id (the image receiver asks them at commit). */
+  pageStreams: Map<string, PageStreamReceiver>;
   /** Where another node receives images and keeps them, from the cluster store (its agent registered it). */
   peer(node: string): { imageUrl: string; dataDir: string } | null;
+  log(line: string): void;
 }
 
 /**
@@ -116,10 +128,32 @@ async function resume(instanceId: string, pid: number): Promise<void> {
   }
 }
 
+/** Pages CRIU dumped, from --display-stats ("Pages written: N"). */
+function pagesWritten(output: string): number {
+  const m = /Pages written:\s*(\d+)/i.exec(output);
+  return m ? Number(m[1]) : 0;
+}
+
 /** CRIU prints "Frozen time: N us" with --display-stats; absent in some builds, then the dump time stands in. */
 function frozenMs(output: string, fallback: number): number {
   const m = /Frozen time:\s*([0-9.]+)\s*us/i.exec(output);
   return m ? Number(m[1]) / 1000 : fallback;
+}
+
+/** What this node's CRIU and kernel allow of the mechanisms, checked once per agent. */
+async function mechanismSupport(criuBin: string): Promise<{ unsupported: Partial<Record<Mechanism, string>>; dirtyTracking: string }> {
+  const check = (feature: string) =>
+    run(criuBin, ['check', '--feature', feature]).then(
+      () => null,
+      (err: { stdout?: string; stderr?: string; message: string }) => `${(err.stdout ?? '') + (err.stderr ?? '')}`.trim().split('\n').filter((l) => !/RLIMIT_NOFILE/.test(l)).pop() ?? err.message,
+    );
+  const [uffd, dirty] = await Promise.all([check('uffd-noncoop'), check('mem_dirty_track')]);
+  const unsupported: Partial<Record<Mechanism, string>> = {};
+  if (uffd) unsupported.lazy = `the kernel's userfaultfd is not usable by CRIU here (criu check --feature uffd-noncoop: ${uffd})`;
+  return {
+    unsupported,
+    dirtyTracking: dirty ? `unavailable: criu check --feature mem_dirty_track: ${dirty} (the kernel lacks CONFIG_MEM_SOFT_DIRTY; criu pre-dump cannot run)` : 'available',
+  };
 }
 
 function readlinkSafe(p: string): string {
@@ -192,10 +226,32 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
     return rec && registry.alive(rec) ? rec : null;
   }
 
+  const support = mechanismSupport(node.criu);
+  // Asked once: describeNode is on the path of every migration's validation.
+  const criuVersion = run(node.criu, ['--version']).catch(() => ({ stdout: 'unavailable' }));
+  /** The lazy page servers of images this node checkpointed, while the image is kept. */
+  const lazyServers = new Map<string, Promise<LazyPageServer>>();
+
+  /** Serves the pages of a checkpointed image to a lazy restore elsewhere (one server per image, kept until the image is removed). */
+  function lazyServer(imageId: string, dir: string): Promise<LazyPageServer> {
+    let s = lazyServers.get(imageId);
+    if (!s) {
+      s = serveLazyPages(dir, { host: node.host, tls: node.tls, log: node.log });
+      s.catch(() => lazyServers.delete(imageId));
+      lazyServers.set(imageId, s);
+    }
+    return s;
+  }
+
   return {
     async describeNode(): Promise<NodeDescription> {
-      const { stdout } = await run(node.criu, ['--version']).catch(() => ({ stdout: 'unavailable' }));
-      return { node: node.node, runtime: 'local', details: { images: node.imageUrl, criu: stdout.trim().split('\n')[0], dataDir: node.dataDir } };
+      const [{ stdout }, s] = await Promise.all([criuVersion, support]);
+      return {
+        node: node.node,
+        runtime: 'local',
+        details: { images: node.imageUrl, criu: stdout.trim().split('\n')[0], dataDir: node.dataDir, dirtyTracking: s.dirtyTracking },
+        ...(Object.keys(s.unsupported).length ? { unsupported: s.unsupported } : {}),
+      };
     },
 
     async startInstance({ service, instanceId, spec }) {
@@ -237,7 +293,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       return publicRecord(rec);
     },
 
-    async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
+    async checkpoint({ instanceId, imageId, streamTo }): Promise<CheckpointResult> {
       const dir = imageDir({ node: node.node, id: imageId, locator: '' });
       const resultFile = path.join(dir, 'result.json');
       if (existsSync(path.join(dir, COMPLETE_MARK)) && existsSync(resultFile)) {
@@ -250,18 +306,43 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       const args = ['dump', '-t', String(rec.pid), '-D', dir, '--leave-running', '--tcp-established', '--network-lock', 'skip', '--display-stats', '-o', 'dump.log', '-v2'];
+      if (streamTo) {
+        // The pages go to the target's page stream as they are dumped; only the rest is written here.
+        const m = /^(.+):(\d+)$/.exec(streamTo.address);
+        if (!m || streamTo.imageId !== imageId) throw ApplicationFailure.nonRetryable(`page stream ${JSON.stringify(streamTo)} is not for image ${imageId}`, FAILURE.InvalidInput);
+        args.push('--page-server', '--address', m[1], '--port', m[2], ...criuTlsArgs(node.tls));
+      }
       const hold = holdDumpScript(node.dataDir, `${node.node}/criu-dump`);
       if (hold) args.push('--action-script', hold);
       const out = await criu(node, args, dir, (pid) => writeFileSync(path.join(dir, 'criu.pid'), `${pid} ${procStat(pid)?.startTime ?? 0}`));
       await failpoint(`${node.node}/checkpoint-dumped`);
-      const { bytes, files } = dirBytes(dir);
-      const result: CheckpointResult = { image: { node: node.node, id: imageId, locator: dir }, bytes, files, dumpMs: out.ms, freezeMs: frozenMs(out.output, out.ms) };
+      const local = dirBytes(dir);
+      // CRIU counts what it dumped; with a stream, the pages are not here to count.
+      const streamedBytes = streamTo ? pagesWritten(out.output) * 4096 : 0;
+      const result: CheckpointResult = {
+        image: { node: node.node, id: imageId, locator: dir, ...(streamTo ? { streamedTo: streamTo.node } : {}) },
+        bytes: local.bytes + streamedBytes,
+        files: local.files,
+        dumpMs: out.ms,
+        freezeMs: frozenMs(out.output, out.ms),
+        ...(streamTo ? { streamedBytes } : {}),
+      };
       writeFileSync(resultFile, JSON.stringify(result));
       writeFileSync(path.join(dir, COMPLETE_MARK), '');
       return result;
     },
 
-    async transfer({ image, targetNode }) {
+    async openPageStream({ imageId }): Promise<PageStream> {
+      imageDir({ node: node.node, id: imageId, locator: '' }); // checks the id
+      let r = node.pageStreams.get(imageId);
+      if (!r) {
+        r = await PageStreamReceiver.open(imageId, stagingDir(imagesDir, imageId), { node: node.node, host: node.host, criu: node.criu, tls: node.tls, log: node.log });
+        node.pageStreams.set(imageId, r);
+      }
+      return { node: node.node, imageId, address: r.address };
+    },
+
+    async transfer({ image, targetNode, lazy }) {
       const dir = imageDir(image);
       if (!existsSync(path.join(dir, COMPLETE_MARK))) {
         throw ApplicationFailure.nonRetryable(`image ${image.id} is not complete on ${node.node}`, FAILURE.ImageMissing);
@@ -269,15 +350,38 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const peer = node.peer(targetNode);
       if (!peer) throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${targetNode}"; start its agent (ms2m agent --node ${targetNode})`, FAILURE.InvalidInput);
       const t0 = performance.now();
+      const streamed = image.streamedTo !== undefined;
+      // Lazy from this node: the pages file travels sparse, only the pages the restore reads itself; this
+      // node serves the others until the image is removed. (Streamed pages are on the target already.)
+      let sparse: Map<string, Extent[]> | undefined;
+      let pageSource: string | undefined;
+      let left = 0;
+      if (lazy && !streamed) {
+        const maps = readPagemaps(dir);
+        sparse = new Map(maps.map((pm) => [pagesFile(pm), eagerExtents(pm)]));
+        left = maps.reduce((a, pm) => a + lazyBytes(pm), 0);
+        pageSource = `${node.host}:${(await lazyServer(image.id, dir)).port}`;
+      }
       let sent = 0;
-      const r = await sendImage(dir, peer.imageUrl, image.id, (_name, bytes) => {
-        sent += bytes;
-        Context.current().heartbeat({ sent, targetNode });
-      });
-      return { ...r, image: { node: targetNode, id: image.id, locator: path.join(peer.dataDir, 'images', image.id) }, ms: performance.now() - t0 };
+      const r = await sendImage(
+        dir,
+        peer.imageUrl,
+        image.id,
+        (_name, bytes) => {
+          sent += bytes;
+          Context.current().heartbeat({ sent, targetNode });
+        },
+        { sparse, ...(streamed ? { pageStream: { files: [] } } : {}) },
+      );
+      return {
+        ...r,
+        image: { node: targetNode, id: image.id, locator: path.join(peer.dataDir, 'images', image.id), ...(pageSource ? { pageSource } : {}), ...(streamed ? { streamedTo: targetNode } : {}) },
+        ms: performance.now() - t0,
+        ...(lazy ? { lazyBytes: left } : {}),
+      };
     },
 
-    async restore({ image, service, instanceId }) {
+    async restore({ image, service, instanceId, lazy }) {
       const existing = liveInstance(instanceId);
       if (existing) {
         // A retry after the agent died mid-restore: the copy exists, maybe still stopped.
@@ -291,9 +395,16 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const pidFile = path.join(dir, `restore-${instanceId}.pid`);
       rmSync(pidFile, { force: true });
       const t0 = performance.now();
+      if (lazy) await startLazyDaemon({ criu: node.criu, dir, instanceId, pageSource: image.pageSource, tls: node.tls });
       // Restored stopped, in a new PID namespace, with its broker socket closed: it reconnects once it runs.
-      await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2'], dir);
+      try {
+        await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2', ...(lazy ? ['--lazy-pages'] : [])], dir);
+      } catch (err) {
+        if (lazy) stopLazyDaemon(dir, instanceId);
+        throw err;
+      }
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      if (lazy) recordLazyCopy(dir, instanceId, pid);
       // Recorded before it runs, so that whoever retries this finds it instead of restoring a second copy.
       // The copy keeps writing to the file its stdout had in the checkpoint.
       const rec = track(instanceId, service, pid, 'restored', readlinkSafe(`/proc/${pid}/fd/1`));
@@ -312,7 +423,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       // A namespace's init ignores SIGTERM unless it handles it: waiting for it to act on one would be for nothing.
       if (catchesSignal(rec.pid, SIGTERM)) {
         process.kill(rec.pid, 'SIGTERM');
-        for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+        for (let i = 0; i < 1000 && !gone(); i++) await sleep(5);
       }
       if (!gone()) {
         process.kill(rec.pid, 'SIGKILL');
@@ -322,9 +433,31 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       return { stopped: true };
     },
 
+    async awaitPages({ image, instanceId }) {
+      const dir = imageDir(image);
+      for (;;) {
+        const o = lazyOutcome(dir, instanceId);
+        if (o?.ok) return { ms: o.ms, pages: o.pages };
+        if (o) throw ApplicationFailure.nonRetryable(`the lazy restore of ${instanceId} on ${node.node} could not fetch every page, so the copy was killed: ${o.why}`, FAILURE.LazyPagesFailed);
+        Context.current().heartbeat({ awaiting: 'pages' });
+        await sleep(20);
+      }
+    },
+
     async removeImage({ imageId }) {
-      rmSync(imageDir({ node: node.node, id: imageId, locator: '' }), { recursive: true, force: true });
-      rmSync(path.join(imagesDir, '.incoming', imageId), { recursive: true, force: true });
+      const dir = imageDir({ node: node.node, id: imageId, locator: '' });
+      // After the copy is stopped (rollback) or has all its pages (finalize): a daemon still there is a leftover.
+      for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+        const m = /^lazy-(.+)\.daemon\.pid$/.exec(f);
+        if (m) stopLazyDaemon(dir, m[1]);
+      }
+      const served = lazyServers.get(imageId);
+      lazyServers.delete(imageId);
+      if (served) (await served.catch(() => null))?.close();
+      node.pageStreams.get(imageId)?.close();
+      node.pageStreams.delete(imageId);
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(stagingDir(imagesDir, imageId), { recursive: true, force: true });
     },
 
     async instanceLoads({ sampleMs }) {

@@ -11,9 +11,12 @@ import * as path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../../lib/config';
 import { withFailpoints } from '../../lib/failpoints';
+import { withCombined } from '../shared/combined';
 import type { NodeAgentOptions } from '../types';
 import { ClusterStore, DEFAULT_CAPACITY } from './cluster-store';
 import { imageReceiver } from '../shared/image-transfer';
+import { PageStreamReceiver } from './page-stream-receiver';
+import { nodeTls } from './pki';
 import { createLocalNodeActivities } from './node-activities';
 import { nodeTaskQueue } from '../shared/task-queues';
 
@@ -50,13 +53,19 @@ async function tryListen(server: Server, host: string, port: number, portFile: s
   return bound;
 }
 
-export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {} }: NodeAgentOptions) {
+export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine }: NodeAgentOptions) {
   const cfg = loadConfig();
   const { host, port } = parseListen(where);
   const dataDir = path.join(cfg.home, 'nodes', node);
   mkdirSync(dataDir, { recursive: true });
   const store = new ClusterStore(cfg.home);
-  const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
+  const tls = nodeTls(cfg.home, node, host);
+  const pageStreams = new Map<string, PageStreamReceiver>();
+  const server = createServer(
+    imageReceiver(path.join(dataDir, 'images'), node, {
+      pageStream: async (imageId) => (pageStreams.get(imageId) ? pageStreams.get(imageId)!.settled() : `no page stream was opened for image ${imageId} on ${node}`),
+    }),
+  );
   const imageUrl = `http://${host.includes(':') ? `[${host}]` : host}:${await listen(server, path.join(dataDir, 'agent.port'), host, port)}`;
   const taskQueue = nodeTaskQueue(cfg.taskQueue, node);
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
@@ -68,7 +77,14 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
     connection,
     namespace: cfg.temporalNamespace,
     taskQueue,
-    activities: withFailpoints(node, { ...shared, ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, peer }) }),
+    activities: withCombined(
+      node,
+      withFailpoints(node, {
+        ...shared,
+        ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, host, tls, pageStreams, peer, log: (line) => console.error(`[ms2m] ${node}: ${line}`) }),
+      }),
+      combine,
+    ),
   });
   store.registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
   console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);

@@ -13,6 +13,8 @@ import { loadConfig } from '../../lib/config';
 import { createClusterActivities } from '../../runtimes/local/cluster-activities';
 import { ClusterStore } from '../../runtimes/local/cluster-store';
 import { imageReceiver } from '../../runtimes/shared/image-transfer';
+import { PageStreamReceiver } from '../../runtimes/local/page-stream-receiver';
+import { nodeTls } from '../../runtimes/local/pki';
 import { createLocalNodeActivities } from '../../runtimes/local/node-activities';
 import { nodeTaskQueue } from '../../runtimes/shared/task-queues';
 import { reapInstances } from '../../runtimes/local/test-cluster';
@@ -37,11 +39,13 @@ describeRuntimeContract({
     };
     const nodeOf = async (node: string) => {
       const dataDir = path.join(home, 'nodes', node);
-      const server = createServer(imageReceiver(path.join(dataDir, 'images'), node));
+      const pageStreams = new Map<string, PageStreamReceiver>();
+      const server = createServer(imageReceiver(path.join(dataDir, 'images'), node, { pageStream: async (id) => (pageStreams.get(id) ? pageStreams.get(id)!.settled() : 'no page stream') }));
       servers.push(server);
       const imageUrl = await listening(server);
       store.registerNode({ node, taskQueue: nodeTaskQueue('contract', node), imageUrl, dataDir, pid: process.pid, updatedAt: Date.now() });
-      return { node, activities: createLocalNodeActivities({ node, dataDir, criu: loadConfig().criu, imageUrl, peer }) };
+      const tls = nodeTls(home, node, '127.0.0.1');
+      return { node, activities: createLocalNodeActivities({ node, dataDir, criu: loadConfig().criu, imageUrl, host: '127.0.0.1', tls, pageStreams, peer, log: () => undefined }) };
     };
     const [a, b] = await Promise.all([nodeOf('node-a'), nodeOf('node-b')]);
     return {

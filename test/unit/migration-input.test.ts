@@ -18,6 +18,7 @@ describe('migrateService input', () => {
       targetNode: 'node-b',
       strategy: 'shadow',
       replay: { threshold: 10, cutoffMs: 120_000, stallMs: 3_000 },
+      mechanisms: { transfer: 'files', lazy: false },
       timeouts: {
         nodeScheduleToStartMs: 15_000,
         heartbeatMs: 10_000,
@@ -52,6 +53,12 @@ describe('migrateService input', () => {
     expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { copyReadyMs: 1500.5 } })).toMatch(/timeouts.copyReadyMs must be a whole number of milliseconds, got 1500.5$/);
     expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { catchUpMs: 'soon' } })).toMatch(/timeouts.catchUpMs: timeouts.catchUpMs must be a number of milliseconds, got "soon"$/);
     expect(errorOf({ service: 'game', targetNode: 'node-b', timeouts: { nodeTimeout: 1 } })).toMatch(/timeouts: unknown field\(s\) nodeTimeout; remove them$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', mechanisms: { transfer: 'ftp' } })).toBe(
+      'invalid migrateService input: mechanisms.transfer: mechanisms.transfer must be one of files, stream, got "ftp"',
+    );
+    expect(errorOf({ service: 'game', targetNode: 'node-b', mechanisms: { lazy: 'yes' } })).toBe('invalid migrateService input: mechanisms.lazy: mechanisms.lazy must be true or false, got "yes"');
+    expect(errorOf({ service: 'game', targetNode: 'node-b', mechanisms: { precopy: 3 } })).toMatch(/mechanisms: unknown field\(s\) precopy; remove them$/);
+    expect(errorOf({ service: 'game', targetNode: 'node-b', mechanisms: 'lazy' })).toMatch(/mechanisms: mechanisms must be a JSON object, e.g. \{"transfer": "stream", "lazy": true\}, got "lazy"$/);
   });
   it('gives one line per mistake', () => {
     expect(errorOf({ service: 'game', targetNode: 'node-b', strategy: 'warp', replay: { threshold: -5 } })).toBe(

@@ -11,8 +11,9 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { BrokerActivities, LockActivities } from '../../../activities/types';
 import type { ClusterActivities, InstanceRecord, NodeActivities, NodeInfo, Placement, ServiceSpec } from '../../../runtimes/types';
 import { handoffRefusal, type InstanceStatus, type Marks } from '../../../service/protocol';
+import { createCombinedNodeActivities, type CombinedNodeActivities } from '../../../activities/node-combined';
 
-export type ActivityName = keyof NodeActivities | keyof ClusterActivities | keyof BrokerActivities | keyof LockActivities;
+export type ActivityName = keyof NodeActivities | keyof ClusterActivities | keyof BrokerActivities | keyof LockActivities | keyof CombinedNodeActivities;
 
 /** A node's task queue, as the fake cluster side reports it (and the test workers poll it). */
 export const fakeNodeQueue = (orchestratorQueue: string, node: string): string => `${orchestratorQueue}-fake-node-${node}`;
@@ -155,6 +156,8 @@ export interface FakeNode {
   /** Whether an agent polls the node's task queue. */
   served: boolean;
   images: Map<string, FakeImage>;
+  /** Images whose page stream this node opened. */
+  streams: Set<string>;
 }
 
 export interface ClusterSpec {
@@ -193,6 +196,8 @@ export class FakeCluster {
   readonly queues = new Map<string, { sealed: boolean }>();
   readonly calls: CallRecord[] = [];
   readonly replay: ReplayScript = { lags: [40, 15, 4], trafficPerPoll: 20, divergeCopies: false };
+  /** How long a lazy restore's pages take to arrive (awaitPages). */
+  lazyPagesMs = 50;
   /** The activities' clock for replay progress: advances by each poll's window, so convergence is judged without waiting. */
   clock = 1_000_000;
   private readonly injections: Array<{ name: ActivityName } & Injection> = [];
@@ -202,7 +207,7 @@ export class FakeCluster {
 
   constructor(spec: ClusterSpec = {}) {
     for (const [node, n] of Object.entries(spec.nodes ?? { 'node-a': {}, 'node-b': {} })) {
-      this.nodes.set(node, { node, capacity: n.capacity ?? 10, schedulable: n.schedulable ?? true, served: n.served ?? true, images: new Map() });
+      this.nodes.set(node, { node, capacity: n.capacity ?? 10, schedulable: n.schedulable ?? true, served: n.served ?? true, images: new Map(), streams: new Set() });
     }
     for (const [service, s] of Object.entries(spec.services ?? { game: { node: 'node-a' } })) {
       this.deploy(service, s.node, { cpuPercent: s.cpuPercent, applied: s.applied, placedAt: s.placedAt, keepsName: s.keepsName });
@@ -413,7 +418,7 @@ export class FakeCluster {
       const { activityId, attempt } = ctx.info;
       // Always set for an activity a workflow scheduled (these fakes serve no standalone activities).
       const { workflowId, runId } = ctx.info.workflowExecution ?? { workflowId: '', runId: '' };
-      const repeat = this.calls.some((c) => c.runId === runId && c.activityId === activityId && c.attempt === attempt);
+      const repeat = this.calls.some((c) => c.runId === runId && c.activityId === activityId && c.attempt === attempt && c.name === name);
       const rec: CallRecord = {
         label: node ? `${node}.${name}` : name,
         name,
@@ -645,9 +650,12 @@ export class FakeCluster {
   }
 
   /** A node agent's activities: its runtime's, and the handoff's broker activities. */
-  nodeAgentActivities(node: string): NodeActivities & BrokerActivities {
-    const handoff = Object.fromEntries(Object.entries(this.brokerActivities(node)).filter(([k]) => HANDOFF.has(k))) as unknown as BrokerActivities;
-    return { ...handoff, ...this.nodeActivities(node) };
+  nodeAgentActivities(node: string): NodeActivities & BrokerActivities & CombinedNodeActivities {
+    const broker = this.brokerActivities(node);
+    const handoff = Object.fromEntries(Object.entries(broker).filter(([k]) => HANDOFF.has(k))) as unknown as BrokerActivities;
+    const own = this.nodeActivities(node);
+    // As a real agent builds them: from its own activities and the broker's, each call recorded as itself.
+    return { ...handoff, ...own, ...createCombinedNodeActivities(own, broker) };
   }
 
   nodeActivities(node: string): NodeActivities {
@@ -674,12 +682,24 @@ export class FakeCluster {
         i.consuming = 'primary';
         return record(i);
       }),
-      checkpoint: w('checkpoint', async ({ instanceId, imageId }) => {
+      checkpoint: w('checkpoint', async ({ instanceId, imageId, streamTo }) => {
         const i = onThisNode(instanceId);
         if (!i.alive) throw ApplicationFailure.nonRetryable(`instance ${instanceId} exited`, 'InstanceExited');
+        if (streamTo && !this.nodes.get(streamTo.node)?.streams.has(imageId)) throw ApplicationFailure.nonRetryable(`no page stream for ${imageId} on ${streamTo.node}`, 'Error');
         const was = { role: i.role, fenced: i.fenced, epoch: i.epoch, migrationId: i.migrationId, fencedAt: i.fencedAt, diverged: i.diverged };
         here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, marks: { ...i.marks }, primaryQueue: i.primaryQueue, was });
-        return { image: { node, id: imageId, locator: `fake:${node}/${imageId}` }, bytes: 13 << 20, files: 12, dumpMs: 150, freezeMs: 120 };
+        return {
+          image: { node, id: imageId, locator: `fake:${node}/${imageId}`, ...(streamTo ? { streamedTo: streamTo.node } : {}) },
+          bytes: 13 << 20,
+          files: 12,
+          dumpMs: 150,
+          freezeMs: 120,
+          ...(streamTo ? { streamedBytes: 12 << 20 } : {}),
+        };
+      }),
+      openPageStream: w('openPageStream', async ({ imageId }) => {
+        here().streams.add(imageId);
+        return { node, imageId, address: `fake:${node}:stream` };
       }),
       transfer: w('transfer', async ({ image, targetNode }) => {
         const imageId = image.id;
@@ -702,6 +722,11 @@ export class FakeCluster {
         i.diverged ||= this.replay.divergeCopies;
         i.outputsEmitted = 0;
         return { instance: record(i), restoreMs: 200 };
+      }),
+      awaitPages: w('awaitPages', async ({ instanceId }) => {
+        onThisNode(instanceId);
+        await new Promise((r) => setTimeout(r, this.lazyPagesMs));
+        return { ms: this.lazyPagesMs, pages: 3000 };
       }),
       stopInstance: w('stopInstance', async ({ instanceId }) => {
         const i = this.instances.get(instanceId);
