@@ -9,7 +9,7 @@
  * would. A failure says which part failed (the phase the workflow reports).
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, ImageRef, NodeActivities, NodeDescription, PageStream, RestoreResult, TransferResult } from '../runtimes/types';
+import type { CheckpointResult, ImageRef, NodeActivities, NodeDescription, RestoreResult, TransferResult } from '../runtimes/types';
 import type { BrokerActivities, Fenced, ReplayProgress } from './types';
 import type { InstanceStatus } from '../service/protocol';
 import { FAILURE } from '../lib/contracts';
@@ -35,7 +35,7 @@ export interface RestoreAndReplayResult {
 export interface CombinedNodeActivities {
   /** The source node describes itself and probes its instance (validate), in one activity. */
   describeAndProbe(input: { service: string; instanceId: string; timeoutMs: number }): Promise<{ node: NodeDescription; status: InstanceStatus }>;
-  checkpointAndSend(input: { instanceId: string; imageId: string; streamTo?: PageStream; targetNode: string; lazy?: boolean }): Promise<CheckpointAndSendResult>;
+  checkpointAndSend(input: { instanceId: string; imageId: string; stream?: boolean; targetNode: string; lazy?: boolean }): Promise<CheckpointAndSendResult>;
   restoreAndReplay(input: {
     image: ImageRef;
     service: string;
@@ -62,6 +62,34 @@ async function part<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The copy's first answer, on its own control queue once it has reconnected under its new identity. A
+ * copy that died meanwhile is known at once from its node rather than after the whole wait; if it was
+ * restored lazily, what killed it is the lazy restore's failure.
+ */
+async function standbyOf(
+  node: NodeActivities,
+  broker: BrokerActivities,
+  o: { image: ImageRef; instanceId: string; lazy?: boolean; copyReadyMs: number },
+): Promise<InstanceStatus> {
+  const until = Date.now() + o.copyReadyMs;
+  for (;;) {
+    try {
+      return await broker.instanceStatus({ instanceId: o.instanceId, timeoutMs: Math.max(200, Math.min(STANDBY_LOOK_MS, until - Date.now())) });
+    } catch (err) {
+      const alive = (await node.listInstances()).some((i) => i.instanceId === o.instanceId && i.alive);
+      if (!alive) {
+        if (o.lazy) await node.awaitPages({ image: o.image, instanceId: o.instanceId });
+        throw ApplicationFailure.nonRetryable(`the restored copy ${o.instanceId} died before it answered`, FAILURE.CopyLost);
+      }
+      if (Date.now() >= until) throw err;
+    }
+  }
+}
+
+/** How long one look for the copy's first answer waits before its node is asked whether it lives. */
+const STANDBY_LOOK_MS = 2000;
+
 export function createCombinedNodeActivities(node: NodeActivities, broker: BrokerActivities): CombinedNodeActivities {
   return {
     async describeAndProbe({ service, instanceId, timeoutMs }) {
@@ -69,8 +97,8 @@ export function createCombinedNodeActivities(node: NodeActivities, broker: Broke
       return { node: description, status };
     },
 
-    async checkpointAndSend({ instanceId, imageId, streamTo, targetNode, lazy }) {
-      const checkpoint = await part('checkpoint', () => node.checkpoint({ instanceId, imageId, ...(streamTo ? { streamTo } : {}) }));
+    async checkpointAndSend({ instanceId, imageId, stream, targetNode, lazy }) {
+      const checkpoint = await part('checkpoint', () => node.checkpoint({ instanceId, imageId, ...(stream ? { streamTo: targetNode } : {}) }));
       const transfer = await part('transfer', () => node.transfer({ image: checkpoint.image, targetNode, ...(lazy ? { lazy } : {}) }));
       return { checkpoint, transfer };
     },
@@ -78,8 +106,7 @@ export function createCombinedNodeActivities(node: NodeActivities, broker: Broke
     async restoreAndReplay({ image, service, instanceId, lazy, copyReadyMs, replay }) {
       const restore = await part('restore', () => node.restore({ image, service, instanceId, ...(lazy ? { lazy } : {}) }));
       const standby = await part('restore', async () => {
-        // The copy answers on its own control queue once it has reconnected under its new identity.
-        const st = await broker.instanceStatus({ instanceId, timeoutMs: copyReadyMs });
+        const st = await standbyOf(node, broker, { image, instanceId, lazy, copyReadyMs });
         if (st.role !== 'standby') throw ApplicationFailure.nonRetryable(`restored ${instanceId} did not come up as a standby copy`, FAILURE.CopyNotStandby);
         return st;
       });

@@ -246,6 +246,41 @@ export const FAULTS: Fault[] = [
       }),
   },
   ...PHASES_SHADOW.map(cancelled),
+  {
+    name: 'page-stream-corrupted@checkpoint',
+    description: 'transfer "stream": a byte of the page stream is flipped on its way to the target; TLS refuses it, the dump fails and is done again',
+    strategy: 'shadow',
+    outcomes: ['completed'],
+    scenario: { mechanisms: { transfer: 'stream', lazy: false } },
+    inject: async (ctx) => armFailpoint(ctx.cluster.opts.home, `${ctx.to}/receive-stream`, { action: 'corrupt' }),
+  },
+  {
+    name: 'source-crashed@lazy',
+    description: 'lazy: the source is SIGKILLed while its copy fetches its pages; they come from its node\'s image, and the copy adopts its stream',
+    strategy: 'shadow',
+    outcomes: ['completed'],
+    scenario: { mechanisms: { transfer: 'files', lazy: true } },
+    inject: (ctx) =>
+      at(ctx, `${ctx.from}/serve-lazy-pages`, async () => {
+        process.kill(pidOf(ctx, ctx.from, (await report(ctx)).sourceInstance), 'SIGKILL');
+      }),
+  },
+  {
+    name: 'source-agent-killed@lazy',
+    description: "lazy: the source node's agent (the copy's page server) is SIGKILLed while the copy fetches its pages; the restore or the copy is killed before the copy can take over, and the source keeps serving",
+    strategy: 'shadow',
+    outcomes: ['rolled-back'],
+    scenario: { mechanisms: { transfer: 'files', lazy: true } },
+    inject: (ctx) => at(ctx, `${ctx.from}/serve-lazy-pages`, () => ctx.cluster.crashAndRestart(`agent-${ctx.from}`)),
+  },
+  {
+    name: 'target-agent-killed@lazy',
+    description: "lazy: the target node's agent is SIGKILLed while the copy fetches its pages (the lazy-pages daemon outlives it), and restarted",
+    strategy: 'shadow',
+    outcomes: ['completed'],
+    scenario: { mechanisms: { transfer: 'files', lazy: true } },
+    inject: (ctx) => at(ctx, `${ctx.from}/serve-lazy-pages`, () => ctx.cluster.crashAndRestart(`agent-${ctx.to}`)),
+  },
 ];
 
 export function faultNamed(name: string): Fault {

@@ -12,6 +12,13 @@ import { ensureStack } from '../lib/stack';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { FAULTS, faultNamed, type Fault } from './faults';
 import { runRound, type RoundResult } from './round';
+import type { Mechanisms } from '../lib/migration';
+
+/** The ways an image can move that a round may draw (lib/migration.ts, MechanismsSchema). */
+export const MECHANISM_DRAWS = ['files', 'stream', 'lazy', 'stream+lazy'] as const;
+export type MechanismDraw = (typeof MECHANISM_DRAWS)[number];
+export const mechanismsOf = (d: MechanismDraw): Mechanisms => ({ transfer: d.startsWith('stream') ? 'stream' : 'files', lazy: d.endsWith('lazy') });
+const drawOf = (m: Mechanisms): MechanismDraw => (m.transfer === 'stream' ? (m.lazy ? 'stream+lazy' : 'stream') : m.lazy ? 'lazy' : 'files');
 
 export interface ChaosOptions {
   rounds: number;
@@ -21,6 +28,8 @@ export interface ChaosOptions {
   faults?: string[];
   /** Which example services to draw from (default: all). */
   workloads?: WorkloadName[];
+  /** Which mechanisms to draw from for faults that do not fix them (default: all). */
+  mechanisms?: MechanismDraw[];
   out: string;
   log: (line: string) => void;
 }
@@ -41,6 +50,7 @@ interface Row {
   round: number;
   fault: string;
   service: WorkloadName;
+  mechanisms: MechanismDraw;
   outcome: string;
   cancelled: boolean;
   published: number;
@@ -65,6 +75,7 @@ function rowOf(round: number, r: RoundResult): Row {
     round,
     fault: r.fault.name,
     service: r.workload,
+    mechanisms: drawOf(r.mechanisms),
     outcome: rep.sourceLost ? 'completed (adopted)' : rep.outcome,
     cancelled: r.result.cancelled,
     published: v.published,
@@ -123,6 +134,7 @@ function summarize(rows: Row[]): { table: string; markdown: string } {
 export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: boolean }> {
   const pool: Fault[] = o.faults?.length ? o.faults.map(faultNamed) : FAULTS;
   const services: WorkloadName[] = o.workloads?.length ? o.workloads : [...WORKLOADS];
+  const draws: MechanismDraw[] = o.mechanisms?.length ? o.mechanisms : [...MECHANISM_DRAWS];
   await ensureStack();
   mkdirSync(o.out, { recursive: true });
   const runtime = await loadRuntime();
@@ -136,12 +148,13 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
     for (let round = 1; round <= o.rounds; round++) {
       const fault = pool[Math.floor(next() * pool.length)];
       const service = services[Math.floor(next() * services.length)];
-      const r = await runRound(cluster, fault, `chaos${round}-${stamp}`, { rate: o.rate, workload: service });
+      const drawn = draws[Math.floor(next() * draws.length)];
+      const r = await runRound(cluster, fault, `chaos${round}-${stamp}`, { rate: o.rate, workload: service, mechanisms: mechanismsOf(drawn) });
       const row = rowOf(round, r);
       rows.push(row);
       const eta = ((Date.now() - t0) / round) * (o.rounds - round);
       o.log(
-        `[chaos] round ${round}/${o.rounds} ${fault.name} (${service}): ${row.outcome}${row.failure ? ` (${row.failure})` : ''}, ` +
+        `[chaos] round ${round}/${o.rounds} ${fault.name} (${service}, ${row.mechanisms}): ${row.outcome}${row.failure ? ` (${row.failure})` : ''}, ` +
           `${row.published} published, lost ${row.lost}, duplicated ${row.duplicated}, dup outputs ${row.duplicate_outputs}` +
           `${row.violations ? ` — VIOLATED: ${row.violations}` : ''} | ETA ${Math.round(eta / 1000)} s`,
       );
@@ -161,7 +174,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: b
   o.log(clean ? `[chaos] ${rows.length} rounds: every one migrated or rolled back, nothing lost or duplicated` : '[chaos] VIOLATIONS: see above and round-*.log');
   writeFileSync(
     path.join(o.out, 'summary.md'),
-    `# ms2m chaos: ${rows.length} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${services.join(', ')}\n\n${markdown}\n\n${Math.round((Date.now() - t0) / 1000)} s in all.\n`,
+    `# ms2m chaos: ${rows.length} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${services.join(', ')}, mechanisms ${draws.join(', ')}\n\n${markdown}\n\n${Math.round((Date.now() - t0) / 1000)} s in all.\n`,
   );
   o.log(`[chaos] results in ${o.out} (rounds.csv, summary.md)`);
   return { rows, clean };

@@ -24,7 +24,14 @@ import { formatOutcomes, formatPlan, formatSchedule, rebalanceInput, rebalanceOp
 import { runScenario } from './scenario';
 import { WORKLOADS, type WorkloadName } from './workloads';
 import { FAULTS } from '../chaos/faults';
-import { runChaos } from '../chaos/run';
+import { MECHANISM_DRAWS, runChaos, type MechanismDraw } from '../chaos/run';
+
+function mechanismList(v: string): MechanismDraw[] {
+  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(MECHANISM_DRAWS as readonly string[]).includes(n));
+  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`--mechanisms: unknown ${unknown.join(', ') || '(none given)'}; choose from ${MECHANISM_DRAWS.join(', ')}`);
+  return names as MechanismDraw[];
+}
 
 const program = new Command('ms2m').description('Live migration of stateful RabbitMQ consumers with CRIU, orchestrated by Temporal').showHelpAfterError();
 
@@ -77,7 +84,7 @@ program
         threshold: o.threshold,
         cutoffMs: o.cutoffMs,
         stallMs: o.stallMs,
-        input: { mechanisms: { transfer: o.transfer, lazy: Boolean(o.lazy) } },
+        mechanisms: { transfer: o.transfer, lazy: Boolean(o.lazy) },
         keep: o.keep,
         log: (l) => say(`[ms2m] ${l}`),
         onProgress: progressPrinter(say),
@@ -128,10 +135,15 @@ program
     return names;
   })
   .addOption(new Option('--services <names>', 'draw the migrated service from these, comma-separated').default([...WORKLOADS]).argParser(workloadList))
+  .addOption(
+    new Option('--mechanisms <list>', `draw how each image moves from these, comma-separated: ${MECHANISM_DRAWS.join(', ')} (faults of one mechanism keep theirs)`)
+      .default([...MECHANISM_DRAWS])
+      .argParser(mechanismList),
+  )
   .option('--out <dir>', 'where to write rounds.csv and summary.md', path.join('chaos-results', new Date().toISOString().slice(0, 19).replace(/:/g, '-')))
   .action(async (o) => {
-    console.log(`[chaos] ${o.rounds} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${o.services.join(', ')}`);
-    const { clean } = await runChaos({ rounds: o.rounds, seed: o.seed, rate: o.rate, faults: o.faults, workloads: o.services, out: o.out, log: (l) => console.log(l) });
+    console.log(`[chaos] ${o.rounds} rounds, seed ${o.seed}, ${o.rate} msg/s, services ${o.services.join(', ')}, mechanisms ${o.mechanisms.join(', ')}`);
+    const { clean } = await runChaos({ rounds: o.rounds, seed: o.seed, rate: o.rate, faults: o.faults, workloads: o.services, mechanisms: o.mechanisms, out: o.out, log: (l) => console.log(l) });
     process.exitCode = clean ? 0 : 1;
   });
 

@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
-import { NAME_KEEPING, type MigrationProgress, type MigrationReport, type Strategy, type Verification } from '../lib/migration';
+import { NAME_KEEPING, type Mechanisms, type MigrationProgress, type MigrationReport, type Strategy, type Verification } from '../lib/migration';
 import { OutputCollector } from '../lib/output-log';
 import { verify } from '../lib/verify';
 import { ControlClient } from '../service/control-client';
@@ -35,6 +35,8 @@ export interface ScenarioOptions {
   threshold?: number;
   cutoffMs?: number;
   stallMs?: number;
+  /** How the image moves (the migration input's `mechanisms`; default files, not lazy). */
+  mechanisms?: Partial<Mechanisms>;
   warmupMs?: number;
   settleMs?: number;
   keep?: boolean;
@@ -219,6 +221,7 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
           targetNode: o.to,
           strategy: o.strategy,
           replay: { threshold: o.threshold ?? 10, cutoffMs: o.cutoffMs ?? 120_000, ...(o.stallMs !== undefined ? { stallMs: o.stallMs } : {}) },
+          ...(o.mechanisms ? { mechanisms: o.mechanisms } : {}),
           ...o.input,
         },
       ],

@@ -60,12 +60,7 @@ export interface NodeDescription {
   unsupported?: Partial<Record<Mechanism, string>>;
 }
 
-/** Where a target node receives the pages of one image while its source dumps it (opaque outside its runtime). */
-export interface PageStream {
-  node: string;
-  imageId: string;
-  address: string;
-}
+
 
 export interface InstanceRecord {
   instanceId: string;
@@ -161,11 +156,10 @@ export interface NodeActivities {
   startInstance(input: { service: string; instanceId: string; spec: ServiceSpec }): Promise<InstanceRecord>;
   /**
    * Dumps the instance into image `imageId` and leaves it running (see the contract above). With
-   * `streamTo`, its memory pages go to that page stream of the target as they are dumped.
+   * `streamTo` (a node, by name: the runtime knows how to reach it), the memory pages go to that node as
+   * they are dumped, and `transfer` to it then sends only the rest.
    */
-  checkpoint(input: { instanceId: string; imageId: string; streamTo?: PageStream }): Promise<CheckpointResult>;
-  /** Target side of `stream`: where this node receives the pages of image `imageId` during its checkpoint. */
-  openPageStream(input: { imageId: string }): Promise<PageStream>;
+  checkpoint(input: { instanceId: string; imageId: string; streamTo?: string }): Promise<CheckpointResult>;
   /**
    * Moves an image this node holds to `targetNode`; the runtime knows how to reach it (to this node
    * itself: nothing to move). `lazy`: only what a restore reads itself moves now; this node serves the

@@ -31,7 +31,7 @@ import {
 } from '../lib/migration';
 import { parseInput } from './input';
 import { observeReplay } from '../lib/replay-stop';
-import type { ImageRef, Mechanism, NodeDescription, NodeInfo, Placement, PageStream } from '../runtimes/types';
+import type { ImageRef, Mechanism, NodeDescription, NodeInfo, Placement } from '../runtimes/types';
 import { replayQueueName } from '../service/names';
 import type { InstanceStatus } from '../service/protocol';
 import type { ReplayProgress } from '../activities/types';
@@ -322,14 +322,12 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
   async function checkpoint(): Promise<void> {
     imageTaken = true;
     undo.addCleanup('remove the image on the source', `image ${imageId} on ${sourceAt!.node}`, () => source.removeImage({ imageId }));
-    let streamTo: PageStream | undefined;
     if (transferMode === 'stream') {
       // The target receives the pages while the source dumps them: its part of the image exists from now on.
       undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
-      streamTo = await target.openPageStream({ imageId });
     }
     // The dump leaves the source running: a stop-and-copy source is fenced and idles until finalize ends it.
-    const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, ...(streamTo ? { streamTo } : {}) });
+    const ck = await source.checkpoint({ instanceId: sourceInstance, imageId, ...(transferMode === 'stream' ? { streamTo: input.targetNode } : {}) });
     sourceImage = ck.image;
     report.checkpointBytes = ck.bytes;
     if (ck.streamedBytes !== undefined) report.streamedBytes = ck.streamedBytes;
@@ -355,10 +353,9 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
     // The target holds part of the image once its page stream opened, or once the transfer began.
     const targetHolds = () => undo.addCleanup('remove the image on the target', `image ${imageId} on ${input.targetNode}`, () => target.removeImage({ imageId }));
     if (transferMode === 'stream') targetHolds();
-    const streamTo = transferMode === 'stream' ? await target.openPageStream({ imageId }) : undefined;
     let r: Awaited<ReturnType<typeof source.checkpointAndSend>>;
     try {
-      r = await source.checkpointAndSend({ instanceId: sourceInstance, imageId, targetNode: input.targetNode, ...(streamTo ? { streamTo } : {}), ...(lazy ? { lazy } : {}) });
+      r = await source.checkpointAndSend({ instanceId: sourceInstance, imageId, targetNode: input.targetNode, ...(transferMode === 'stream' ? { stream: true } : {}), ...(lazy ? { lazy } : {}) });
     } catch (err) {
       const failed = failedPart(err);
       if (failed?.part === 'transfer' && !failed.started) throw new CancelledFailure('migration cancelled before transfer');

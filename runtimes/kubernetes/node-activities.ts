@@ -172,10 +172,6 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       };
     },
 
-    async openPageStream() {
-      throw ApplicationFailure.nonRetryable(`mechanisms.transfer: ${UNSUPPORTED.stream}`, FAILURE.Unsupported);
-    },
-
     async awaitPages() {
       throw ApplicationFailure.nonRetryable(`mechanisms.lazy: ${UNSUPPORTED.lazy}`, FAILURE.Unsupported);
     },
@@ -215,7 +211,8 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
       return record(patched);
     },
 
-    async checkpoint({ instanceId, imageId }): Promise<CheckpointResult> {
+    async checkpoint({ instanceId, imageId, streamTo }): Promise<CheckpointResult> {
+      if (streamTo) throw ApplicationFailure.nonRetryable(`mechanisms.transfer: ${UNSUPPORTED.stream}`, FAILURE.Unsupported);
       const dir = imageDir(imageId);
       if (existsSync(path.join(dir, RESULT))) return JSON.parse(readFileSync(path.join(dir, RESULT), 'utf8')) as CheckpointResult;
       const pod = await podOnNode(instanceId);

@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import { locatePages, pagesFile, PAGE_SIZE, PE_PRESENT, readPagemaps, type Pagemap } from './criu-pagemap';
 import type { TlsFiles } from './pki';
+import { failpoint } from '../../lib/failpoints';
 
 const IOV_SIZE = 32;
 const PS_IOV_GET = 7;
@@ -56,7 +57,7 @@ function writeFlushed(sock: TLSSocket, data: Buffer): Promise<void> {
 
 export async function serveLazyPages(
   imageDir: string,
-  o: { host: string; tls: TlsFiles; log?: (line: string) => void },
+  o: { node: string; host: string; tls: TlsFiles; log?: (line: string) => void },
 ): Promise<LazyPageServer> {
   const maps = new Map<bigint, { pm: Pagemap; fd: number }>();
   for (const pm of readPagemaps(imageDir)) maps.set(BigInt(pm.pid), { pm, fd: openSync(path.join(imageDir, pagesFile(pm)), 'r') });
@@ -97,8 +98,12 @@ export async function serveLazyPages(
       pending = pending.subarray(IOV_SIZE);
       return iov;
     };
+    // Fault injection: hold the lazy phase at its first request (a source or its agent is killed meanwhile).
+    let first = true;
     // Requests are answered in order, one at a time: the daemon reads the answers in the order it asked.
     for (let raw = await nextIov(); raw; raw = await nextIov()) {
+      if (first) await failpoint(`${o.node}/serve-lazy-pages`);
+      first = false;
       const req = decodeIov(raw);
       const cmd = req.cmd & PS_CMD_MASK;
       if (cmd === PS_IOV_CLOSE || cmd === PS_IOV_FORCE_CLOSE) {

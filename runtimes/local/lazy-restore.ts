@@ -50,7 +50,7 @@ export async function startLazyDaemon(o: { criu: string; dir: string; instanceId
   stopLazyDaemon(o.dir, o.instanceId);
   const f = files(o.dir, o.instanceId);
   const remote = o.pageSource ? remoteArgs(o.pageSource, o.tls) : [];
-  const child = spawn('sh', ['-c', WRAPPER, 'ms2m-lazy-pages', o.criu, f.exit, f.copyPid, 'lazy-pages', '-D', o.dir, '-W', o.dir, ...remote, '-o', path.basename(f.log), '-v3'], {
+  const child = spawn('sh', ['-c', WRAPPER, 'ms2m-lazy-pages', o.criu, f.exit, f.copyPid, 'lazy-pages', '-D', o.dir, '-W', o.dir, ...remote, '-o', path.basename(f.log), '-v2'], {
     cwd: o.dir,
     stdio: 'ignore',
     detached: true,
@@ -80,7 +80,7 @@ function logTail(file: string): string {
   return lines.slice(-3).join(' | ') || 'no error in its log';
 }
 
-export type LazyOutcome = { ok: true; ms: number; pages: number } | { ok: false; why: string };
+export type LazyOutcome = { ok: true; ms: number } | { ok: false; why: string };
 
 /** How the daemon of `instanceId` ended, or null while it runs. */
 export function lazyOutcome(dir: string, instanceId: string): LazyOutcome | null {
@@ -100,8 +100,5 @@ export function lazyOutcome(dir: string, instanceId: string): LazyOutcome | null
   const [rc, endedAt] = readFileSync(f.exit, 'utf8').trim().split(' ').map(Number);
   if (rc !== 0) return { ok: false, why: `criu lazy-pages failed (exit ${rc}): ${logTail(f.log)}` };
   const started = existsSync(f.started) ? Number(readFileSync(f.started, 'utf8')) : statSync(f.exit).mtimeMs;
-  // "UFFD transferred pages: (n/total)", once per restored task.
-  const log = existsSync(f.log) ? readFileSync(f.log, 'utf8') : '';
-  const pages = [...log.matchAll(/transferred pages: \((\d+)\/\d+\)/g)].reduce((a, m) => a + Number(m[1]), 0);
-  return { ok: true, ms: Math.max(0, endedAt - started), pages };
+  return { ok: true, ms: Math.max(0, endedAt - started) };
 }

@@ -9,11 +9,11 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, Mechanism, NodeActivities, NodeDescription, PageStream } from '../types';
-import { COMPLETE_MARK, imageFiles, sendImage, stagingDir, type Extent } from '../shared/image-transfer';
+import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, Mechanism, NodeActivities, NodeDescription } from '../types';
+import { askPageStream, COMPLETE_MARK, imageFiles, sendImage, stagingDir, type Extent } from '../shared/image-transfer';
 import { eagerExtents, lazyBytes, pagesFile, readPagemaps } from './criu-pagemap';
 import { serveLazyPages, type LazyPageServer } from './lazy-page-server';
-import { PageStreamReceiver } from './page-stream-receiver';
+import type { PageStreamReceiver } from './page-stream-receiver';
 import { lazyOutcome, recordLazyCopy, startLazyDaemon, stopLazyDaemon } from './lazy-restore';
 import { criuTlsArgs, type TlsFiles } from './pki';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
@@ -236,7 +236,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
   function lazyServer(imageId: string, dir: string): Promise<LazyPageServer> {
     let s = lazyServers.get(imageId);
     if (!s) {
-      s = serveLazyPages(dir, { host: node.host, tls: node.tls, log: node.log });
+      s = serveLazyPages(dir, { node: node.node, host: node.host, tls: node.tls, log: node.log });
       s.catch(() => lazyServers.delete(imageId));
       lazyServers.set(imageId, s);
     }
@@ -307,9 +307,12 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       mkdirSync(dir, { recursive: true });
       const args = ['dump', '-t', String(rec.pid), '-D', dir, '--leave-running', '--tcp-established', '--network-lock', 'skip', '--display-stats', '-o', 'dump.log', '-v2'];
       if (streamTo) {
-        // The pages go to the target's page stream as they are dumped; only the rest is written here.
-        const m = /^(.+):(\d+)$/.exec(streamTo.address);
-        if (!m || streamTo.imageId !== imageId) throw ApplicationFailure.nonRetryable(`page stream ${JSON.stringify(streamTo)} is not for image ${imageId}`, FAILURE.InvalidInput);
+        // The pages go to the target's page stream as they are dumped; only the rest is written here. Asked
+        // at every attempt: a target agent restarted since has a stream of its own.
+        const peer = node.peer(streamTo);
+        if (!peer) throw ApplicationFailure.nonRetryable(`targetNode: there is no node "${streamTo}"; start its agent (ms2m agent --node ${streamTo})`, FAILURE.InvalidInput);
+        const m = /^(.+):(\d+)$/.exec(await askPageStream(peer.imageUrl, imageId));
+        if (!m) throw new Error(`${streamTo} gave no host:port for the page stream of ${imageId}`);
         args.push('--page-server', '--address', m[1], '--port', m[2], ...criuTlsArgs(node.tls));
       }
       const hold = holdDumpScript(node.dataDir, `${node.node}/criu-dump`);
@@ -320,7 +323,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       // CRIU counts what it dumped; with a stream, the pages are not here to count.
       const streamedBytes = streamTo ? pagesWritten(out.output) * 4096 : 0;
       const result: CheckpointResult = {
-        image: { node: node.node, id: imageId, locator: dir, ...(streamTo ? { streamedTo: streamTo.node } : {}) },
+        image: { node: node.node, id: imageId, locator: dir, ...(streamTo ? { streamedTo: streamTo } : {}) },
         bytes: local.bytes + streamedBytes,
         files: local.files,
         dumpMs: out.ms,
@@ -330,16 +333,6 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       writeFileSync(resultFile, JSON.stringify(result));
       writeFileSync(path.join(dir, COMPLETE_MARK), '');
       return result;
-    },
-
-    async openPageStream({ imageId }): Promise<PageStream> {
-      imageDir({ node: node.node, id: imageId, locator: '' }); // checks the id
-      let r = node.pageStreams.get(imageId);
-      if (!r) {
-        r = await PageStreamReceiver.open(imageId, stagingDir(imagesDir, imageId), { node: node.node, host: node.host, criu: node.criu, tls: node.tls, log: node.log });
-        node.pageStreams.set(imageId, r);
-      }
-      return { node: node.node, imageId, address: r.address };
     },
 
     async transfer({ image, targetNode, lazy }) {
@@ -397,11 +390,32 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const t0 = performance.now();
       if (lazy) await startLazyDaemon({ criu: node.criu, dir, instanceId, pageSource: image.pageSource, tls: node.tls });
       // Restored stopped, in a new PID namespace, with its broker socket closed: it reconnects once it runs.
+      let criuPid = 0;
+      let watch: ReturnType<typeof setInterval> | undefined;
+      let lazyFailed: string | null = null;
+      if (lazy) {
+        // The restore itself touches some lazy pages (the threads' stacks): if the daemon cannot get them,
+        // CRIU waits for ever. Its failure ends the restore instead.
+        watch = setInterval(() => {
+          const o = lazyOutcome(dir, instanceId);
+          if (o && !o.ok && criuPid) {
+            lazyFailed = o.why;
+            try {
+              process.kill(-criuPid, 'SIGKILL');
+            } catch {
+              // ended meanwhile
+            }
+          }
+        }, 50);
+      }
       try {
-        await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2', ...(lazy ? ['--lazy-pages'] : [])], dir);
+        await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2', ...(lazy ? ['--lazy-pages'] : [])], dir, (p) => (criuPid = p));
       } catch (err) {
         if (lazy) stopLazyDaemon(dir, instanceId);
+        if (lazyFailed) throw ApplicationFailure.nonRetryable(`the lazy restore of ${instanceId} on ${node.node} could not fetch the pages its restore needs: ${lazyFailed}`, FAILURE.LazyPagesFailed);
         throw err;
+      } finally {
+        clearInterval(watch);
       }
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       if (lazy) recordLazyCopy(dir, instanceId, pid);
@@ -437,7 +451,8 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       const dir = imageDir(image);
       for (;;) {
         const o = lazyOutcome(dir, instanceId);
-        if (o?.ok) return { ms: o.ms, pages: o.pages };
+        // The pages the daemon had to move: the image's lazy ones (its log says so only at debug level).
+        if (o?.ok) return { ms: o.ms, pages: readPagemaps(dir).reduce((a, pm) => a + lazyBytes(pm) / 4096, 0) };
         if (o) throw ApplicationFailure.nonRetryable(`the lazy restore of ${instanceId} on ${node.node} could not fetch every page, so the copy was killed: ${o.why}`, FAILURE.LazyPagesFailed);
         Context.current().heartbeat({ awaiting: 'pages' });
         await sleep(20);

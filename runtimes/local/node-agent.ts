@@ -14,7 +14,7 @@ import { withFailpoints } from '../../lib/failpoints';
 import { withCombined } from '../shared/combined';
 import type { NodeAgentOptions } from '../types';
 import { ClusterStore, DEFAULT_CAPACITY } from './cluster-store';
-import { imageReceiver } from '../shared/image-transfer';
+import { imageReceiver, stagingDir } from '../shared/image-transfer';
 import { PageStreamReceiver } from './page-stream-receiver';
 import { nodeTls } from './pki';
 import { createLocalNodeActivities } from './node-activities';
@@ -63,6 +63,14 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
   const pageStreams = new Map<string, PageStreamReceiver>();
   const server = createServer(
     imageReceiver(path.join(dataDir, 'images'), node, {
+      openPageStream: async (imageId) => {
+        let r = pageStreams.get(imageId);
+        if (!r) {
+          r = await PageStreamReceiver.open(imageId, stagingDir(path.join(dataDir, 'images'), imageId), { node, host, criu: cfg.criu, tls, log: (l) => console.error(`[ms2m] ${node}: ${l}`) });
+          pageStreams.set(imageId, r);
+        }
+        return r.address;
+      },
       pageStream: async (imageId) => (pageStreams.get(imageId) ? pageStreams.get(imageId)!.settled() : `no page stream was opened for image ${imageId} on ${node}`),
     }),
   );

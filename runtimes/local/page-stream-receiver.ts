@@ -38,7 +38,13 @@ export class PageStreamReceiver {
     const r = new PageStreamReceiver(imageId, staging, o);
     mkdirSync(staging, { recursive: true });
     // Paused: the socket's bytes are CRIU's to read, including the TLS handshake.
-    r.server = createServer({ pauseOnConnect: true }, (sock) => void r.accept(sock));
+    r.server = createServer({ pauseOnConnect: true }, (sock) => {
+      sock.on('error', () => undefined);
+      r.accept(sock).catch((err: Error) => {
+        o.log(`page stream of ${imageId}: ${err.message}`);
+        sock.destroy();
+      });
+    });
     await new Promise<void>((resolve, reject) => {
       r.server.once('error', reject);
       r.server.listen(0, o.host, () => resolve());
@@ -112,6 +118,8 @@ async function corruptingRelay(from: Socket): Promise<Socket> {
   const to = connect((inner.address() as AddressInfo).port, '127.0.0.1');
   const served = await accepted;
   inner.close();
+  // A relay's sockets die with either end; their errors are that, not the agent's.
+  for (const s of [from, to, served]) s.on('error', () => undefined);
   let seen = 0;
   let flipped = false;
   from.on('data', (d: Buffer) => {

@@ -84,6 +84,15 @@ export interface SendOptions {
   pageStream?: { files: string[] };
 }
 
+/** Asks the agent at `baseUrl` where it receives the pages of `imageId` during their dump (host:port). */
+export async function askPageStream(baseUrl: string, imageId: string, opts: { secret?: string } = {}): Promise<string> {
+  const auth: Record<string, string> = opts.secret ? { authorization: `Bearer ${transferToken(opts.secret, imageId)}` } : {};
+  const res = await fetch(`${baseUrl}/images/${imageId}/page-stream`, { method: 'POST', headers: auth });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`asking ${baseUrl} for a page stream of image ${imageId}: HTTP ${res.status} ${body}`);
+  return body.trim();
+}
+
 export async function sendImage(
   dir: string,
   baseUrl: string,
@@ -222,6 +231,8 @@ class Incoming {
 
 export interface ReceiverOptions {
   secret?: string;
+  /** Opens (or finds) where this node receives the pages of image `imageId` during its dump: host:port. */
+  openPageStream?: (imageId: string) => Promise<string>;
   /**
    * For an image whose pages came through the page stream: waits for that stream to end and says why
    * it is not complete, or null when it is. Its files are already in the staging directory.
@@ -242,6 +253,16 @@ export function imageReceiver(imagesDir: string, node: string, opts: ReceiverOpt
     const url = new URL(req.url ?? '/', 'http://agent');
     const parts = url.pathname.split('/').filter(Boolean);
     if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, 'ok');
+    if (req.method === 'POST' && parts[0] === 'images' && parts[1] && SAFE.test(parts[1]) && parts[2] === 'page-stream' && parts.length === 3) {
+      req.resume();
+      if (opts.secret !== undefined && !authorized(opts.secret, parts[1], req.headers.authorization)) return reply(res, 401, `image ${parts[1]}: no valid token`);
+      if (!opts.openPageStream) return reply(res, 404, 'this agent receives no page streams');
+      try {
+        return reply(res, 200, await opts.openPageStream(parts[1]));
+      } catch (err) {
+        return reply(res, 500, (err as Error).message);
+      }
+    }
     if (parts[0] !== 'images' || !parts[1] || !SAFE.test(parts[1]) || parts.length !== 3 || parts[2] !== 'stream' || req.method !== 'PUT') {
       req.resume();
       return reply(res, 404, 'not found');

@@ -685,21 +685,18 @@ export class FakeCluster {
       checkpoint: w('checkpoint', async ({ instanceId, imageId, streamTo }) => {
         const i = onThisNode(instanceId);
         if (!i.alive) throw ApplicationFailure.nonRetryable(`instance ${instanceId} exited`, 'InstanceExited');
-        if (streamTo && !this.nodes.get(streamTo.node)?.streams.has(imageId)) throw ApplicationFailure.nonRetryable(`no page stream for ${imageId} on ${streamTo.node}`, 'Error');
+        if (streamTo && !this.nodes.has(streamTo)) throw ApplicationFailure.nonRetryable(`no node ${streamTo}`, 'Error');
+        if (streamTo) this.nodes.get(streamTo)!.streams.add(imageId);
         const was = { role: i.role, fenced: i.fenced, epoch: i.epoch, migrationId: i.migrationId, fencedAt: i.fencedAt, diverged: i.diverged };
         here().images.set(imageId, { imageId, service: i.service, instanceId, applied: i.applied, marks: { ...i.marks }, primaryQueue: i.primaryQueue, was });
         return {
-          image: { node, id: imageId, locator: `fake:${node}/${imageId}`, ...(streamTo ? { streamedTo: streamTo.node } : {}) },
+          image: { node, id: imageId, locator: `fake:${node}/${imageId}`, ...(streamTo ? { streamedTo: streamTo } : {}) },
           bytes: 13 << 20,
           files: 12,
           dumpMs: 150,
           freezeMs: 120,
           ...(streamTo ? { streamedBytes: 12 << 20 } : {}),
         };
-      }),
-      openPageStream: w('openPageStream', async ({ imageId }) => {
-        here().streams.add(imageId);
-        return { node, imageId, address: `fake:${node}:stream` };
       }),
       transfer: w('transfer', async ({ image, targetNode }) => {
         const imageId = image.id;
