@@ -12,13 +12,8 @@ import { ensureStack } from '../lib/stack';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { FAULTS, faultNamed, type Fault } from './faults';
 import { runRound, type RoundResult } from './round';
-import type { Mechanisms } from '../lib/migration';
+import { MECHANISM_LABELS, labelOf, mechanismsOf, type MechanismLabel } from '../lib/migration';
 
-/** The ways an image can move that a round may draw (lib/migration.ts, MechanismsSchema). */
-export const MECHANISM_DRAWS = ['files', 'stream', 'lazy', 'stream+lazy'] as const;
-export type MechanismDraw = (typeof MECHANISM_DRAWS)[number];
-export const mechanismsOf = (d: MechanismDraw): Mechanisms => ({ transfer: d.startsWith('stream') ? 'stream' : 'files', lazy: d.endsWith('lazy') });
-const drawOf = (m: Mechanisms): MechanismDraw => (m.transfer === 'stream' ? (m.lazy ? 'stream+lazy' : 'stream') : m.lazy ? 'lazy' : 'files');
 
 export interface ChaosOptions {
   rounds: number;
@@ -29,7 +24,7 @@ export interface ChaosOptions {
   /** Which example services to draw from (default: all). */
   workloads?: WorkloadName[];
   /** Which mechanisms to draw from for faults that do not fix them (default: all). */
-  mechanisms?: MechanismDraw[];
+  mechanisms?: MechanismLabel[];
   out: string;
   log: (line: string) => void;
 }
@@ -50,7 +45,7 @@ interface Row {
   round: number;
   fault: string;
   service: WorkloadName;
-  mechanisms: MechanismDraw;
+  mechanisms: MechanismLabel;
   outcome: string;
   cancelled: boolean;
   published: number;
@@ -75,7 +70,7 @@ function rowOf(round: number, r: RoundResult): Row {
     round,
     fault: r.fault.name,
     service: r.workload,
-    mechanisms: drawOf(r.mechanisms),
+    mechanisms: labelOf(r.mechanisms),
     outcome: rep.sourceLost ? 'completed (adopted)' : rep.outcome,
     cancelled: r.result.cancelled,
     published: v.published,
@@ -134,7 +129,7 @@ function summarize(rows: Row[]): { table: string; markdown: string } {
 export async function runChaos(o: ChaosOptions): Promise<{ rows: Row[]; clean: boolean }> {
   const pool: Fault[] = o.faults?.length ? o.faults.map(faultNamed) : FAULTS;
   const services: WorkloadName[] = o.workloads?.length ? o.workloads : [...WORKLOADS];
-  const draws: MechanismDraw[] = o.mechanisms?.length ? o.mechanisms : [...MECHANISM_DRAWS];
+  const draws: MechanismLabel[] = o.mechanisms?.length ? o.mechanisms : [...MECHANISM_LABELS];
   await ensureStack();
   mkdirSync(o.out, { recursive: true });
   const runtime = await loadRuntime();

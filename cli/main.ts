@@ -19,19 +19,14 @@ import { runOrchestrator } from '../workers/orchestrator';
 import { loadRuntime, runtimeName } from '../runtimes';
 import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import { formatReport, verdict } from './report';
-import { lazyOption, nonNegative, num, positive, progressPrinter, strategyOption, transferOption, workloadList } from './options';
+import { lazyOption, mechanismList, nonNegative, num, positive, progressPrinter, strategyOption, transferOption, workloadList } from './options';
 import { formatOutcomes, formatPlan, formatSchedule, rebalanceInput, rebalanceOptions, table, waitShowingMoves, when } from './fleet-output';
 import { runScenario } from './scenario';
 import { WORKLOADS, type WorkloadName } from './workloads';
 import { FAULTS } from '../chaos/faults';
-import { MECHANISM_DRAWS, runChaos, type MechanismDraw } from '../chaos/run';
+import { runChaos } from '../chaos/run';
+import { MECHANISM_LABELS } from '../lib/migration';
 
-function mechanismList(v: string): MechanismDraw[] {
-  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !(MECHANISM_DRAWS as readonly string[]).includes(n));
-  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`--mechanisms: unknown ${unknown.join(', ') || '(none given)'}; choose from ${MECHANISM_DRAWS.join(', ')}`);
-  return names as MechanismDraw[];
-}
 
 const program = new Command('ms2m').description('Live migration of stateful RabbitMQ consumers with CRIU, orchestrated by Temporal').showHelpAfterError();
 
@@ -136,8 +131,8 @@ program
   })
   .addOption(new Option('--services <names>', 'draw the migrated service from these, comma-separated').default([...WORKLOADS]).argParser(workloadList))
   .addOption(
-    new Option('--mechanisms <list>', `draw how each image moves from these, comma-separated: ${MECHANISM_DRAWS.join(', ')} (faults of one mechanism keep theirs)`)
-      .default([...MECHANISM_DRAWS])
+    new Option('--mechanisms <list>', `draw how each image moves from these, comma-separated: ${MECHANISM_LABELS.join(', ')} (faults of one mechanism keep theirs)`)
+      .default([...MECHANISM_LABELS])
       .argParser(mechanismList),
   )
   .option('--out <dir>', 'where to write rounds.csv and summary.md', path.join('chaos-results', new Date().toISOString().slice(0, 19).replace(/:/g, '-')))

@@ -1,6 +1,6 @@
 /** The command line's value parsers, shared options and the progress printer. */
 import { InvalidArgumentError, Option } from 'commander';
-import { STRATEGIES, TRANSFER_MODES, type MigrationProgress } from '../lib/migration';
+import { MECHANISM_LABELS, STRATEGIES, TRANSFER_MODES, type MechanismLabel, type MigrationProgress } from '../lib/migration';
 import { WORKLOADS, type WorkloadName } from './workloads';
 
 export function positive(name: string, integer = false) {
@@ -25,6 +25,14 @@ export function workloadList(v: string): WorkloadName[] {
   if (unknown.length || names.length === 0) throw new InvalidArgumentError(`unknown service(s) ${unknown.join(', ') || '(none given)'}; choose from ${WORKLOADS.join(', ')}`);
   return names as WorkloadName[];
 }
+/** A comma-separated list of mechanism combinations (lib/migration.ts, MECHANISM_LABELS). */
+export function mechanismList(v: string): MechanismLabel[] {
+  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(MECHANISM_LABELS as readonly string[]).includes(n));
+  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`--mechanisms: unknown ${unknown.join(', ') || '(none given)'}; choose from ${MECHANISM_LABELS.join(', ')}`);
+  return names as MechanismLabel[];
+}
+
 export const strategyOption = () => new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('shadow');
 /** The mechanisms of a migration (lib/migration.ts, MechanismsSchema). */
 export const transferOption = () =>

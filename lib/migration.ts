@@ -74,6 +74,12 @@ export const MechanismsSchema = z
   .default({});
 export type Mechanisms = z.output<typeof MechanismsSchema>;
 
+/** The four combinations of the mechanisms, by name, as the benchmark, the chaos command and reports label them. */
+export const MECHANISM_LABELS = ['files', 'stream', 'lazy', 'stream+lazy'] as const;
+export type MechanismLabel = (typeof MECHANISM_LABELS)[number];
+export const mechanismsOf = (label: MechanismLabel): Mechanisms => ({ transfer: label.startsWith('stream') ? 'stream' : 'files', lazy: label.endsWith('lazy') });
+export const labelOf = (m: Mechanisms): MechanismLabel => (m.transfer === 'stream' ? (m.lazy ? 'stream+lazy' : 'stream') : m.lazy ? 'lazy' : 'files');
+
 export const MigrateInputSchema = z
   .object({
     service: nameField('service', 'game'),
