@@ -79,6 +79,17 @@ describe.runIf(RECORD)('record workflow histories from real runs', () => {
   }, 180_000);
 
   it.each([
+    ['stream', { transfer: 'stream', lazy: false }],
+    ['lazy', { transfer: 'files', lazy: true }],
+  ] as const)('migrateService, shadow with mechanisms %s, under load', async (name, mechanisms) => {
+    const service = `rec-${name}-${run}`;
+    const { report } = await runScenario(cluster, { service, from: 'node-a', to: 'node-b', strategy: 'shadow', rate: 40, warmupMs: 1500, settleMs: 500, stateBytes: 16 << 20, mechanisms });
+    expect(report.outcome).toBe('completed');
+    expect(report.verification).toMatchObject({ lost: 0, duplicated: 0 });
+    await save(`migrate-${name}`, `migrate-${service}`);
+  }, 180_000);
+
+  it.each([
     // The target's disk fails on every write while it receives the image: rolled back after transfer.
     ['migrate-rolled-back', 'target-disk-failing@transfer', 'rolled-back'],
     // The source is killed during replay: the copy adopts its stream.
