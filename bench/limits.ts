@@ -2,18 +2,18 @@
  * What this machine allows, measured in the same run as the migrations, so that every figure of the
  * benchmark can be read as a ratio to it:
  * - a bare `criu dump` and `criu restore` of a process holding the same state, with no broker
- *   connection, agent or workflow around it;
- * - a raw copy of that very image, file by file on the same disk, hashed with SHA-256 on the way: what
- *   any transfer of the image must at least do;
+ *   connection, agent or workflow around it, and the time that dump kept the process frozen;
+ * - a copy of that very image at its best: each file read once in 4 MiB chunks, hashed with SHA-256 and
+ *   written once, in a tight loop, on the disk the agents keep their images on. Any transfer of the image
+ *   (and the lazy phase, which moves the pages left behind) must at least do this;
  * - one RabbitMQ round trip (publish to a queue, get it back), the unit of every control command.
  * Local runtime only: on Kubernetes the kubelet, not ms2m, runs CRIU.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as amqp from 'amqplib';
 import { loadConfig } from '../lib/config';
@@ -23,8 +23,13 @@ export interface Limits {
   /** The bare process's image. */
   imageBytes: number;
   dumpMs: number;
+  /**
+   * How long the bare dump kept the process frozen ("Frozen time" of criu --display-stats). Absent in
+   * the limits of runs from before it was recorded, and when criu does not print it.
+   */
+  dumpFrozenMs?: number;
   restoreMs: number;
-  /** Copying and hashing the image once, file to file. */
+  /** Reading, hashing and writing the image once, file to file. */
   copyHashMs: number;
   copyHashMBps: number;
   /** Median of `RTT_SAMPLES` publish → get round trips on one channel. */
@@ -32,7 +37,13 @@ export interface Limits {
 }
 
 const RTT_SAMPLES = 200;
+/** The transfer's own chunk (runtimes/shared/image-transfer.ts): large enough that each call's cost vanishes. */
+const CHUNK = 4 * 1024 * 1024;
 
+/**
+ * `workDir` should be the cluster's home (the bench home), which holds the nodes' image folders
+ * (nodes/<node>/images): the copy then runs on the storage the transfers use, in a folder beside them.
+ */
 export async function measureLimits(stateBytes: number, workDir: string): Promise<Limits> {
   const cfg = loadConfig();
   const dir = path.join(workDir, `limits-${stateBytes}`);
@@ -45,8 +56,9 @@ export async function measureLimits(stateBytes: number, workDir: string): Promis
     const pid = await startBareProcess(dir, stateBytes, cfg.projectRoot);
     const t0 = performance.now();
     // Without --leave-running: the process ends, and its copy is restored from the other directory.
-    await run(cfg.criu, ['dump', '-t', String(pid), '-D', images, '-W', dir, '-o', 'dump.log']);
+    const dumpOutput = await run(cfg.criu, ['dump', '-t', String(pid), '-D', images, '-W', dir, '-o', 'dump.log', '--display-stats']);
     const dumpMs = performance.now() - t0;
+    const dumpFrozenMs = frozenMs(dumpOutput);
     const imageBytes = dirBytes(images);
     const t1 = performance.now();
     await copyAndHash(images, copy);
@@ -60,6 +72,7 @@ export async function measureLimits(stateBytes: number, workDir: string): Promis
       stateBytes,
       imageBytes,
       dumpMs,
+      ...(dumpFrozenMs !== undefined ? { dumpFrozenMs } : {}),
       restoreMs,
       copyHashMs,
       copyHashMBps: imageBytes / 1048576 / (copyHashMs / 1000),
@@ -96,20 +109,38 @@ async function startBareProcess(dir: string, stateBytes: number, projectRoot: st
   throw new Error(`the bare process for the limits did not start; its output: ${readFileSync(logFile, 'utf8').slice(-500)}`);
 }
 
-/** What a transfer of the image must at least do: read each file once, hash it (as the transfer does, one SHA-256 per file) and write it. */
-async function copyAndHash(from: string, to: string): Promise<void> {
+/**
+ * What a transfer of the image must at least do, done as cheaply as Node can: each file read once in 4 MiB
+ * chunks into one buffer, hashed (one SHA-256 per file, as the transfer does) and written once, with no
+ * stream machinery between the calls, so what is left is the disk and the hash.
+ */
+export async function copyAndHash(from: string, to: string): Promise<void> {
   mkdirSync(to, { recursive: true });
+  const buf = Buffer.allocUnsafe(CHUNK);
   for (const name of readdirSync(from).sort()) {
     const hash = createHash('sha256');
-    const hashing = new Transform({
-      transform(chunk: Buffer, _enc, done) {
+    const src = await open(path.join(from, name), 'r');
+    const dst = await open(path.join(to, name), 'w');
+    try {
+      for (;;) {
+        const { bytesRead } = await src.read(buf, 0, CHUNK, null);
+        if (bytesRead === 0) break;
+        const chunk = buf.subarray(0, bytesRead);
         hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    await pipeline(createReadStream(path.join(from, name)), hashing, createWriteStream(path.join(to, name)));
+        await dst.write(chunk, 0, bytesRead);
+      }
+    } finally {
+      await src.close();
+      await dst.close();
+    }
     hash.digest();
   }
+}
+
+/** criu --display-stats prints "Frozen time: N us". */
+export function frozenMs(output: string): number | undefined {
+  const m = /Frozen time:\s*([0-9.]+)\s*us/i.exec(output);
+  return m ? Number(m[1]) / 1000 : undefined;
 }
 
 async function rabbitRoundTrip(url: string): Promise<number> {
@@ -131,13 +162,16 @@ async function rabbitRoundTrip(url: string): Promise<number> {
   }
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
+/** Runs a command to its end and gives what it printed (stdout and stderr: criu prints its stats on either, by version). */
+function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
     let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(cmd)} ${args[0]} failed (exit ${code}): ${err.trim().slice(-500)}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(`${out}${err}`) : reject(new Error(`${path.basename(cmd)} ${args[0]} failed (exit ${code}): ${err.trim().slice(-500)}`))));
   });
 }
 

@@ -13,17 +13,18 @@ import { loadRuntime, runtimeName } from '../runtimes';
 import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import type { ClusterHandle } from '../runtimes/types';
 import { runScenario } from '../cli/scenario';
+import { mechanismList } from '../cli/options';
 import { WORKLOADS, type WorkloadName } from '../cli/workloads';
 import { cacheDir, loadConfig } from '../lib/config';
-import { STRATEGIES, type MigrationReport, type Strategy } from '../lib/migration';
+import { MECHANISM_LABELS, mechanismsOf, STRATEGIES, type MechanismLabel, type MigrationReport, type Strategy } from '../lib/migration';
 import { ensureStack } from '../lib/stack';
 import { writePlots } from './plots';
 import { measureCapacity } from './capacity';
 import { measureLimits, type Limits } from './limits';
 import { profileMigration, type Profile } from './profile';
-import { CAPACITY_HEAD, LIMITS_HEAD, capacityRows, limitsRows, writeMarkdownReport, type ReportInput } from './report';
+import { CAPACITY_HEAD, capacityRows, limitsTable, writeMarkdownReport, type ReportInput } from './report';
 import Table from 'cli-table3';
-import { planGrid, rowOf, type RunPlan } from './rows';
+import { planGrid, rowOf, type RunPlan, type SavedPlan } from './rows';
 import { formatSummaryTable, median, ratios, summarize, writeCsv } from './summary';
 import type { BenchRow } from './types';
 
@@ -64,6 +65,12 @@ const program = new Command('bench')
   )
   .option('--service <name>', `the example service to migrate: ${WORKLOADS.join(' or ')} (ledger: order-sensitive, three producers at 10:25:45)`, service, 'game' as WorkloadName)
   .option('--strategies <list>', `strategies to compare, of ${STRATEGIES.join(', ')} (sequential and shadow-swap move a StatefulSet's pod)`, strategies, ['stop-and-copy', 'shadow'] as Strategy[])
+  .option(
+    '--mechanisms <list>',
+    `how the image moves, of ${MECHANISM_LABELS.join(', ')} (files: the baseline); every run of the grid runs once per mechanism, their order alternating by repetition`,
+    mechanismList,
+    ['files'] as MechanismLabel[],
+  )
   .option('--rates <list>', 'message rates in msg/s', list('--rates', 1, 10_000), [10, 20, 40, 60, 80, 100, 120])
   .option('--no-overload', 'leave out the rate above the service capacity')
   .option('--repetitions <n>', 'repetitions of the grid', count('--repetitions', 1, 100), 5)
@@ -90,6 +97,7 @@ interface Options {
   runtime: RuntimeName;
   service: WorkloadName;
   strategies: Strategy[];
+  mechanisms: MechanismLabel[];
   rates: number[];
   overload: boolean;
   repetitions: number;
@@ -150,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const plans = planGrid({
       strategies: o.strategies,
+      mechanisms: o.mechanisms,
       rates: o.rates,
       capacity: o.overload ? capacity : null,
       repetitions: o.repetitions,
@@ -164,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
       for (const bytes of [...new Set(plans.map((p) => p.stateBytes))].sort((a, b) => a - b)) {
         const l = await measureLimits(bytes, home);
         limits.push(l);
-        console.error(`[bench] limits at ${(bytes / 1048576).toFixed(0)} MB: bare dump ${l.dumpMs.toFixed(0)} ms, restore ${l.restoreMs.toFixed(0)} ms, copy + hash ${l.copyHashMs.toFixed(0)} ms (${l.copyHashMBps.toFixed(0)} MB/s), RabbitMQ round trip ${l.rabbitRttMs.toFixed(2)} ms`);
+        console.error(`[bench] limits at ${(bytes / 1048576).toFixed(0)} MB: bare dump ${l.dumpMs.toFixed(0)} ms (frozen ${l.dumpFrozenMs?.toFixed(0) ?? '?'} ms), restore ${l.restoreMs.toFixed(0)} ms, copy + hash ${l.copyHashMs.toFixed(0)} ms (${l.copyHashMBps.toFixed(0)} MB/s), RabbitMQ round trip ${l.rabbitRttMs.toFixed(2)} ms`);
       }
     }
     console.error(`[bench] ${plans.length} runs of the ${o.service} service → ${out}`);
@@ -173,12 +182,14 @@ export async function main(argv: string[]): Promise<number> {
     bar.start(plans.length, 0, { what: 'starting' });
     try {
       for (const plan of plans) {
-        bar.update(plan.run - 1, { what: `${plan.strategy} @ ${plan.rate} msg/s, ${(plan.stateBytes / 1048576).toFixed(0)} MB (rep ${plan.repetition})` });
+        const mechanism = o.mechanisms.length > 1 ? ` (${plan.mechanism})` : '';
+        bar.update(plan.run - 1, { what: `${plan.strategy}${mechanism} @ ${plan.rate} msg/s, ${(plan.stateBytes / 1048576).toFixed(0)} MB (rep ${plan.repetition})` });
         const report = await runOne(cluster, plan, o);
         rows.push(rowOf(plan, report));
         appendFileSync(path.join(out, 'reports.jsonl'), JSON.stringify({ plan, report }) + '\n');
         writeCsv(path.join(out, 'runs.csv'), rows);
-        if (!profile && report && report.strategy === 'shadow' && report.outcome === 'completed' && plan.sweep === 'rate' && plan.rate >= 60) {
+        // The profile is of the first mechanism asked for (the baseline by default), as the report says.
+        if (!profile && report && report.strategy === 'shadow' && report.outcome === 'completed' && plan.sweep === 'rate' && plan.rate >= 60 && plan.mechanism === o.mechanisms[0]) {
           profile = await profileMigration(cluster.client, report).catch(() => undefined);
         }
         bar.update(plan.run);
@@ -216,9 +227,10 @@ async function writeResults(out: string, rows: BenchRow[], ctx: ResultContext): 
   const r = ratios(summary);
   console.log(formatSummaryTable(summary, r));
   if (ctx.limits?.length) {
-    const t = new Table({ head: LIMITS_HEAD, style: { head: [], border: [], compact: true } });
-    for (const row of limitsRows(ctx.limits, rows)) t.push(row);
-    console.log(`Against the machine's limits (measured in this run)\n${t.toString()}`);
+    const { head, body } = limitsTable(ctx.limits, rows);
+    const t = new Table({ head, style: { head: [], border: [], compact: true } });
+    for (const row of body) t.push(row);
+    console.log(`Against the machine's limits (measured in this run; shadow runs, medians)\n${t.toString()}`);
   }
   const plots = await writePlots(out, rows);
   writeMarkdownReport(path.join(out, 'report.md'), { rows, summary, ratios: r, plots, ...ctx });
@@ -233,7 +245,8 @@ async function rerender(dir: string, service: WorkloadName): Promise<number> {
   const file = path.join(dir, 'reports.jsonl');
   if (!existsSync(file)) throw new InvalidArgumentError(`--rerender: ${file} does not exist; give the folder of an earlier run (it holds reports.jsonl)`);
   const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
-    const { plan, report } = JSON.parse(l) as { plan: RunPlan; report: MigrationReport | null };
+    // Runs from before the mechanisms have none in their plan or report: rowOf counts them as files.
+    const { plan, report } = JSON.parse(l) as { plan: SavedPlan; report: MigrationReport | null };
     return rowOf(plan, report);
   });
   const optionsFile = path.join(dir, 'options.json');
@@ -257,6 +270,7 @@ async function runOne(cluster: ClusterHandle, plan: RunPlan, o: Options): Promis
       from: 'node-a',
       to: 'node-b',
       strategy: plan.strategy,
+      mechanisms: mechanismsOf(plan.mechanism),
       rate: plan.rate,
       stateBytes: plan.stateBytes,
       workMs: plan.workMs,

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
-import { fmtNum, PHASES, STRATEGIES, summarize, type Metric, type SummaryGroup } from './summary';
+import { MECHANISM_LABELS } from '../lib/migration';
+import { fmtBytes, fmtNum, mechanismOrder, mechanismsIn, PHASES, STRATEGIES, summarize, type Mechanism, type Metric, type SummaryGroup } from './summary';
 import type { BenchRow } from './types';
 
 const FONT = 'DejaVu Sans';
@@ -23,7 +24,8 @@ const CONFIG = {
   padding: 16,
   title: { fontSize: 18, subtitleFontSize: 13, subtitleColor: '#444', anchor: 'start', offset: 12 },
   axis: { labelFontSize: 13, titleFontSize: 14, titlePadding: 10, gridColor: '#e6e6e6' },
-  legend: { labelFontSize: 13, titleFontSize: 14, symbolSize: 120, symbolOpacity: 1 },
+  // Limits wide enough for a series such as "stop-and-copy, stream+lazy" (vega cuts labels at 160 px).
+  legend: { labelFontSize: 13, titleFontSize: 14, symbolSize: 120, symbolOpacity: 1, labelLimit: 300, titleLimit: 300 },
   header: { labelFontSize: 14, titleFontSize: 14 },
 } as const;
 
@@ -53,21 +55,48 @@ function logScale(values: number[]) {
   return { type: 'log', nice: false, domain: [Math.min(...values) / 1.25, Math.max(...values) * 1.25] } as const;
 }
 
-/** One line per strategy, and per processing cost when the grid had more than one. */
+/** One line per strategy, and per mechanism and processing cost when the grid had more than one. */
 function seriesOf(groups: readonly SummaryGroup[]): (g: SummaryGroup) => string {
-  const several = new Set(groups.map((g) => g.work_ms)).size > 1;
-  return (g) => (several ? `${g.strategy}, ${g.work_ms} ms/msg` : g.strategy);
+  const severalWork = new Set(groups.map((g) => g.work_ms)).size > 1;
+  const severalMechanisms = mechanismsIn(groups).length > 1;
+  return (g) => [g.strategy, ...(severalMechanisms ? [g.mechanism] : []), ...(severalWork ? [`${g.work_ms} ms/msg`] : [])].join(', ');
 }
 
-const PALETTE = ['#f58518', '#54a24b', '#b279a2', '#9d755d', '#72b7b2', '#eeca3b'];
+/** The legend's title, naming what the series tell apart. */
+function seriesTitle(groups: readonly SummaryGroup[]): string {
+  return mechanismsIn(groups).length > 1 ? 'strategy, mechanism' : 'strategy';
+}
 
-/** Fixed colours per strategy keep the plots consistent with each other; extra series (a work grid) get others. */
+/** Fixed colours per mechanism, in MECHANISM_LABELS order (files, stream, lazy, stream+lazy). */
+const MECHANISM_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2'];
+
+const PALETTE = ['#f58518', '#54a24b', '#b279a2', '#9d755d', '#72b7b2', '#eeca3b', '#ff9da6', '#bab0ac'];
+
+/**
+ * Fixed colours per strategy keep the plots consistent with each other; extra series (a work grid, or
+ * several mechanisms) get others, each its own as long as there are colours, the strategy's among them
+ * when no series is a strategy alone. Ordered by strategy, then mechanism (baseline first).
+ */
 function strategyScale(series: string[]) {
-  const rank = (s: string) => STRATEGIES.findIndex((st) => s.startsWith(st));
-  const domain = [...new Set(series)].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-  const range = domain.map((d, i) => {
+  const parts = (s: string) => s.split(', ');
+  const rank = (s: string) => STRATEGIES.findIndex((st) => parts(s)[0] === st);
+  const mechanismRank = (s: string) => {
+    const m = parts(s).find((p) => (MECHANISM_LABELS as readonly string[]).includes(p));
+    return m ? mechanismOrder(m as Mechanism) : -1;
+  };
+  const domain = [...new Set(series)].sort((a, b) => rank(a) - rank(b) || mechanismRank(a) - mechanismRank(b) || a.localeCompare(b));
+  // One strategy in several mechanisms: the mechanisms' own colours, as in the plots by mechanism.
+  const oneStrategy = new Set(domain.map((d) => parts(d)[0])).size === 1;
+  const byMechanism = new Set(domain.map(mechanismRank));
+  if (oneStrategy && !byMechanism.has(-1) && byMechanism.size === domain.length) {
+    return { domain, range: domain.map((d) => MECHANISM_COLORS[mechanismRank(d)]) };
+  }
+  const alone = domain.some((d) => (STRATEGIES as readonly string[]).includes(d));
+  const others = alone ? PALETTE : [...STRATEGY_COLORS, ...PALETTE];
+  let next = 0;
+  const range = domain.map((d) => {
     const exact = (STRATEGIES as readonly string[]).indexOf(d);
-    return exact >= 0 ? STRATEGY_COLORS[exact] : PALETTE[i % PALETTE.length];
+    return (exact >= 0 ? STRATEGY_COLORS[exact] : undefined) ?? others[next++ % others.length];
   });
   return { domain, range };
 }
@@ -99,7 +128,7 @@ function vsRateSpec(groups: readonly SummaryGroup[], metric: Metric, title: stri
     type: 'quantitative', title: `${what} (${unit.name})`,
     scale: log ? logScale(values.flatMap((v) => [v.min, v.max])) : { zero: true },
   } as const;
-  const color = { field: 'series', type: 'nominal', title: 'strategy', scale: strategyScale(values.map((v) => v.series)) } as const;
+  const color = { field: 'series', type: 'nominal', title: seriesTitle(withData), scale: strategyScale(values.map((v) => v.series)) } as const;
   // Both strategies sit at the same rates: shift them slightly apart so their whiskers do not hide each other.
   const xOffset = { field: 'series', type: 'nominal', scale: { paddingInner: 0.3 } } as const;
   return {
@@ -142,7 +171,8 @@ function phasesSpec(groups: readonly SummaryGroup[]): TopLevelSpec | null {
     sum: sums[i] / unit.div,
     label: ` ${fmtNum(sums[i] / unit.div, unit.div === 1 ? 0 : 1)} ${unit.name} (n=${g.n})`,
   }));
-  const y = { field: 'series', type: 'nominal', title: null, sort: totals.map((t) => t.series), axis: { labelFontSize: 14 } } as const;
+  // Room for a label such as "stop-and-copy, stream+lazy", which vega would cut at 180 px.
+  const y = { field: 'series', type: 'nominal', title: null, sort: totals.map((t) => t.series), axis: { labelFontSize: 14, labelLimit: 300 } } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
@@ -210,7 +240,7 @@ function stateSpec(groups: readonly SummaryGroup[]): TopLevelSpec | null {
   } as const;
   // Per-facet log domains come from vega itself (independent scales), so only nice is turned off here.
   const y = { type: 'quantitative', title: `time (${unit.name})`, scale: logY ? { type: 'log', nice: false, padding: 8 } : { zero: true } } as const;
-  const color = { field: 'series', type: 'nominal', title: 'strategy', scale: strategyScale(values.map((v) => v.series)) } as const;
+  const color = { field: 'series', type: 'nominal', title: seriesTitle(withData), scale: strategyScale(values.map((v) => v.series)) } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
@@ -234,6 +264,69 @@ function stateSpec(groups: readonly SummaryGroup[]): TopLevelSpec | null {
   } as TopLevelSpec;
 }
 
+/**
+ * One metric of the state-size sweep, one line per mechanism (dashed per strategy when several ran), with
+ * min–max whiskers. Null unless the sweep has completed runs of at least two mechanisms: with one, the
+ * state-size plot says it all. The sizes are evenly spaced categories, as the rates are, so the
+ * mechanisms can stand side by side at each size without their whiskers hiding each other.
+ */
+function mechanismsVsStateSpec(groups: readonly SummaryGroup[], metric: Metric, title: string, what: string): TopLevelSpec | null {
+  const withData = groups.filter((g) => g.n > 0 && g.stats[metric]);
+  const mechanisms = mechanismsIn(withData);
+  if (mechanisms.length < 2) return null;
+  const severalStrategies = new Set(withData.map((g) => g.strategy)).size > 1;
+  const unit = unitFor(Math.max(...withData.map((g) => g.stats[metric]!.max)));
+  const sizes = [...new Set(withData.map((g) => g.state_bytes))].sort((a, b) => a - b);
+  const values = withData.map((g) => {
+    const st = g.stats[metric]!;
+    return {
+      mechanism: g.mechanism,
+      strategy: g.strategy,
+      series: `${g.strategy}, ${g.mechanism}`,
+      size: fmtBytes(g.state_bytes),
+      median: st.median / unit.div,
+      min: st.min / unit.div,
+      max: st.max / unit.div,
+    };
+  });
+  const log = wantsLog(values.flatMap((v) => [v.min, v.max]));
+  const rates = [...new Set(withData.map((g) => g.msg_rate))].join(', ');
+  const x = {
+    field: 'size', type: 'ordinal', sort: sizes.map(fmtBytes), title: 'state size',
+    axis: { labelAngle: 0 }, scale: { paddingInner: 0.6, paddingOuter: 0.3 },
+  } as const;
+  const y = {
+    type: 'quantitative', title: `${what} (${unit.name})`,
+    scale: log ? logScale(values.flatMap((v) => [v.min, v.max])) : { zero: true },
+  } as const;
+  const byOrder = [...mechanisms].sort((a, b) => mechanismOrder(a) - mechanismOrder(b));
+  const color = {
+    field: 'mechanism', type: 'nominal', title: 'mechanism',
+    scale: { domain: byOrder, range: byOrder.map((m) => MECHANISM_COLORS[mechanismOrder(m)] ?? PALETTE[0]) },
+  } as const;
+  const xOffset = { field: 'series', type: 'nominal', scale: { paddingInner: 0.3 } } as const;
+  const strategies = STRATEGIES.filter((st) => withData.some((g) => g.strategy === st));
+  const dash = severalStrategies ? { strokeDash: { field: 'strategy', type: 'nominal', title: 'strategy', sort: strategies } } : {};
+  const shape = severalStrategies ? { shape: { field: 'strategy', type: 'nominal', title: 'strategy', sort: strategies } } : {};
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle: `at ${rates} msg/s; median of completed runs, whiskers min–max${log ? '; log scale' : ''}` },
+    width: PLOT_W,
+    height: PLOT_H,
+    config: CONFIG,
+    data: { values },
+    encoding: { x, color },
+    layer: [
+      { mark: { type: 'rule', strokeWidth: 2 }, encoding: { xOffset, y: { ...y, field: 'min' }, y2: { field: 'max' } } },
+      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'min' } } },
+      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'max' } } },
+      // One line per series: the detail channel keeps strategies of one mechanism apart when they share a colour.
+      { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { xOffset, y: { ...y, field: 'median' }, detail: { field: 'series', type: 'nominal' }, ...dash } },
+      { mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { xOffset, y: { ...y, field: 'median' }, ...shape } },
+    ],
+  } as TopLevelSpec;
+}
+
 /** The specs that the rows support, by file name; a plot without data is left out rather than drawn empty. */
 export function plotSpecs(rows: readonly BenchRow[]): Array<{ file: string; spec: TopLevelSpec }> {
   const summary = summarize(rows);
@@ -244,6 +337,8 @@ export function plotSpecs(rows: readonly BenchRow[]): Array<{ file: string; spec
     { file: 'downtime-vs-rate.png', spec: vsRateSpec(rate, 'downtime_ms', 'Downtime vs message rate', 'downtime') },
     { file: 'phases-at-60.png', spec: phasesSpec(rate) },
     { file: 'state-size.png', spec: stateSpec(state) },
+    { file: 'freeze-vs-state.png', spec: mechanismsVsStateSpec(state, 'freeze_ms', 'Freeze time vs state size, by mechanism', 'source frozen') },
+    { file: 'total-vs-state.png', spec: mechanismsVsStateSpec(state, 'total_ms', 'Total migration time vs state size, by mechanism', 'total time') },
   ];
   return specs.filter((s): s is { file: string; spec: TopLevelSpec } => s.spec !== null);
 }

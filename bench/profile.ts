@@ -4,7 +4,7 @@
  * Parallel activities are counted once (interval union), so the parts add up to the workflow's wall time.
  */
 import type { Client } from '@temporalio/client';
-import type { MigrationReport } from '../lib/migration';
+import { labelOf, type MigrationReport } from '../lib/migration';
 
 interface Interval {
   from: number;
@@ -101,7 +101,13 @@ export async function profileMigration(client: Client, report: MigrationReport):
   const allWork = union([...work.values()].flat());
   const dispatch = minus(union(waiting), allWork);
   const rows: Profile['rows'] = [];
+  const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+  const streamed = report.streamedBytes ? `; ${mb(report.streamedBytes)} of pages streamed during the dump` : '';
+  const lazy = report.lazy ? `; ${mb(report.lazy.bytesLeft)} left for the lazy phase (${report.lazy.ms} ms, beside the replay)` : '';
   const notes: Record<string, string> = {
+    // The local runtime's combined steps (one activity per node): the same work as the three below.
+    'activity checkpointAndSend': `CRIU dump ${report.tools?.dumpMs ?? 0} ms, source frozen ${report.freezeMs} ms; transfer ${report.tools?.transferMs ?? 0} ms${streamed}`,
+    'activity restoreAndReplay': `CRIU restore ${report.tools?.restoreMs ?? 0} ms, the copy's standby answer and the start of its replay${lazy}`,
     'activity checkpoint': `CRIU dump ${report.tools.dumpMs} ms, source frozen ${report.freezeMs} ms`,
     'activity transfer': `${(report.checkpointBytes / 1048576).toFixed(1)} MB image, one stream, SHA-256 on both sides`,
     'activity restore': `CRIU restore ${report.tools.restoreMs} ms`,
@@ -121,7 +127,7 @@ export async function profileMigration(client: Client, report: MigrationReport):
   rows.push({ part: 'Temporal dispatch (scheduled → started, nothing running)', ms: length(dispatch) });
   rows.push({ part: 'workflow tasks and the rest (no activity running)', ms: rest });
   return {
-    title: `${report.strategy} migration ${report.migrationId} (${total} ms from first to last history event)`,
+    title: `${report.strategy} migration ${report.migrationId}${report.mechanisms ? `, mechanism ${labelOf(report.mechanisms)}` : ''} (${total} ms from first to last history event)`,
     rows,
     orchestrationShare: total > 0 ? (length(dispatch) + rest) / total : 0,
   };

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  fmtBytes, fmtChange, fmtMs, fmtNum, fmtRate, fmtRatio, fmtStat, median, STRATEGIES,
-  type Metric, type RatioRow, type Strategy, type Summary, type SummaryGroup,
+  fmtBytes, fmtChange, fmtMs, fmtNum, fmtRate, fmtRatio, fmtStat, MECHANISM_COMPARISON_CAPTION, MECHANISM_NOTES, mechanismComparison,
+  mechanismsIn, median, STRATEGIES, type Mechanism, type Metric, type RatioRow, type Strategy, type Summary, type SummaryGroup,
 } from './summary';
 import type { BenchRow } from './types';
 import type { Limits } from './limits';
@@ -48,16 +48,23 @@ export interface PaperAnchor {
   ours: (c: Comparables) => string;
 }
 
-/** Numbers of ours the anchors draw on, pulled out once so each anchor stays a line or two. */
+/**
+ * Numbers of ours the anchors draw on, pulled out once so each anchor stays a line or two. They come from
+ * the baseline mechanism's runs (files when it ran): the papers moved files too.
+ */
 export interface Comparables {
+  /** The mechanism the comparisons use. */
+  baseline: Mechanism;
+  /** Every mechanism that ran, the baseline first. */
+  mechanisms: Mechanism[];
   /** Shadow vs stop-and-copy at every rate within capacity. */
   inCapacity: RatioRow[];
   group: (strategy: Strategy, rate: number) => SummaryGroup | undefined;
   /** The in-capacity rate of the rate sweep nearest to `rate`. */
   closestRate: (rate: number) => number | null;
   aboveCapacityRate: number | null;
-  /** Median over every completed in-capacity rate-sweep run of one strategy (or both when omitted). */
-  pooled: (metric: Metric, strategy?: Strategy) => number | null;
+  /** Median over every completed in-capacity rate-sweep run of one strategy (or all when omitted) and mechanism (default the baseline). */
+  pooled: (metric: Metric, strategy?: Strategy, mechanism?: Mechanism) => number | null;
 }
 
 const sec = (ms: number): string => `${fmtNum(ms / 1000, Math.abs(ms) < 10_000 ? 2 : 1)} s`;
@@ -138,10 +145,13 @@ export const PAPER_ANCHORS: readonly PaperAnchor[] = [
     setting: 'targets, not measurements',
     published: 'total < 15 s (direct transfer), < 10 s (pre-dumps), < 5 s (lazy restore)',
     ours: (c) => {
-      const t = c.pooled('total_ms', 'shadow');
-      return t === null
-        ? 'no completed shadow run'
-        : `shadow median total ${sec(t)} within capacity: ${targets(t, [15_000, 10_000, 5_000], (x) => `${x / 1000} s`)}`;
+      // The targets name the mechanisms, so each mechanism that ran is held against them.
+      const parts = c.mechanisms.flatMap((m) => {
+        const t = c.pooled('total_ms', 'shadow', m);
+        const who = c.mechanisms.length > 1 ? `shadow (${m})` : 'shadow';
+        return t === null ? [] : [`${who} median total ${sec(t)} within capacity: ${targets(t, [15_000, 10_000, 5_000], (x) => `${x / 1000} s`)}`];
+      });
+      return parts.length ? parts.join('; ') : 'no completed shadow run';
     },
   },
   {
@@ -158,29 +168,35 @@ export const PAPER_ANCHORS: readonly PaperAnchor[] = [
     setting: 'pre-copy + lazy pages, Kubernetes',
     published: 'freeze 0.3–0.9 s',
     ours: (c) => {
-      const parts = STRATEGIES.flatMap((s) => {
-        const f = c.pooled('freeze_ms', s);
-        return f === null ? [] : [`${s} median freeze ${fmtMs(f)} ms`];
-      });
+      const parts = c.mechanisms.flatMap((m) =>
+        STRATEGIES.flatMap((s) => {
+          const f = c.pooled('freeze_ms', s, m);
+          return f === null ? [] : [`${s}${c.mechanisms.length > 1 ? ` (${m})` : ''} median freeze ${fmtMs(f)} ms`];
+        }),
+      );
       return parts.length ? parts.join('; ') : 'no completed run';
     },
   },
 ];
 
 export function comparables(rows: readonly BenchRow[], summary: Summary, ratioRows: readonly RatioRow[]): Comparables {
-  const rateGroups = summary.filter((g) => g.sweep === 'rate');
+  const mechanisms = mechanismsIn(rows);
+  const baseline = mechanisms[0] ?? 'files';
+  const rateGroups = summary.filter((g) => g.sweep === 'rate' && g.mechanism === baseline);
   const inCapacityRates = [...new Set(rateGroups.filter((g) => !g.above_capacity && g.n > 0).map((g) => g.msg_rate))];
   const above = rateGroups.filter((g) => g.above_capacity).map((g) => g.msg_rate);
   const pool = rows.filter((r) => r.sweep === 'rate' && r.outcome === 'completed' && !r.above_capacity);
   return {
-    inCapacity: ratioRows.filter((r) => !r.above_capacity),
+    baseline,
+    mechanisms,
+    inCapacity: ratioRows.filter((r) => !r.above_capacity && r.mechanism === baseline),
     group: (strategy, rate) => rateGroups.find((g) => g.strategy === strategy && g.msg_rate === rate && !g.above_capacity) ??
       rateGroups.find((g) => g.strategy === strategy && g.msg_rate === rate),
     closestRate: (target) =>
       inCapacityRates.length ? [...inCapacityRates].sort((a, b) => Math.abs(a - target) - Math.abs(b - target) || a - b)[0] : null,
     aboveCapacityRate: above.length ? Math.min(...above) : null,
-    pooled: (metric, strategy) => {
-      const xs = pool.filter((r) => !strategy || r.strategy === strategy).map((r) => r[metric]).filter(Number.isFinite);
+    pooled: (metric, strategy, mechanism = baseline) => {
+      const xs = pool.filter((r) => (!strategy || r.strategy === strategy) && r.mechanism === mechanism).map((r) => r[metric]).filter(Number.isFinite);
       return xs.length ? median(xs) : null;
     },
   };
@@ -212,13 +228,19 @@ function whatWasRun(rows: readonly BenchRow[], machine: string, service?: string
       .map((rate) => (rs.some((r) => r.msg_rate === rate && r.above_capacity) ? `${rate} (above capacity)` : String(rate)));
     const sizes = distinct(rs.map((r) => r.state_bytes)).sort((a, b) => a - b).map(fmtBytes);
     const strategies = STRATEGIES.filter((s) => rs.some((r) => r.strategy === s));
+    const mechanisms = mechanismsIn(rs);
+    const mech = mechanisms.length > 1 ? ` × mechanisms ${mechanisms.join(', ')}` : '';
     const reps = Math.max(...rs.map((r) => r.repetition));
     const work = distinct(rs.map((r) => r.work_ms)).sort((a, b) => a - b).join(', ');
     lines.push(
       sweep === 'rate'
-        ? `- **Rate sweep**: ${strategies.join(' and ')} × ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; state ${sizes.join(', ')}; work ${work} ms per message; ${rs.length} runs.`
-        : `- **State-size sweep**: ${strategies.join(' and ')} × state ${sizes.join(', ')} at ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; work ${work} ms per message; ${rs.length} runs.`,
+        ? `- **Rate sweep**: ${strategies.join(' and ')}${mech} × ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; state ${sizes.join(', ')}; work ${work} ms per message; ${rs.length} runs.`
+        : `- **State-size sweep**: ${strategies.join(' and ')}${mech} × state ${sizes.join(', ')} at ${rates.join(', ')} msg/s × ${reps} repetition${reps > 1 ? 's' : ''}; work ${work} ms per message; ${rs.length} runs.`,
     );
+  }
+  const mechanisms = mechanismsIn(rows);
+  if (mechanisms.length) {
+    lines.push(`- **${mechanisms.length > 1 ? 'Mechanisms' : 'Mechanism'}** (how the image moves): ${mechanisms.map((m) => `\`${m}\`, ${MECHANISM_NOTES[m]}`).join('; ')}.`);
   }
   const done = rows.filter((r) => r.outcome === 'completed').length;
   lines.push(`- **Runs**: ${rows.length} in all, ${done} completed. Statistics use completed runs only; the others are listed under loss accounting.`);
@@ -226,36 +248,40 @@ function whatWasRun(rows: readonly BenchRow[], machine: string, service?: string
   return lines.join('\n');
 }
 
-function rateTable(groups: readonly SummaryGroup[]): string {
+/** The mechanism's column, when more than one ran (one is said in the text above the tables). */
+const mechHead = (several: boolean): string[] => (several ? ['mechanism'] : []);
+const mechCell = (several: boolean, x: { mechanism: Mechanism }): string[] => (several ? [x.mechanism] : []);
+
+function rateTable(groups: readonly SummaryGroup[], several: boolean): string {
   return mdTable(
-    ['strategy', 'rate (msg/s)', 'n', 'total ms, median (min–max)', 'downtime ms, median (min–max)', 'observed downtime ms', 'freeze ms',
-      'checkpoint ms', 'replay ms', 'p99 / max latency ms', 'replay cutoff', 'lost/dup/dup-out'],
+    ['strategy', ...mechHead(several), 'rate (msg/s)', 'n', 'total ms, median (min–max)', 'downtime ms, median (min–max)', 'observed downtime ms',
+      'freeze ms', 'checkpoint ms', 'replay ms', 'p99 / max latency ms', 'replay cutoff', 'lost/dup/dup-out'],
     groups.map((g) => [
-      g.strategy, fmtRate(g), nCell(g), fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), med(g, 'observed_downtime_ms'),
+      g.strategy, ...mechCell(several, g), fmtRate(g), nCell(g), fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), med(g, 'observed_downtime_ms'),
       med(g, 'freeze_ms'), med(g, 'checkpoint_ms'), med(g, 'replay_ms'), `${med(g, 'p99_e2e_latency_ms')} / ${med(g, 'max_e2e_latency_ms')}`,
       `${g.cutoffFired}/${g.n}`, lossCell(g),
     ]),
   );
 }
 
-function stateTable(groups: readonly SummaryGroup[]): string {
+function stateTable(groups: readonly SummaryGroup[], several: boolean): string {
   return mdTable(
-    ['strategy', 'state', 'rate (msg/s)', 'n', 'checkpoint size', 'total ms, median (min–max)', 'downtime ms, median (min–max)',
+    ['strategy', ...mechHead(several), 'state', 'rate (msg/s)', 'n', 'checkpoint size', 'total ms, median (min–max)', 'downtime ms, median (min–max)',
       'checkpoint ms', 'transfer ms', 'restore ms', 'freeze ms', 'lost/dup/dup-out'],
     groups.map((g) => [
-      g.strategy, fmtBytes(g.state_bytes), fmtRate(g), nCell(g), g.stats.checkpoint_bytes ? fmtBytes(g.stats.checkpoint_bytes.median) : '–',
+      g.strategy, ...mechCell(several, g), fmtBytes(g.state_bytes), fmtRate(g), nCell(g), g.stats.checkpoint_bytes ? fmtBytes(g.stats.checkpoint_bytes.median) : '–',
       fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), med(g, 'checkpoint_ms'), med(g, 'transfer_ms'), med(g, 'restore_ms'),
       med(g, 'freeze_ms'), lossCell(g),
     ]),
   );
 }
 
-function ratioTable(ratioRows: readonly RatioRow[]): string {
+function ratioTable(ratioRows: readonly RatioRow[], several: boolean): string {
   if (!ratioRows.length) return 'No rate has completed runs of both strategies.';
   return mdTable(
-    ['rate (msg/s)', 'total: shadow ms', 'stop-and-copy ms', 'ratio', 'change', 'downtime: shadow ms', 'stop-and-copy ms', 'ratio', 'change'],
+    [...mechHead(several), 'rate (msg/s)', 'total: shadow ms', 'stop-and-copy ms', 'ratio', 'change', 'downtime: shadow ms', 'stop-and-copy ms', 'ratio', 'change'],
     ratioRows.map((r) => [
-      fmtRate(r), fmtMs(r.total.shadow), fmtMs(r.total.stopAndCopy), fmtRatio(r.total.ratio), fmtChange(r.total.reductionPct),
+      ...mechCell(several, r), fmtRate(r), fmtMs(r.total.shadow), fmtMs(r.total.stopAndCopy), fmtRatio(r.total.ratio), fmtChange(r.total.reductionPct),
       fmtMs(r.downtime.shadow), fmtMs(r.downtime.stopAndCopy), fmtRatio(r.downtime.ratio), fmtChange(r.downtime.reductionPct),
     ]),
   );
@@ -277,14 +303,15 @@ function lossAccounting(rows: readonly BenchRow[]): string {
     '',
   ];
   const bad = rows.filter(isException);
+  const several = mechanismsIn(rows).length > 1;
   if (!bad.length) {
     lines.push('Every run completed with nothing lost or duplicated and a matching state.');
   } else {
     lines.push(`${bad.length} run${bad.length > 1 ? 's' : ''} not clean:`, '');
     lines.push(mdTable(
-      ['run', 'sweep', 'strategy', 'rate (msg/s)', 'state', 'repetition', 'outcome', 'lost', 'applied twice', 'duplicate outputs', 'state match'],
+      ['run', 'sweep', 'strategy', ...mechHead(several), 'rate (msg/s)', 'state', 'repetition', 'outcome', 'lost', 'applied twice', 'duplicate outputs', 'state match'],
       bad.map((r) => [
-        String(r.run), r.sweep, r.strategy, fmtRate(r), fmtBytes(r.state_bytes), String(r.repetition), r.outcome, String(r.lost),
+        String(r.run), r.sweep, r.strategy, ...mechCell(several, r), fmtRate(r), fmtBytes(r.state_bytes), String(r.repetition), r.outcome, String(r.lost),
         String(r.duplicated), String(r.duplicate_outputs), r.state_match ? 'yes' : 'no',
       ]),
     ));
@@ -297,6 +324,8 @@ const PLOT_CAPTIONS: Record<string, string> = {
   'downtime-vs-rate.png': 'Downtime vs message rate',
   'phases-at-60.png': 'Median phase times near 60 msg/s',
   'state-size.png': 'Checkpoint, transfer and restore time vs state size',
+  'freeze-vs-state.png': 'Freeze time vs state size, one line per mechanism',
+  'total-vs-state.png': 'Total migration time vs state size, one line per mechanism',
 };
 
 function plotsSection(plots: readonly string[], reportDir: string): string {
@@ -354,42 +383,81 @@ export function capacitySection(capacity: Record<number, number>): string {
   );
 }
 
-export const LIMITS_HEAD = ['state', 'what', 'limit', 'in the migration (median)', 'ratio'];
+export const limitsHead = (severalMechanisms: boolean): string[] => ['state', ...mechHead(severalMechanisms), 'what', 'limit', 'in the migration (median)', 'ratio'];
+
+/** MB/s as the limits give it (MiB per second); NaN for a phase of no measured length, which the median leaves out. */
+const mbPerS = (bytes: number, ms: number): number => (ms > 0 ? bytes / 1048576 / (ms / 1000) : Number.NaN);
 
 /**
- * Each migration figure against the same thing done bare on this machine: the checkpoint phase against
- * a bare criu dump, the transfer against copying and hashing the image once, the restore phase against
- * a bare criu restore, the downtime in broker round trips. From the completed shadow runs of each size.
+ * Each migration figure against the same thing done bare on this machine, per state size and mechanism:
+ * the checkpoint phase against a bare criu dump and the freeze against that dump's own frozen time, the
+ * transfer phase (and the lazy phase, which moves the pages left behind) against reading, hashing and
+ * writing the image once, the restore phase against a bare criu restore, the downtime in broker round
+ * trips. From the completed shadow runs of each size and mechanism.
  */
-export function limitsRows(limits: readonly Limits[], rows: readonly BenchRow[]): string[][] {
-  const out: string[][] = [];
+export function limitsTable(limits: readonly Limits[], rows: readonly BenchRow[]): { head: string[]; body: string[][] } {
+  const shadowRuns = rows.filter((r) => r.strategy === 'shadow');
+  const found = mechanismsIn(shadowRuns.length ? shadowRuns : rows);
+  const mechanisms = found.length ? found : (['files'] as Mechanism[]);
+  const several = mechanisms.length > 1;
+  const body: string[][] = [];
   for (const l of [...limits].sort((a, b) => a.stateBytes - b.stateBytes)) {
-    const runs = rows.filter((r) => r.strategy === 'shadow' && r.outcome === 'completed' && r.state_bytes === l.stateBytes);
-    const med = (f: (r: BenchRow) => number): number | null => (runs.length ? median(runs.map(f)) : null);
-    const ratio = (ours: number | null, limit: number) => (ours === null ? '–' : `${fmtNum(ours / limit, 1)}×`);
-    const state = fmtBytes(l.stateBytes);
-    const checkpoint = med((r) => r.checkpoint_ms);
-    const transfer = med((r) => r.transfer_ms);
-    const mbps = med((r) => r.checkpoint_bytes / 1048576 / (r.transfer_ms / 1000));
-    const restore = med((r) => r.restore_ms);
-    const downtime = med((r) => r.downtime_ms);
-    const ms = (x: number | null) => (x === null ? '–' : `${fmtMs(x)} ms`);
-    out.push(
-      [state, 'checkpoint vs bare criu dump', `${fmtMs(l.dumpMs)} ms (${fmtBytes(l.imageBytes)} image)`, ms(checkpoint), ratio(checkpoint, l.dumpMs)],
-      [state, 'transfer vs copy + SHA-256 of the image', `${fmtMs(l.copyHashMs)} ms (${fmtNum(l.copyHashMBps, 0)} MB/s)`, transfer === null ? '–' : `${fmtMs(transfer)} ms (${fmtNum(mbps ?? 0, 0)} MB/s)`, ratio(transfer, l.copyHashMs)],
-      [state, 'restore vs bare criu restore', `${fmtMs(l.restoreMs)} ms`, ms(restore), ratio(restore, l.restoreMs)],
-      [state, 'downtime vs one RabbitMQ round trip', `${fmtNum(l.rabbitRttMs, 2)} ms`, ms(downtime), ratio(downtime, l.rabbitRttMs)],
-    );
+    for (const m of mechanisms) {
+      const runs = shadowRuns.filter((r) => r.outcome === 'completed' && r.state_bytes === l.stateBytes && r.mechanism === m);
+      for (const cells of limitRows(l, m, runs)) body.push([fmtBytes(l.stateBytes), ...mechCell(several, { mechanism: m }), ...cells]);
+    }
   }
+  return { head: limitsHead(several), body };
+}
+
+/** what, limit, ours, ratio: the lines of one state size and mechanism. */
+function limitRows(l: Limits, mechanism: Mechanism, runs: readonly BenchRow[]): string[][] {
+  const med = (f: (r: BenchRow) => number): number | null => {
+    const xs = runs.map(f).filter(Number.isFinite);
+    return xs.length ? median(xs) : null;
+  };
+  const ratio = (ours: number | null, limit: number) => (ours === null ? '–' : `${fmtNum(ours / limit, 1)}×`);
+  const ms = (x: number | null) => (x === null ? '–' : `${fmtMs(x)} ms`);
+  const copyHash = `${fmtMs(l.copyHashMs)} ms (${fmtNum(l.copyHashMBps, 0)} MB/s)`;
+  const out: string[][] = [];
+  const checkpoint = med((r) => r.checkpoint_ms);
+  out.push(['checkpoint vs bare criu dump', `${fmtMs(l.dumpMs)} ms (${fmtBytes(l.imageBytes)} image)`, ms(checkpoint), ratio(checkpoint, l.dumpMs)]);
+  // Runs measured before the bare dump's frozen time was recorded have no limit to set the freeze against.
+  if (l.dumpFrozenMs !== undefined) {
+    const freeze = med((r) => r.freeze_ms);
+    out.push(["freeze vs the bare dump's frozen time", `${fmtMs(l.dumpFrozenMs)} ms`, ms(freeze), ratio(freeze, l.dumpFrozenMs)]);
+  }
+  // Effective: the whole image over the phase, although with stream or lazy part of it moves in another phase.
+  const transfer = med((r) => r.transfer_ms);
+  const mbps = med((r) => mbPerS(r.checkpoint_bytes, r.transfer_ms));
+  const elsewhere: string[] = [];
+  if (mechanism.startsWith('stream')) elsewhere.push(`the pages, ${fmtBytes(med((r) => r.streamed_bytes) ?? 0)}, travel inside the checkpoint phase`);
+  if (mechanism.endsWith('lazy')) elsewhere.push(`${fmtBytes(med((r) => r.lazy_bytes) ?? 0)} left for the lazy phase`);
+  const transferCell = transfer === null ? '–' : `${fmtMs(transfer)} ms (${mbps === null ? '–' : fmtNum(mbps, 0)} MB/s${elsewhere.map((e) => `; ${e}`).join('')})`;
+  out.push(['transfer phase vs copy + SHA-256 of the image', copyHash, transferCell, ratio(transfer, l.copyHashMs)]);
+  const restore = med((r) => r.restore_ms);
+  out.push(['restore vs bare criu restore', `${fmtMs(l.restoreMs)} ms`, ms(restore), ratio(restore, l.restoreMs)]);
+  if (mechanism.endsWith('lazy')) {
+    const lazy = med((r) => r.lazy_ms);
+    const lazyMbps = med((r) => mbPerS(r.lazy_bytes, r.lazy_ms));
+    out.push(['lazy phase vs copy + SHA-256 of the image', copyHash, lazy === null ? '–' : `${fmtMs(lazy)} ms (${lazyMbps === null ? '–' : fmtNum(lazyMbps, 0)} MB/s)`, ratio(lazy, l.copyHashMs)]);
+  }
+  const downtime = med((r) => r.downtime_ms);
+  out.push(['downtime vs one RabbitMQ round trip', `${fmtNum(l.rabbitRttMs, 2)} ms`, ms(downtime), ratio(downtime, l.rabbitRttMs)]);
   return out;
 }
 
 export function limitsSection(limits: readonly Limits[], rows: readonly BenchRow[]): string {
+  const t = limitsTable(limits, rows);
   return (
-    'What this machine does bare, measured in the same run (a process holding the same state alone in a PID namespace, ' +
-    'with no broker connection, agent or workflow; its image copied file to file and hashed once; a publish → get on ' +
-    'one channel, median of 200), and each migration figure as a ratio to it. The phases include Temporal dispatch.\n\n' +
-    mdTable(LIMITS_HEAD, limitsRows(limits, rows))
+    'What this machine does bare, measured in the same run: a process holding the same state alone in a PID namespace, ' +
+    'with no broker connection, agent or workflow, dumped and restored by criu (*frozen time*: what criu --display-stats ' +
+    'reports for that dump); its image read once in 4 MiB chunks, hashed with SHA-256 and written once, on the disk the agents ' +
+    'keep their images on (the best case of any transfer); a publish → get on one channel, median of 200. Each migration ' +
+    'figure of the shadow runs is a ratio to it; the phases include Temporal dispatch. MB/s of the transfer phase: the whole ' +
+    'checkpoint over the phase, although with `stream` the pages travel inside the checkpoint phase and with `lazy` the pages ' +
+    'left on the source come in the lazy phase, beside the replay.\n\n' +
+    mdTable(t.head, t.body)
   );
 }
 
@@ -397,7 +465,10 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
   const rate = input.summary.filter((g) => g.sweep === 'rate');
   const state = input.summary.filter((g) => g.sweep === 'state');
   const ran = STRATEGIES.filter((s) => input.rows.some((r) => r.strategy === s));
-  const out: string[] = [`# ms2m benchmark: ${ran.join(' vs ')}`, '', '## What was run', '', whatWasRun(input.rows, input.machine, input.service), ''];
+  const mechanisms = mechanismsIn(input.rows);
+  const several = mechanisms.length > 1;
+  const title = `# ms2m benchmark: ${ran.join(' vs ')}${several ? `; ${mechanisms.join(', ')}` : ''}`;
+  const out: string[] = [title, '', '## What was run', '', whatWasRun(input.rows, input.machine, input.service), ''];
   out.push(
     '## Medians',
     '',
@@ -405,12 +476,22 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
       'by the instances\' own clocks. *Observed downtime*: the longest a published message waited unserved, from the output log. ' +
       '*Freeze*: how long CRIU kept the source frozen for the dump. lost/dup/dup-out: messages lost, applied twice, and outputs ' +
       'emitted twice, summed over all runs. ' +
-      '\\* marks the rate above the service\'s capacity.',
+      '\\* marks the rate above the service\'s capacity. ' +
+      (several ? '*Mechanism*: how the image moved (see above).' : `Every run moved its image by \`${mechanisms[0] ?? 'files'}\`.`),
     '',
   );
-  if (rate.length) out.push('### Rate sweep', '', rateTable(rate), '');
-  if (state.length) out.push('### State-size sweep', '', stateTable(state), '');
-  out.push('## Shadow vs stop-and-copy', '', 'Ratio = shadow median / stop-and-copy median; change = ratio − 1.', '', ratioTable(input.ratios), '');
+  if (rate.length) out.push('### Rate sweep', '', rateTable(rate, several), '');
+  if (state.length) out.push('### State-size sweep', '', stateTable(state, several), '');
+  out.push(
+    '## Shadow vs stop-and-copy',
+    '',
+    `Ratio = shadow median / stop-and-copy median; change = ratio − 1${several ? '; each mechanism against the stop-and-copy runs of the same mechanism' : ''}.`,
+    '',
+    ratioTable(input.ratios, several),
+    '',
+  );
+  const cmp = mechanismComparison(input.summary);
+  if (cmp) out.push('## Mechanisms side by side', '', `${MECHANISM_COMPARISON_CAPTION}.`, '', mdTable(cmp.head, cmp.body), '');
   out.push('## Loss accounting', '', lossAccounting(input.rows), '');
   if (input.capacity && Object.keys(input.capacity).length) out.push('## Capacity of the service', '', capacitySection(input.capacity), '');
   if (input.limits?.length) out.push('## Against the machine\'s limits', '', limitsSection(input.limits, input.rows), '');
@@ -419,6 +500,7 @@ export function renderMarkdownReport(input: ReportInput, reportDir = '.'): strin
   out.push(
     '## Compared with the papers',
     '',
+    ...(several ? [`From the \`${mechanisms[0]}\` runs, except where a line names a mechanism.`, ''] : []),
     mdTable(['source', 'setting', 'published', 'ours (from these runs)'], paperComparison(input).map((p) => [p.source, p.setting, p.published, p.ours])),
     '',
     'These are not like-for-like, and not the same machine. ' +

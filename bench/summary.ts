@@ -1,10 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
-import { BENCH_COLUMNS, type BenchRow } from './types';
+import { MECHANISM_LABELS } from '../lib/migration';
+import { BENCH_COLUMNS, LATER_COLUMN_DEFAULTS, type BenchRow } from './types';
 
 export type Strategy = BenchRow['strategy'];
 export type Sweep = BenchRow['sweep'];
+export type Mechanism = BenchRow['mechanism'];
+
+/** What each mechanism does, for captions: the labels alone say little to a reader of the report. */
+export const MECHANISM_NOTES: Record<Mechanism, string> = {
+  files: 'the image dumped to files, then sent',
+  stream: 'the pages streamed to the target during the dump',
+  lazy: 'post-copy: the copy restored before its pages arrive, fetching them from the source while it replays',
+  'stream+lazy': 'the pages streamed during the dump, and the copy restored before they are all in',
+};
 
 /**
  * Stop-and-copy first: it is the baseline every other number is read against (for a StatefulSet's pod,
@@ -19,7 +29,8 @@ export const PHASES = [
 
 export const METRICS = [
   'total_ms', 'downtime_ms', 'observed_downtime_ms', ...PHASES, 'freeze_ms', 'checkpoint_bytes',
-  'max_e2e_latency_ms', 'p99_e2e_latency_ms',
+  'max_e2e_latency_ms', 'p99_e2e_latency_ms', 'streamed_bytes', 'lazy_bytes', 'lazy_ms', 'dump_ms', 'transfer_tool_ms',
+  'restore_tool_ms',
 ] as const satisfies ReadonlyArray<keyof BenchRow>;
 export type Metric = (typeof METRICS)[number];
 
@@ -29,10 +40,11 @@ export interface Stat {
   max: number;
 }
 
-/** One cell of the grid: every run of one strategy at one rate, state size and processing cost. */
+/** One cell of the grid: every run of one strategy and mechanism at one rate, state size and processing cost. */
 export interface SummaryGroup {
   sweep: Sweep;
   strategy: Strategy;
+  mechanism: Mechanism;
   msg_rate: number;
   state_bytes: number;
   /** Part of the key because the bench can make it a grid dimension; usually one value. */
@@ -67,6 +79,8 @@ export interface RatioPair {
 }
 
 export interface RatioRow {
+  /** Both strategies moved their image this way: each mechanism has its own baseline. */
+  mechanism: Mechanism;
   msg_rate: number;
   state_bytes: number;
   work_ms: number;
@@ -89,8 +103,11 @@ export function stat(values: readonly number[]): Stat | null {
   return { median: median(v), min: Math.min(...v), max: Math.max(...v) };
 }
 
-const groupKey = (r: Pick<BenchRow, 'sweep' | 'strategy' | 'msg_rate' | 'state_bytes' | 'work_ms'>): string =>
-  `${r.sweep}|${r.strategy}|${r.msg_rate}|${r.state_bytes}|${r.work_ms}`;
+const groupKey = (r: Pick<BenchRow, 'sweep' | 'strategy' | 'mechanism' | 'msg_rate' | 'state_bytes' | 'work_ms'>): string =>
+  `${r.sweep}|${r.strategy}|${r.mechanism}|${r.msg_rate}|${r.state_bytes}|${r.work_ms}`;
+
+/** The order mechanisms are listed in: the baseline (files) first, as strategies list stop-and-copy first. */
+export const mechanismOrder = (m: Mechanism): number => MECHANISM_LABELS.indexOf(m);
 
 const sweepOrder = (s: Sweep): number => (s === 'rate' ? 0 : 1);
 
@@ -111,6 +128,7 @@ export function summarize(rows: readonly BenchRow[]): Summary {
     summary.push({
       sweep: first.sweep,
       strategy: first.strategy,
+      mechanism: first.mechanism,
       msg_rate: first.msg_rate,
       state_bytes: first.state_bytes,
       work_ms: first.work_ms,
@@ -132,7 +150,8 @@ export function summarize(rows: readonly BenchRow[]): Summary {
       a.work_ms - b.work_ms ||
       a.state_bytes - b.state_bytes ||
       a.msg_rate - b.msg_rate ||
-      STRATEGIES.indexOf(a.strategy) - STRATEGIES.indexOf(b.strategy),
+      STRATEGIES.indexOf(a.strategy) - STRATEGIES.indexOf(b.strategy) ||
+      mechanismOrder(a.mechanism) - mechanismOrder(b.mechanism),
   );
 }
 
@@ -141,18 +160,23 @@ function pair(shadow: Stat, stopAndCopy: Stat): RatioPair {
   return { shadow: shadow.median, stopAndCopy: stopAndCopy.median, ratio, reductionPct: ratio === null ? null : (1 - ratio) * 100 };
 }
 
-/** Shadow against stop-and-copy at each rate of the rate sweep where both have completed runs. */
+/**
+ * Shadow against stop-and-copy at each rate of the rate sweep where both have completed runs, per
+ * mechanism: a mechanism changes both strategies' transfer, so each is read against its own baseline.
+ */
 export function ratios(summary: Summary): RatioRow[] {
   const out: RatioRow[] = [];
   for (const s of summary) {
     if (s.sweep !== 'rate' || s.strategy !== 'shadow') continue;
     const base = summary.find(
       (b) =>
-        b.sweep === 'rate' && b.strategy === 'stop-and-copy' && b.msg_rate === s.msg_rate && b.state_bytes === s.state_bytes && b.work_ms === s.work_ms,
+        b.sweep === 'rate' && b.strategy === 'stop-and-copy' && b.mechanism === s.mechanism && b.msg_rate === s.msg_rate &&
+        b.state_bytes === s.state_bytes && b.work_ms === s.work_ms,
     );
     const [st, sd, bt, bd] = [s.stats.total_ms, s.stats.downtime_ms, base?.stats.total_ms, base?.stats.downtime_ms];
     if (!st || !sd || !bt || !bd) continue;
     out.push({
+      mechanism: s.mechanism,
       msg_rate: s.msg_rate,
       state_bytes: s.state_bytes,
       work_ms: s.work_ms,
@@ -217,49 +241,110 @@ const fmtLoss = (g: SummaryGroup): string => `${g.lost}/${g.duplicated}/${g.dupl
 
 const distinct = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
 
-function groupTable(groups: readonly SummaryGroup[], withState: boolean): string {
+/** The mechanisms among `xs`, the baseline first. */
+export function mechanismsIn(xs: ReadonlyArray<{ mechanism: Mechanism }>): Mechanism[] {
+  return distinct(xs.map((x) => x.mechanism)).sort((a, b) => mechanismOrder(a) - mechanismOrder(b));
+}
+
+/**
+ * The mechanism as a caption says it when every row shares one (the tables then have no column for it),
+ * or '' when there are several.
+ */
+export function oneMechanism(xs: ReadonlyArray<{ mechanism: Mechanism }>): string {
+  const ms = mechanismsIn(xs);
+  return ms.length === 1 ? `mechanism ${ms[0]}` : '';
+}
+
+const medianCell = (g: SummaryGroup, m: Metric): string => (g.stats[m] ? fmtMs(g.stats[m]!.median) : '–');
+
+function groupTable(groups: readonly SummaryGroup[], withState: boolean, withMechanism: boolean): string {
   // A column that would repeat one value on every line is said once in the caption instead.
   const withWork = distinct(groups.map((g) => g.work_ms)).length > 1;
   const t = new Table({
     head: [
-      'strategy', 'rate', ...(withState ? ['state'] : []), ...(withWork ? ['work ms'] : []), 'n', 'total ms median (min–max)',
-      'downtime ms median (min–max)', 'freeze ms', 'lost/dup/dup-out',
+      'strategy', ...(withMechanism ? ['mechanism'] : []), 'rate', ...(withState ? ['state'] : []), ...(withWork ? ['work ms'] : []), 'n',
+      'total ms median (min–max)', 'downtime ms median (min–max)', 'freeze ms', 'lost/dup/dup-out',
     ],
     style: { head: [], border: [], compact: true },
   });
   for (const g of groups) {
     t.push([
-      g.strategy, fmtRate(g), ...(withState ? [fmtBytes(g.state_bytes)] : []), ...(withWork ? [String(g.work_ms)] : []), fmtN(g),
-      fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), g.stats.freeze_ms ? fmtMs(g.stats.freeze_ms.median) : '–', fmtLoss(g),
+      g.strategy, ...(withMechanism ? [g.mechanism] : []), fmtRate(g), ...(withState ? [fmtBytes(g.state_bytes)] : []),
+      ...(withWork ? [String(g.work_ms)] : []), fmtN(g), fmtStat(g.stats.total_ms), fmtStat(g.stats.downtime_ms), medianCell(g, 'freeze_ms'),
+      fmtLoss(g),
     ]);
   }
   return t.toString();
 }
+
+/**
+ * The mechanisms side by side at each state size of the state-size sweep (medians, ms), or null when the
+ * sweep ran fewer than two. `lazy phase`: from the restore to the last page in; it overlaps the replay,
+ * and the fence waits for its end.
+ */
+export function mechanismComparison(summary: Summary): { head: string[]; body: string[][] } | null {
+  const groups = summary.filter((g) => g.sweep === 'state');
+  if (mechanismsIn(groups).length < 2) return null;
+  const withStrategy = distinct(groups.map((g) => g.strategy)).length > 1;
+  const head = [
+    'state', ...(withStrategy ? ['strategy'] : []), 'mechanism', 'n', 'total', 'freeze', 'checkpoint', 'transfer', 'restore', 'lazy phase',
+    'downtime', 'observed downtime',
+  ];
+  // By size first, so the mechanisms of one size and strategy stand on adjacent lines.
+  const sorted = [...groups].sort(
+    (a, b) =>
+      a.state_bytes - b.state_bytes || STRATEGIES.indexOf(a.strategy) - STRATEGIES.indexOf(b.strategy) ||
+      mechanismOrder(a.mechanism) - mechanismOrder(b.mechanism) || a.msg_rate - b.msg_rate,
+  );
+  const body = sorted.map((g) => [
+    fmtBytes(g.state_bytes), ...(withStrategy ? [g.strategy] : []), g.mechanism, fmtN(g), medianCell(g, 'total_ms'),
+    medianCell(g, 'freeze_ms'), medianCell(g, 'checkpoint_ms'), medianCell(g, 'transfer_ms'), medianCell(g, 'restore_ms'),
+    g.mechanism.endsWith('lazy') ? medianCell(g, 'lazy_ms') : '–', medianCell(g, 'downtime_ms'), medianCell(g, 'observed_downtime_ms'),
+  ]);
+  return { head, body };
+}
+
+export const MECHANISM_COMPARISON_CAPTION =
+  'Mechanisms side by side in the state-size sweep (medians, ms; lazy phase: from the restore to the last page in, beside the replay; ' +
+  'with stream the pages travel inside the checkpoint phase)';
 
 export function formatSummaryTable(summary: Summary, ratioRows: readonly RatioRow[]): string {
   const parts: string[] = [];
   const rate = summary.filter((g) => g.sweep === 'rate');
   const state = summary.filter((g) => g.sweep === 'state');
   const work = (gs: readonly SummaryGroup[]): string => distinct(gs.map((g) => g.work_ms)).map((w) => `${w}`).join(', ');
+  // One mechanism is said in the caption; several get a column.
+  const one = oneMechanism(summary);
+  const withMechanism = !one;
+  const mechanism = one ? `, ${one}` : '';
   if (rate.length) {
     const sizes = distinct(rate.map((g) => g.state_bytes)).map(fmtBytes).join(', ');
-    parts.push(`Rate sweep: state ${sizes}, work ${work(rate)} ms/msg; rate in msg/s, * = above capacity`, groupTable(rate, false));
+    parts.push(`Rate sweep: state ${sizes}, work ${work(rate)} ms/msg${mechanism}; rate in msg/s, * = above capacity`, groupTable(rate, false, withMechanism));
   }
-  if (state.length) parts.push(`State-size sweep: work ${work(state)} ms/msg`, groupTable(state, true));
+  if (state.length) parts.push(`State-size sweep: work ${work(state)} ms/msg${mechanism}`, groupTable(state, true, withMechanism));
   if (ratioRows.length) {
     const withWork = distinct(ratioRows.map((r) => r.work_ms)).length > 1;
     const t = new Table({
-      head: ['rate', ...(withWork ? ['work ms'] : []), 'total shadow / s&c', 'total change', 'downtime shadow / s&c', 'downtime change'],
+      head: [
+        ...(withMechanism ? ['mechanism'] : []), 'rate', ...(withWork ? ['work ms'] : []), 'total shadow / s&c', 'total change',
+        'downtime shadow / s&c', 'downtime change',
+      ],
       style: { head: [], border: [], compact: true },
     });
     for (const r of ratioRows) {
       t.push([
-        fmtRate(r), ...(withWork ? [String(r.work_ms)] : []),
+        ...(withMechanism ? [r.mechanism] : []), fmtRate(r), ...(withWork ? [String(r.work_ms)] : []),
         `${fmtMs(r.total.shadow)} / ${fmtMs(r.total.stopAndCopy)} = ${fmtRatio(r.total.ratio)}`, fmtChange(r.total.reductionPct),
         `${fmtMs(r.downtime.shadow)} / ${fmtMs(r.downtime.stopAndCopy)} = ${fmtRatio(r.downtime.ratio)}`, fmtChange(r.downtime.reductionPct),
       ]);
     }
-    parts.push('Shadow vs stop-and-copy (medians, ms; change = shadow / stop-and-copy − 1)', t.toString());
+    parts.push(`Shadow vs stop-and-copy (medians, ms; change = shadow / stop-and-copy − 1${withMechanism ? '; each mechanism against its own stop-and-copy' : ''})`, t.toString());
+  }
+  const cmp = mechanismComparison(summary);
+  if (cmp) {
+    const t = new Table({ head: cmp.head, style: { head: [], border: [], compact: true } });
+    for (const row of cmp.body) t.push(row);
+    parts.push(MECHANISM_COMPARISON_CAPTION, t.toString());
   }
   return parts.join('\n');
 }
@@ -268,7 +353,7 @@ export function formatSummaryTable(summary: Summary, ratioRows: readonly RatioRo
 // CSV: the values are numbers, booleans and a few enum strings, so a small RFC 4180 writer and reader suffice.
 
 const BOOLEAN_COLUMNS = new Set<keyof BenchRow>(['above_capacity', 'state_match', 'cutoff_fired']);
-const STRING_COLUMNS = new Set<keyof BenchRow>(['strategy', 'outcome', 'sweep']);
+const STRING_COLUMNS = new Set<keyof BenchRow>(['strategy', 'mechanism', 'outcome', 'sweep']);
 
 function csvField(v: unknown): string {
   const s = String(v);
@@ -325,12 +410,13 @@ export function fromCsv(text: string): BenchRow[] {
   const [header, ...body] = parseCsvRecords(text);
   if (!header) return [];
   const index = new Map(header.map((h, i) => [h.trim(), i]));
-  const missing = BENCH_COLUMNS.filter((c) => !index.has(c));
+  // A CSV from before the mechanisms lacks their columns: its runs moved files, with nothing streamed or lazy.
+  const missing = BENCH_COLUMNS.filter((c) => !index.has(c) && LATER_COLUMN_DEFAULTS[c] === undefined);
   if (missing.length) throw new Error(`CSV lacks columns: ${missing.join(', ')}`);
   return body.map((rec, line) => {
     const row: Record<string, unknown> = {};
     for (const c of BENCH_COLUMNS) {
-      const raw = rec[index.get(c)!] ?? '';
+      const raw = index.has(c) ? (rec[index.get(c)!] ?? '') : LATER_COLUMN_DEFAULTS[c]!;
       if (BOOLEAN_COLUMNS.has(c)) {
         if (raw !== 'true' && raw !== 'false') throw new Error(`row ${line + 1}: ${c} is not true/false: ${JSON.stringify(raw)}`);
         row[c] = raw === 'true';
