@@ -43,7 +43,8 @@ export interface Fault {
 export function phaseFailpoint(phase: Phase, from: string, to: string): string {
   switch (phase) {
     case 'validate':
-      return 'orchestrator/probeService';
+      // The source's agent probes its instance (describeAndProbe).
+      return `${from}/probeService`;
     case 'prepare':
       return 'orchestrator/prepareReplay';
     case 'checkpoint':
