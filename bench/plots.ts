@@ -140,9 +140,7 @@ function vsRateSpec(groups: readonly SummaryGroup[], metric: Metric, title: stri
     data: { values },
     encoding: { x, color },
     layer: [
-      { mark: { type: 'rule', strokeWidth: 2 }, encoding: { xOffset, y: { ...y, field: 'min' }, y2: { field: 'max' } } },
-      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'min' } } },
-      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'max' } } },
+      ...whiskers(xOffset, y),
       { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { xOffset, y: { ...y, field: 'median' } } },
       { mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { xOffset, y: { ...y, field: 'median' } } },
     ],
@@ -317,14 +315,21 @@ function mechanismsVsStateSpec(groups: readonly SummaryGroup[], metric: Metric, 
     data: { values },
     encoding: { x, color },
     layer: [
-      { mark: { type: 'rule', strokeWidth: 2 }, encoding: { xOffset, y: { ...y, field: 'min' }, y2: { field: 'max' } } },
-      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'min' } } },
-      { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'max' } } },
+      ...whiskers(xOffset, y),
       // One line per series: the detail channel keeps strategies of one mechanism apart when they share a colour.
       { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { xOffset, y: { ...y, field: 'median' }, detail: { field: 'series', type: 'nominal' }, ...dash } },
       { mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { xOffset, y: { ...y, field: 'median' }, ...shape } },
     ],
   } as TopLevelSpec;
+}
+
+/** The min–max whisker of every point: a rule between two ticks. */
+function whiskers(xOffset: object, y: object): object[] {
+  return [
+    { mark: { type: 'rule', strokeWidth: 2 }, encoding: { xOffset, y: { ...y, field: 'min' }, y2: { field: 'max' } } },
+    { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'min' } } },
+    { mark: { type: 'tick', thickness: 2, size: 12 }, encoding: { xOffset, y: { ...y, field: 'max' } } },
+  ];
 }
 
 /** The specs that the rows support, by file name; a plot without data is left out rather than drawn empty. */
