@@ -19,6 +19,13 @@ mkdir -p "$MS2M_CACHE"
 # itself on stderr, so just stop.
 log "== criu"
 criu=$(bash "$HERE/ensure-criu.sh") || die "CRIU step failed (see above)."
+# The node agents make their TLS certificates (page streams, lazy pages) with openssl.
+if ! command -v openssl >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "openssl is missing; as root run: apt-get install -y openssl"
+  log "installing openssl (the node agents' TLS certificates)"
+  out=$(apt-get install -y -q openssl 2>&1) || { apt-get update -q >/dev/null 2>&1; out=$(apt-get install -y -q openssl 2>&1); } ||
+    { printf '%s\n' "$out" | log_block; die "apt-get install openssl failed (above)."; }
+fi
 log "== rabbitmq"
 amqp=$(bash "$HERE/ensure-rabbitmq.sh") || die "RabbitMQ step failed (see above)."
 log "== temporal"

@@ -69,7 +69,8 @@ export function imageFiles(dir: string): string[] {
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
 
-function frameHeader(h: FileHeader | EndHeader): Buffer {
+/** A frame's header as it travels (exported for the tests that forge streams). */
+export function frameHeader(h: FileHeader | EndHeader): Buffer {
   const json = Buffer.from(JSON.stringify(h));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(json.length);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPLETE_MARK, imageReceiver, sendImage, transferToken } from '../../runtimes/shared/image-transfer';
+import { COMPLETE_MARK, frameHeader, imageReceiver, sendImage, transferToken } from '../../runtimes/shared/image-transfer';
 import { armFailpoint } from '../../lib/failpoints';
 
 let server: Server;
@@ -22,13 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-/** One frame header of the image stream, as sendImage writes it. */
-function frame(h: object): Buffer {
-  const json = Buffer.from(JSON.stringify(h));
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(json.length);
-  return Buffer.concat([len, json]);
-}
+const frame = (h: Parameters<typeof frameHeader>[0]): Buffer => frameHeader(h);
 
 function put(imageId: string, parts: Buffer[]): Promise<Response> {
   return fetch(`${url}/images/${imageId}/stream`, { method: 'PUT', body: new Uint8Array(Buffer.concat(parts)) });

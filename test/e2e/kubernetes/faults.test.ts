@@ -7,6 +7,7 @@
  * the ledger's apply trace.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -16,7 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { deployWorkload, undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import { workload } from '../../../cli/workloads';
 import { progressQuery } from '../../../lib/contracts';
-import { transferToken } from '../../../runtimes/shared/image-transfer';
+import { frameHeader, transferToken } from '../../../runtimes/shared/image-transfer';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
 import { breakRestoresOnNodeB, deploymentShape, kubeE2e, migrateLedger, reloadImages } from './kube-e2e';
@@ -135,17 +136,16 @@ describe('kubernetes: an agent refuses images it should not take', () => {
   };
   const secret = () => readFileSync(`${cluster.env.RUN}/pki/transfer-secret`, 'utf8').trim();
 
+  /** One file's frames of the image stream, with its SHA-256 (or another one) after it, and the last frame. */
+  const stream = (body: Buffer, sha = createHash('sha256').update(body).digest()) =>
+    new Uint8Array(Buffer.concat([frameHeader({ name: 'checkpoint.tar', size: body.length }), body, sha, frameHeader({ end: true, files: 1 })]));
+
   it('an unauthenticated transfer (no token, or a token of another image) is refused with 401', async () => {
     const url = await target();
-    const body = Buffer.from('not a checkpoint');
-    const sha = (await import('node:crypto')).createHash('sha256').update(body).digest('hex');
-    const none = await fetch(`${url}/images/intruder-${run}/files/checkpoint.tar`, { method: 'PUT', headers: { 'x-ms2m-sha256': sha }, body });
+    const body = stream(Buffer.from('not a checkpoint'));
+    const none = await fetch(`${url}/images/intruder-${run}/stream`, { method: 'PUT', body });
     expect(none.status).toBe(401);
-    const other = await fetch(`${url}/images/intruder-${run}/files/checkpoint.tar`, {
-      method: 'PUT',
-      headers: { 'x-ms2m-sha256': sha, authorization: `Bearer ${transferToken(secret(), 'some-other-image')}` },
-      body,
-    });
+    const other = await fetch(`${url}/images/intruder-${run}/stream`, { method: 'PUT', headers: { authorization: `Bearer ${transferToken(secret(), 'some-other-image')}` }, body });
     expect(other.status).toBe(401);
   });
 
@@ -153,10 +153,9 @@ describe('kubernetes: an agent refuses images it should not take', () => {
     const url = await target();
     const id = `corrupt-${run}`;
     const auth = { authorization: `Bearer ${transferToken(secret(), id)}` };
-    const res = await fetch(`${url}/images/${id}/files/checkpoint.tar`, { method: 'PUT', headers: { ...auth, 'x-ms2m-sha256': '0'.repeat(64) }, body: 'tampered' });
+    const res = await fetch(`${url}/images/${id}/stream`, { method: 'PUT', headers: auth, body: stream(Buffer.from('tampered'), Buffer.alloc(32)) });
     expect(res.status).toBe(422);
-    const commit = await fetch(`${url}/images/${id}/commit`, { method: 'POST', headers: auth, body: JSON.stringify([{ name: 'checkpoint.tar', size: 8, sha256: '0'.repeat(64) }]) });
-    expect(commit.status).toBe(422);
+    expect(await res.text()).toMatch(/checksum mismatch for checkpoint.tar/);
   });
 });
 
