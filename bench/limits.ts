@@ -41,8 +41,9 @@ const RTT_SAMPLES = 200;
 const CHUNK = 4 * 1024 * 1024;
 
 /**
- * `workDir` should be the cluster's home (the bench home), which holds the nodes' image folders
- * (nodes/<node>/images): the copy then runs on the storage the transfers use, in a folder beside them.
+ * `workDir` should be on the storage the node agents keep their images on (the bench passes the folder a
+ * node's `images` link points to: memory by default, runtimes/local/images-dir.ts), so the bare dump and
+ * the copy run where the migrations' do.
  */
 export async function measureLimits(stateBytes: number, workDir: string): Promise<Limits> {
   const cfg = loadConfig();

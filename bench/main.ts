@@ -4,7 +4,7 @@
  * strategies × message rates × repetitions (and optionally state sizes), one CSV row per run, a summary
  * table, a markdown report with the papers' numbers beside ours, and PNG plots.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
@@ -171,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.limits && runtime.name === 'local') {
       limits = [];
       for (const bytes of [...new Set(plans.map((p) => p.stateBytes))].sort((a, b) => a - b)) {
-        const l = await measureLimits(bytes, home);
+        const l = await measureLimits(bytes, path.dirname(realpathSync(path.join(home, 'nodes', 'node-a', 'images'))));
         limits.push(l);
         console.error(`[bench] limits at ${(bytes / 1048576).toFixed(0)} MB: bare dump ${l.dumpMs.toFixed(0)} ms (frozen ${l.dumpFrozenMs?.toFixed(0) ?? '?'} ms), restore ${l.restoreMs.toFixed(0)} ms, copy + hash ${l.copyHashMs.toFixed(0)} ms (${l.copyHashMBps.toFixed(0)} MB/s), RabbitMQ round trip ${l.rabbitRttMs.toFixed(2)} ms`);
       }

@@ -16,6 +16,7 @@ import type { NodeAgentOptions } from '../types';
 import { ClusterStore, DEFAULT_CAPACITY } from './cluster-store';
 import { imageReceiver, stagingDir } from '../shared/image-transfer';
 import { PageStreamReceiver } from './page-stream-receiver';
+import { setUpImagesDir } from './images-dir';
 import { nodeTls } from './pki';
 import { createLocalNodeActivities } from './node-activities';
 import { nodeTaskQueue } from '../shared/task-queues';
@@ -58,6 +59,7 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
   const { host, port } = parseListen(where);
   const dataDir = path.join(cfg.home, 'nodes', node);
   mkdirSync(dataDir, { recursive: true });
+  setUpImagesDir(dataDir);
   const store = new ClusterStore(cfg.home);
   const tls = nodeTls(cfg.home, node, host);
   const pageStreams = new Map<string, PageStreamReceiver>();

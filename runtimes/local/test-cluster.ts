@@ -15,6 +15,7 @@ import type { ClusterHandle, ClusterOptions, LocalSpec, NodeInfo, Placement, Ser
 import { normalizePlacement } from '../placement';
 import { ClusterStore, nodeInfo } from './cluster-store';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
+import { releaseImagesDir } from './images-dir';
 import { nodeTaskQueue } from '../shared/task-queues';
 
 const READY_MS = 60_000;
@@ -161,6 +162,9 @@ function allInstances(home: string): Array<StoredInstance & { alive: boolean }> 
  * processes that would keep consuming).
  */
 export function reapInstances(home: string): void {
+  // Images in memory (images-dir.ts) would outlive the home's files.
+  const nodes = path.join(home, 'nodes');
+  for (const n of existsSync(nodes) ? readdirSync(nodes) : []) releaseImagesDir(path.join(nodes, n));
   for (const rec of allInstances(home)) {
     if (!rec.alive) continue;
     try {
