@@ -139,7 +139,9 @@ describe('an order-sensitive service keeps its exact apply sequence across migra
       // It kept up with the arrivals (one confirm per message lagged seconds behind here: p99 grew with the backlog).
       expect(v.baselineP99E2eLatencyMs).toBeLessThan(500);
       expect(report.replay.endedBy).toBe('threshold');
-      expectExact(v, 2000);
+      // At least about a second of the stream replayed and compared position by position (the replay is as
+      // long as checkpoint, transfer and restore: ~1.2 s here since the images are in memory).
+      expectExact(v, 1000);
     },
     180_000,
   );
