@@ -11,6 +11,7 @@ import { loadConfig } from '../lib/config';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failpoint } from '../lib/failpoints';
 import { queueDepth } from '../lib/rabbit-admin';
+import { metrics } from '../lib/metrics';
 import { ControlClient, ControlError } from '../service/control-client';
 import { HEADER_END, controlQueueName, handoffRefusal, type ControlCommand, type InstanceStatus } from '../service/protocol';
 import type { BrokerActivities } from './types';
@@ -32,6 +33,7 @@ async function control(): Promise<ControlClient> {
   if (shared) {
     const c = await shared.catch(() => null);
     if (c?.isOpen) return c;
+    if (c) metrics.brokerReconnects.inc();
   }
   shared = ControlClient.connect(loadConfig().amqpUrl, 'ms2m-orchestrator');
   return shared;

@@ -16,6 +16,7 @@ import { LoadGenerator } from '../examples/loadgen';
 import { ensureStack } from '../lib/stack';
 import { runNodeAgent } from '../workers/node-agent';
 import { runOrchestrator } from '../workers/orchestrator';
+import { showObservation, startObserving } from './observe';
 import { loadRuntime, runtimeName } from '../runtimes';
 import { RUNTIMES, type RuntimeName } from '../runtimes/runtime-names';
 import { formatReport, verdict } from './report';
@@ -51,10 +52,15 @@ program
   .option('--stall-ms <ms>', 'watch the lag trend this long, then fence a copy that is not converging (0: never)', nonNegative('--stall-ms'), 3_000)
   .option('--json', 'print the MigrationReport as JSON on the last line of stdout')
   .option('--keep', 'leave the service and the workers running afterwards')
+  .option('--observe', 'also start a Prometheus (local runtime) that scrapes the workers, and print where the migration shows in it')
   .action(async (o) => {
     const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
-    say('[ms2m] bringing up the dev stack (Temporal, RabbitMQ, CRIU)…');
-    await ensureStack();
+    if (o.observe && o.runtime !== 'local') {
+      throw new Error(`--observe: the demo's Prometheus scrapes local workers; on kubernetes, scrape the ms2m pods (their prometheus.io annotations, infra/observability/README.md), or run --runtime local`);
+    }
+    say(`[ms2m] bringing up the dev stack (Temporal, RabbitMQ, CRIU${o.observe ? ', Prometheus' : ''})…`);
+    await ensureStack({ observe: Boolean(o.observe) });
+    const observation = o.observe ? await startObserving() : null;
     const cfg = loadConfig();
     const home = path.join(cacheDir(), 'demo');
     const runtime = await loadRuntime(o.runtime as RuntimeName);
@@ -84,6 +90,8 @@ program
         log: (l) => say(`[ms2m] ${l}`),
         onProgress: progressPrinter(say),
       }));
+      // While the workers still serve their metrics.
+      if (observation) await showObservation(observation, report, say);
     } finally {
       if (!o.keep) await cluster.stop();
     }

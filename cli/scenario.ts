@@ -8,6 +8,7 @@ import * as amqp from 'amqplib';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MigrationHandle } from '../sdk';
+import { recordVerification } from '../lib/metrics';
 import { LoadGenerator } from '../examples/loadgen';
 import { loadConfig } from '../lib/config';
 import { NAME_KEEPING, type Mechanisms, type MigrationProgress, type MigrationReport, type Strategy, type Verification } from '../lib/migration';
@@ -247,6 +248,7 @@ export async function runScenario(cluster: ClusterHandle, o: ScenarioOptions): P
     // A source lost mid-migration was killed outright: its last applications may be nobody else's.
     const { verification, placed } = await load.finish({ from, to }, report.sourceLost ? [report.sourceInstance] : []);
     report.verification = verification;
+    recordVerification(verification);
     return { report, cancelled, placed, live: (await cluster.liveInstances(o.service)).map((i) => i.instanceId) };
   } finally {
     await load.close();

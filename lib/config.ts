@@ -46,6 +46,10 @@ export interface Config {
   /** The orchestrator's task queue; node queues are derived from it. */
   taskQueue: string;
   projectRoot: string;
+  /** Where Prometheus finds the workers (file_sd: one JSON file per process); unset when no Prometheus runs. */
+  metricsTargets: string;
+  /** The Prometheus that `npm start -- --observe` (infra/ensure-prometheus.sh) started; unset otherwise. */
+  prometheusUrl: string;
 }
 
 export function loadConfig(): Config {
@@ -59,5 +63,7 @@ export function loadConfig(): Config {
     home: setting('MS2M_HOME', path.join(cacheDir(), 'home')),
     taskQueue: setting('MS2M_TASK_QUEUE', 'ms2m'),
     projectRoot: projectRoot(),
+    metricsTargets: setting('MS2M_METRICS_TARGETS', ''),
+    prometheusUrl: setting('MS2M_PROMETHEUS_URL', ''),
   };
 }

@@ -6,10 +6,11 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { loadConfig } from './config';
 
-export async function ensureStack(opts: { quiet?: boolean } = {}): Promise<Record<string, string>> {
+/** `observe`: also the Prometheus that scrapes the workers (stack.sh --observe). */
+export async function ensureStack(opts: { quiet?: boolean; observe?: boolean } = {}): Promise<Record<string, string>> {
   const script = path.join(loadConfig().projectRoot, 'infra', 'stack.sh');
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', opts.quiet ? 'pipe' : 'inherit'] });
+    const child = spawn('bash', [script, ...(opts.observe ? ['--observe'] : [])], { stdio: ['ignore', 'pipe', opts.quiet ? 'pipe' : 'inherit'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -283,6 +283,8 @@ export interface NodeAgentOptions {
    * failpoint): steps the workflow asks of one node at once (activities/node-combined).
    */
   combine?: (activities: NodeActivities) => object;
+  /** Wraps the node's activities (runtime's and shared, behind their failpoints) before they are combined: the agent's metrics. */
+  instrument?: <T extends object>(activities: T) => T;
 }
 
 /** One runtime: everything the orchestrator, the agents and the harness need from it. */

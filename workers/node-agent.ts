@@ -10,6 +10,8 @@ import type { BrokerActivities } from '../activities/types';
 import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
+import { withActivityMetrics } from '../lib/metrics';
+import { serveMetrics } from '../lib/metrics-server';
 
 function nodeName(value: string): string {
   const r = nameField('--node', 'node-a').safeParse(value);
@@ -25,15 +27,20 @@ function capacity(value: string): number {
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
   const runtime = await loadRuntime();
+  // Before the first connection: the Temporal runtime's metrics exporter is set when the runtime is made.
+  const metrics = await serveMetrics({ component: 'agent', node: opts.node, temporal: true });
+  if (metrics) console.log(`[ms2m] node agent ${opts.node}: metrics at ${metrics.url}`);
   const broker = createBrokerActivities(opts.node);
   const agent = await runtime.startNodeAgent({
     ...opts,
     shared: broker,
     combine: (acts) => createCombinedNodeActivities(acts, acts as unknown as BrokerActivities),
+    instrument: (acts) => withActivityMetrics(opts.node, acts),
   });
   warmBrokerConnection();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();
+  await metrics?.close();
 }
 
 if (require.main === module) {

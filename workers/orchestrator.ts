@@ -10,10 +10,14 @@ import { createLockActivities } from '../activities/lock';
 import { loadConfig } from '../lib/config';
 import { withFailpoints } from '../lib/failpoints';
 import { loadRuntime } from '../runtimes';
+import { migrationSinks } from '../lib/metrics';
+import { serveMetrics } from '../lib/metrics-server';
 
 export async function runOrchestrator(): Promise<void> {
   const cfg = loadConfig();
   const runtime = await loadRuntime();
+  // Before the first connection: the Temporal runtime's metrics exporter is set when the runtime is made.
+  const metrics = await serveMetrics({ component: 'orchestrator', temporal: true });
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
   const worker = await Worker.create({
@@ -24,6 +28,7 @@ export async function runOrchestrator(): Promise<void> {
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     workflowsPath: require.resolve('../workflows'),
     dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
+    sinks: migrationSinks,
     activities: withFailpoints('orchestrator', {
       ...createBrokerActivities(),
       ...createLockActivities(client, cfg.taskQueue),
@@ -40,10 +45,11 @@ export async function runOrchestrator(): Promise<void> {
     return null;
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
-  console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})`);
+  console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})${metrics ? `, metrics at ${metrics.url}` : ''}`);
   await worker.run();
   (await beside)?.close();
   await connection.close();
+  await metrics?.close();
 }
 
 if (require.main === module) {

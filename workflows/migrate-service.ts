@@ -42,11 +42,31 @@ import { accountingOf, type Counters } from './accounting';
 import { servedByOnly } from './post-condition';
 import { SourceLost, errorText, failedPart, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
 import { FAILURE, progressQuery, reportQuery } from '../lib/contracts';
+import { migrationMetrics } from './metrics-sinks';
 
 export { progressQuery, reportQuery };
 
+/** The migration, counted in the orchestrator's metrics as it starts and ends (./metrics-sinks). */
 export async function migrateService(rawInput: MigrateInput): Promise<MigrationReport> {
+  let strategy = 'invalid';
+  try {
+    const report = await migrate(rawInput, (s) => {
+      strategy = s;
+      migrationMetrics.started(s);
+    });
+    migrationMetrics.ended(strategy, report);
+    return report;
+  } catch (err) {
+    const details = err instanceof ApplicationFailure ? err.details?.[0] : undefined;
+    const report = details && typeof details === 'object' && 'migrationId' in details ? (details as MigrationReport) : null;
+    migrationMetrics.ended(strategy, report, err instanceof ApplicationFailure ? (err.type ?? 'Error') : err instanceof CancelledFailure ? 'CancelledFailure' : 'Error');
+    throw err;
+  }
+}
+
+async function migrate(rawInput: MigrateInput, started: (strategy: string) => void): Promise<MigrationReport> {
   const input = parseInput('migrateService', MigrateInputSchema, rawInput);
+  started(input.strategy);
   const t = input.timeouts;
   const { cluster, lock, brokerLocal, probe, handoffOn, onNode } = activitiesFor(t);
   const info = workflowInfo();
@@ -500,6 +520,7 @@ export async function migrateService(rawInput: MigrateInput): Promise<MigrationR
       if (ahead) lastSourceSeenAt = Date.now();
       ahead = null;
       view.lag = p.lag;
+      migrationMetrics.replayLag(input.service, migrationId, p.lag);
       report.replay.finalLag = p.lag;
       report.replay.replayed = p.replayed - copyAppliedAtStart;
       const seen = observeReplay(samples, { at: p.at, lag: p.lag, applied: p.replayed }, Date.now() - t0, input.replay);

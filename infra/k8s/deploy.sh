@@ -52,6 +52,8 @@ patches:
       - {op: replace, path: /data/MS2M_KUBELET_CHECKPOINTS, value: /host/checkpoints}
       - {op: replace, path: /data/MS2M_CONTAINERD_SOCKET, value: /host/containerd/containerd.sock}
       - {op: replace, path: /data/MS2M_TRANSFER_LISTEN, value: "0.0.0.0:0"}
+      # The pods share the host's network here: each takes a free port for its metrics.
+      - {op: replace, path: /data/MS2M_METRICS_LISTEN, value: "127.0.0.1:0"}
       - {op: add, path: /data/MS2M_KUBE_API, value: "https://127.0.0.1:$APISERVER_PORT"}
       - {op: add, path: /data/MS2M_CTR, value: /usr/local/bin/ctr}
   # The orchestrator is on the host network: the API server reaches its webhook on the loopback.

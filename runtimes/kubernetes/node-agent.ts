@@ -38,7 +38,7 @@ export async function registerAgent(api: KubeApi, ns: string, node: string, url:
   }
 }
 
-export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, combine }: NodeAgentOptions) {
+export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, combine, instrument = (a) => a }: NodeAgentOptions) {
   const cfg = loadConfig();
   const k = kubeSettings();
   const secret = transferSecret();
@@ -62,7 +62,7 @@ export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, comb
     transferUrl: url,
     ...(k.registry ? { registry: k.registry } : {}),
   });
-  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withCombined(node, withFailpoints(node, { ...shared, ...activities }), combine) });
+  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withCombined(node, instrument(withFailpoints(node, { ...shared, ...activities })), combine) });
   await registerAgent(api, k.agentNamespace, node, url);
   const renew = setInterval(() => void registerAgent(api, k.agentNamespace, node, url).catch((e: Error) => console.error(`[ms2m] renewing the agent's Lease: ${e.message}`)), RENEW_MS);
   console.log(`[ms2m] node agent ${node} (kubernetes) ready on task queue ${taskQueue}, images at ${url}, checkpoints in ${k.checkpointDir}`);

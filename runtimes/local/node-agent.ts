@@ -54,7 +54,7 @@ async function tryListen(server: Server, host: string, port: number, portFile: s
   return bound;
 }
 
-export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine }: NodeAgentOptions) {
+export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine, instrument = (a) => a }: NodeAgentOptions) {
   const cfg = loadConfig();
   const { host, port } = parseListen(where);
   const dataDir = path.join(cfg.home, 'nodes', node);
@@ -89,10 +89,12 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
     taskQueue,
     activities: withCombined(
       node,
-      withFailpoints(node, {
-        ...shared,
-        ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, host, tls, pageStreams, peer, log: (line) => console.error(`[ms2m] ${node}: ${line}`) }),
-      }),
+      instrument(
+        withFailpoints(node, {
+          ...shared,
+          ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, host, tls, pageStreams, peer, log: (line) => console.error(`[ms2m] ${node}: ${line}`) }),
+        }),
+      ),
       combine,
     ),
   });

@@ -4,6 +4,7 @@
  * migration, deploy, rebalance or drain fail on its next workflow task (another command, another order,
  * a timer more or less) fails here with the workflow's DeterminismViolationError or ReplayError.
  */
+import { migrationSinks } from '../../../lib/metrics';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker, type ReplayResult } from '@temporalio/worker';
@@ -54,7 +55,7 @@ beforeAll(async () => {
   });
   const byId = new Map(histories.map((h) => [h.workflowId, h.file]));
   expect(byId.size, 'two histories of one workflow id').toBe(histories.length);
-  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter: { payloadConverterPath: payloadConverterPath() } }, histories)) {
+  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter: { payloadConverterPath: payloadConverterPath() }, sinks: migrationSinks }, histories)) {
     results.set(byId.get(r.workflowId)!, r);
   }
 }, 60_000);

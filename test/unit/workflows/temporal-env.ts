@@ -9,6 +9,7 @@
  * local activities, child workflows). The tests keep real waits short through the migration input's
  * `timeouts` and `replay` fields instead of skipping time.
  */
+import { migrationSinks } from '../../../lib/metrics';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -209,6 +210,7 @@ export class WorkflowTestbed {
         // determinism checks; only the deadlock detector is off.
         debugMode: true,
         dataConverter,
+        sinks: migrationSinks,
         activities: this.route(sample.orchestratorActivities(), (f) => f.orchestratorActivities()),
         // Many migrations side by side.
         maxConcurrentLocalActivityExecutions: 200,
