@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { failpoint } from '../lib/failpoints';
 import { queueDepth } from '../lib/rabbit-admin';
 import { metrics } from '../lib/metrics';
+import { log } from '../lib/log';
 import { ControlClient, ControlError } from '../service/control-client';
 import { HEADER_END, controlQueueName, handoffRefusal, type ControlCommand, type InstanceStatus } from '../service/protocol';
 import type { BrokerActivities } from './types';
@@ -31,9 +32,15 @@ let shared: Promise<ControlClient> | null = null;
 
 async function control(): Promise<ControlClient> {
   if (shared) {
-    const c = await shared.catch(() => null);
+    const c = await shared.catch((err: Error) => {
+      log('warn', `connecting to the broker failed; connecting again: ${err.message}`);
+      return null;
+    });
     if (c?.isOpen) return c;
-    if (c) metrics.brokerReconnects.inc();
+    if (c) {
+      metrics.brokerReconnects.inc();
+      log('warn', 'the broker connection was lost; connecting again');
+    }
   }
   shared = ControlClient.connect(loadConfig().amqpUrl, 'ms2m-orchestrator');
   return shared;

@@ -34,8 +34,10 @@ export function createLockActivities(client: Client, taskQueue: string): LockAct
   async function isRunning(h: LockHolder): Promise<boolean> {
     try {
       return (await client.workflow.getHandle(h.workflowId, h.runId).describe()).status.name === 'RUNNING';
-    } catch {
-      return false;
+    } catch (err) {
+      // Only a holder Temporal does not know is gone; any other failure is retried, never taken as "not running".
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
     }
   }
 

@@ -74,7 +74,8 @@ function serviceSpec(script: string, service: string, env: Record<string, string
   return {
     runtime: 'local',
     command: [process.execPath, path.join(cfg.projectRoot, 'dist', 'examples', script, 'service.js')],
-    env: { MS2M_SERVICE: service, MS2M_AMQP_URL: cfg.amqpUrl, ...env },
+    // MS2M_AMQP_URL comes from the node agent: a spec is kept in the deploy workflow's history.
+    env: { MS2M_SERVICE: service, ...env },
     primaryQueue: queue,
   };
 }

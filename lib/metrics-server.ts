@@ -11,11 +11,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as netServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config';
 import { registry } from './metrics';
+import { metricsEnabled } from './temporal-runtime';
 
 export interface MetricsEndpoint {
   /** http://host:port/metrics */
@@ -28,22 +28,14 @@ export interface MetricsOptions {
   component: 'orchestrator' | 'agent' | 'cli';
   /** The node of an agent. */
   node?: string;
-  /** Install the Temporal SDK's runtime with its metrics exporter (before any connection is made). */
-  temporal?: boolean;
+  /** Where the Temporal SDK serves its metrics (./temporal-runtime), appended to ours. */
+  sdkMetricsUrl?: string | null;
 }
 
 function parseListen(v: string): { host: string; port: number } {
   const m = /^(?<host>[^:]+|\[[^\]]+\]):(?<port>\d{1,5})$/.exec(v);
   if (!m || Number(m.groups!.port) > 65535) throw new Error(`MS2M_METRICS_LISTEN: "${v}" is not host:port (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for any free port), nor "off"`);
   return { host: m.groups!.host.replace(/^\[|\]$/g, ''), port: Number(m.groups!.port) };
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  const s = netServer();
-  await new Promise<void>((resolve, reject) => s.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 const alive = (pid: number): boolean => {
@@ -67,17 +59,10 @@ function pruneTargets(dir: string): void {
 export const metricsCluster = (): string => process.env.MS2M_METRICS_CLUSTER ?? path.basename(loadConfig().home);
 
 export async function serveMetrics(o: MetricsOptions): Promise<MetricsEndpoint | null> {
+  if (!metricsEnabled()) return null;
   const setting = process.env.MS2M_METRICS_LISTEN ?? '127.0.0.1:0';
-  if (setting === 'off') return null;
   const { host, port } = parseListen(setting);
-  let sdkMetrics: string | null = null;
-  if (o.temporal) {
-    const sdkPort = await freeLoopbackPort();
-    Runtime.install({
-      telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkPort}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } } },
-    });
-    sdkMetrics = `http://127.0.0.1:${sdkPort}/metrics`;
-  }
+  const sdkMetrics = o.sdkMetricsUrl ?? null;
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || !req.url?.startsWith('/metrics')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('ms2m serves /metrics only\n');

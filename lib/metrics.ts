@@ -17,6 +17,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InjectedSinks } from '@temporalio/worker';
 import type { MigrationReport, Verification } from './migration';
+import { log } from './log';
 import type { MetricsSinks } from '../workflows/metrics-sinks';
 
 export const registry = new Registry();
@@ -157,16 +158,21 @@ export function withActivityMetrics<T extends object>(node: string, activities: 
   return out as T;
 }
 
+/** The tools' figures, as metrics and as one line each in the node's log (an operator's record of the step). */
 function observeTools(node: string, activity: string, result: unknown): void {
   const r = (result ?? {}) as Record<string, unknown>;
   const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const mb = (b: number | null) => `${((b ?? 0) / 1024 / 1024).toFixed(1)} MB`;
   if (activity === 'checkpoint') {
     if (num(r.dumpMs) !== null) metrics.criuDump.observe({ node }, num(r.dumpMs)! / 1000);
     if (num(r.freezeMs) !== null) metrics.criuFreeze.observe({ node }, num(r.freezeMs)! / 1000);
+    log('info', `checkpoint: ${mb(num(r.bytes))} in ${num(r.dumpMs)} ms, source frozen ${num(r.freezeMs)} ms`, { bytes: r.bytes, dumpMs: r.dumpMs, freezeMs: r.freezeMs });
   } else if (activity === 'transfer') {
     if (num(r.ms) !== null) metrics.transferDuration.observe({ node }, num(r.ms)! / 1000);
     if (num(r.bytes) !== null) metrics.transferBytes.inc({ node }, num(r.bytes)!);
+    log('info', `transfer: ${mb(num(r.bytes))} in ${num(r.ms)} ms`, { bytes: r.bytes, ms: r.ms, files: r.files });
   } else if (activity === 'restore' && num(r.restoreMs) !== null) {
     metrics.criuRestore.observe({ node }, num(r.restoreMs)! / 1000);
+    log('info', `restore: running in ${num(r.restoreMs)} ms`, { restoreMs: r.restoreMs });
   }
 }

@@ -20,6 +20,7 @@
  * - Every call may be retried after it succeeded, or after its worker died at any moment of it, with the
  *   same arguments, and then returns the same result (or, for stop/remove, does nothing more).
  */
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { RuntimeName } from './runtime-names';
 import type { LocalSpec, ServiceSpec } from './spec';
@@ -285,6 +286,8 @@ export interface NodeAgentOptions {
   combine?: (activities: NodeActivities) => object;
   /** Wraps the node's activities (runtime's and shared, behind their failpoints) before they are combined: the agent's metrics. */
   instrument?: <T extends object>(activities: T) => T;
+  /** The worker's activity interceptors (log context, tracing). */
+  interceptors?: { activity?: ActivityInterceptorsFactory[] };
 }
 
 /** One runtime: everything the orchestrator, the agents and the harness need from it. */

@@ -11,7 +11,8 @@ import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
 import { withActivityMetrics } from '../lib/metrics';
-import { serveMetrics } from '../lib/metrics-server';
+import { logger } from '../lib/log';
+import { startTelemetry } from './telemetry';
 
 function nodeName(value: string): string {
   const r = nameField('--node', 'node-a').safeParse(value);
@@ -27,20 +28,20 @@ function capacity(value: string): number {
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {
   const runtime = await loadRuntime();
-  // Before the first connection: the Temporal runtime's metrics exporter is set when the runtime is made.
-  const metrics = await serveMetrics({ component: 'agent', node: opts.node, temporal: true });
-  if (metrics) console.log(`[ms2m] node agent ${opts.node}: metrics at ${metrics.url}`);
+  // Before the first connection: the Temporal runtime's logger and metrics are set when it is made.
+  const telemetry = await startTelemetry('agent', opts.node);
   const broker = createBrokerActivities(opts.node);
   const agent = await runtime.startNodeAgent({
     ...opts,
     shared: broker,
     combine: (acts) => createCombinedNodeActivities(acts, acts as unknown as BrokerActivities),
     instrument: (acts) => withActivityMetrics(opts.node, acts),
+    interceptors: telemetry.interceptors,
   });
   warmBrokerConnection();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => agent.stop());
   await agent.run();
-  await metrics?.close();
+  await telemetry.close();
 }
 
 if (require.main === module) {
@@ -52,7 +53,7 @@ if (require.main === module) {
   const o = program.opts<{ node?: string; capacity?: number; listen?: string }>();
   if (!o.node) program.error('--node <name> is required (or set MS2M_NODE)');
   runNodeAgent({ node: nodeName(o.node!), capacity: o.capacity, listen: o.listen }).catch((err) => {
-    console.error(`[ms2m] node agent failed: ${(err as Error).message}`);
+    logger().fatal({ err: (err as Error).message }, 'node agent failed');
     process.exit(1);
   });
 }

@@ -11,13 +11,15 @@ import { loadConfig } from '../lib/config';
 import { withFailpoints } from '../lib/failpoints';
 import { loadRuntime } from '../runtimes';
 import { migrationSinks } from '../lib/metrics';
-import { serveMetrics } from '../lib/metrics-server';
+import { startTelemetry } from './telemetry';
+import { logger } from '../lib/log';
 
 export async function runOrchestrator(): Promise<void> {
   const cfg = loadConfig();
   const runtime = await loadRuntime();
-  // Before the first connection: the Temporal runtime's metrics exporter is set when the runtime is made.
-  const metrics = await serveMetrics({ component: 'orchestrator', temporal: true });
+  // Before the first connection: the Temporal runtime's logger and metrics are set when it is made.
+  const telemetry = await startTelemetry('orchestrator');
+  const { log } = telemetry;
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
   const worker = await Worker.create({
@@ -28,7 +30,8 @@ export async function runOrchestrator(): Promise<void> {
     ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}),
     workflowsPath: require.resolve('../workflows'),
     dataConverter: { payloadConverterPath: require.resolve('../lib/payload-converter') },
-    sinks: migrationSinks,
+    sinks: { ...migrationSinks, ...telemetry.tracing?.sinks },
+    interceptors: telemetry.interceptors,
     activities: withFailpoints('orchestrator', {
       ...createBrokerActivities(),
       ...createLockActivities(client, cfg.taskQueue),
@@ -39,22 +42,22 @@ export async function runOrchestrator(): Promise<void> {
   // Not awaited: the worker serves while the webhook waits for its port. A webhook that cannot serve ends
   // the orchestrator, so that its controller restarts it (evictions it should see are held meanwhile).
   const beside = runtime.serveBesideOrchestrator?.(client, cfg.taskQueue).catch((err: Error) => {
-    console.error(`[ms2m] ${err.message}`);
+    log.error({ err: err.message }, 'the eviction webhook stopped; the orchestrator ends so that its controller restarts it');
     process.exitCode = 1;
     worker.shutdown();
     return null;
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => worker.shutdown());
-  console.log(`[ms2m] orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue} (Temporal ${cfg.temporalAddress})${metrics ? `, metrics at ${metrics.url}` : ''}`);
+  log.info({ runtime: runtime.name, taskQueue: cfg.taskQueue, temporal: cfg.temporalAddress, metrics: telemetry.metrics?.url ?? 'off' }, `orchestrator (${runtime.name} runtime) ready on task queue ${cfg.taskQueue}`);
   await worker.run();
   (await beside)?.close();
   await connection.close();
-  await metrics?.close();
+  await telemetry.close();
 }
 
 if (require.main === module) {
   runOrchestrator().catch((err) => {
-    console.error(`[ms2m] orchestrator failed: ${(err as Error).message}`);
+    logger().fatal({ err: (err as Error).message }, 'orchestrator failed');
     process.exit(1);
   });
 }

@@ -43,6 +43,8 @@ import { servedByOnly } from './post-condition';
 import { SourceLost, errorText, failedPart, isDefinite, isScheduleToStartTimeout, migrationIdOf } from './migration-failures';
 import { FAILURE, progressQuery, reportQuery } from '../lib/contracts';
 import { migrationMetrics } from './metrics-sinks';
+import { setLogContext } from './log-context';
+import * as otel from '@opentelemetry/api';
 
 export { progressQuery, reportQuery };
 
@@ -72,6 +74,9 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
   const info = workflowInfo();
   const migrationId = migrationIdOf(info.workflowId, info.runId);
   const startedAt = Date.now();
+  setLogContext({ migrationId, service: input.service });
+  // On the workflow run's span (when traced): the migration it is.
+  otel.trace.getActiveSpan()?.setAttributes({ 'ms2m.migration_id': migrationId, 'ms2m.service': input.service, 'ms2m.strategy': input.strategy, 'ms2m.target_node': input.targetNode });
   const report = initialReport(input, info.workflowId, migrationId, startedAt);
   const view = new MigrationView(input, report);
   const phase = <T>(name: Phase, fn: () => Promise<T>): Promise<T> => view.phase(name, fn);

@@ -3,7 +3,9 @@
  * (service, nodes, strategy, phase) and its current details in the Web UI; and the phase timer every
  * phase runs under. Workflow code.
  */
-import { CancellationScope, CancelledFailure, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import * as otel from '@opentelemetry/api';
+import { CancellationScope, CancelledFailure, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { setLogContext } from './log-context';
 import { progressQuery, reportQuery } from '../lib/contracts';
 import { PHASES, type MigrateRequest, type MigrationProgress, type MigrationReport, type Phase, type Stage } from '../lib/migration';
 import { SA_PHASE, SA_SERVICE, SA_SOURCE_NODE, SA_STRATEGY, SA_TARGET_NODE } from '../lib/search-attributes';
@@ -50,6 +52,8 @@ export class MigrationView {
   /** Enters a stage: one that is not a phase (rollback, done, rolled-back), or the second phase of a combined step. */
   enter(stage: Stage): void {
     this.stage = stage;
+    setLogContext({ phase: stage });
+    log.info(`${this.input.service}: ${stage}`);
     this.stageAt = Date.now();
     this.show();
   }
@@ -73,8 +77,11 @@ export class MigrationView {
     const part = Math.min(Math.max(0, Math.round(ms)), last.ms);
     last.ms -= part;
     this.report.phases.push({ phase: next, startedAt: last.startedAt + last.ms, ms: part });
+    // Its span, after the fact: inside the activity of the phase before, so under that phase's span.
+    tracer().startSpan(`phase ${next}`, { startTime: last.startedAt + last.ms, attributes: this.spanAttributes(next) }).end(Date.now());
     // Where the migration stands now: a cancellation before the next phase is reported after this one.
     this.stage = next;
+    setLogContext({ phase: next });
   }
 
   /**
@@ -85,11 +92,18 @@ export class MigrationView {
     const last = this.report.phases[this.report.phases.length - 1];
     if (last?.phase !== name) return this.phase(name, fn);
     this.enter(name);
-    try {
-      return await fn();
-    } finally {
-      last.ms = Date.now() - last.startedAt;
-    }
+    return traced(`phase ${name} (continued)`, this.spanAttributes(name), async () => {
+      try {
+        return await fn();
+      } finally {
+        last.ms = Date.now() - last.startedAt;
+      }
+    });
+  }
+
+  /** A phase span's attributes: the migration's, so each span can be found on its own. */
+  private spanAttributes(phase: string): otel.Attributes {
+    return { 'ms2m.phase': phase, 'ms2m.migration_id': this.report.migrationId, 'ms2m.service': this.input.service, 'ms2m.strategy': this.input.strategy };
   }
 
   /** Runs a phase, timed into the report; a cancellation that arrived while an activity finished anyway still stops the next phase. */
@@ -98,7 +112,7 @@ export class MigrationView {
     this.enter(name);
     const t0 = Date.now();
     try {
-      return await fn();
+      return await traced(`phase ${name}`, this.spanAttributes(name), fn);
     } finally {
       // A step of two phases in one activity that failed in its second part moved the stage on.
       const moved = this.stage !== name && (PHASES as readonly string[]).includes(this.stage) ? (this.stage as Phase) : null;
@@ -107,4 +121,24 @@ export class MigrationView {
       if (moved) this.report.phases.push({ phase: moved, startedAt: split, ms: Date.now() - split });
     }
   }
+}
+
+/**
+ * The workflow's tracer: the one @temporalio/interceptors-opentelemetry registers in the workflow's
+ * sandbox when the worker traces (its spans go out through a sink); a no-op tracer otherwise.
+ */
+const tracer = (): otel.Tracer => otel.trace.getTracer('ms2m');
+
+/** Runs `fn` in a span of its own, the parent of the activities it schedules. */
+function traced<T>(name: string, attributes: otel.Attributes, fn: () => Promise<T>): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.setStatus({ code: otel.SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }

@@ -3,6 +3,7 @@
  * Nodes; checkpoints go through the kubelet's API, restores through checkpoint images in containerd.
  * The API client is built when first needed (the harness starts the cluster before it has a kube config).
  */
+import { log } from '../../lib/log';
 import { loadConfig } from '../../lib/config';
 import type { Runtime } from '../types';
 import { createKubeClusterActivities } from './cluster-activities';
@@ -23,7 +24,7 @@ export const kubernetesRuntime: Runtime = {
     const s = kubeSettings();
     if (!s.webhookListen) return null;
     const deps = evictionDeps(await kubeApi(), client, taskQueue, s.namespaces);
-    const server = await serveEvictionWebhook({ listen: s.webhookListen, certDir: s.webhookCertDir, deps, log: (l) => console.log(`[ms2m] ${l}`) });
+    const server = await serveEvictionWebhook({ listen: s.webhookListen, certDir: s.webhookCertDir, deps, log: (l) => log('info', l) });
     return { close: () => void server.close() };
   },
 };

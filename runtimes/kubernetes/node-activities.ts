@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { V1Deployment, V1Lease, V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { FAILURE } from '../../lib/contracts';
+import { log } from '../../lib/log';
 import type { CheckpointResult, ImageRef, InstanceHealth, InstanceRecord, KubernetesSpec, Mechanism, NodeActivities } from '../types';
 import { COMPLETE_MARK, sendImage } from '../shared/image-transfer';
 import { checkpointImageName, importCheckpointImage, removeCheckpointImage, type Ctr } from './checkpoint-image';
@@ -292,7 +293,7 @@ export function createKubeNodeActivities(cfg: KubeNodeConfig): NodeActivities {
           return { instance: record(ran), restoreMs: Date.now() - started };
         } catch (err) {
           if (attempt > 1 || !/criu failed: type RESTORE/.test((err as Error).message)) throw err;
-          console.error(`[ms2m] ${node}: ${(err as Error).message}; making the copy's pod again`);
+          log('warn', `${(err as Error).message}; making the copy's pod again`, { pod: `${meta.namespace}/${instanceId}` });
           await api.remove(podPath(meta.namespace, instanceId), { gracePeriodSeconds: 0 });
           for (let i = 0; i < 300 && (await api.find(podPath(meta.namespace, instanceId))); i++) await new Promise((r) => setTimeout(r, 100));
           await create();

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../../lib/config';
+import { log } from '../../lib/log';
 import { withFailpoints } from '../../lib/failpoints';
 import type { NodeAgentOptions } from '../types';
 import { imageReceiver } from '../shared/image-transfer';
@@ -38,7 +39,7 @@ export async function registerAgent(api: KubeApi, ns: string, node: string, url:
   }
 }
 
-export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, combine, instrument = (a) => a }: NodeAgentOptions) {
+export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, combine, instrument = (a) => a, interceptors }: NodeAgentOptions) {
   const cfg = loadConfig();
   const k = kubeSettings();
   const secret = transferSecret();
@@ -62,10 +63,10 @@ export async function startKubeNodeAgent(api: KubeApi, { node, shared = {}, comb
     transferUrl: url,
     ...(k.registry ? { registry: k.registry } : {}),
   });
-  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), activities: withCombined(node, instrument(withFailpoints(node, { ...shared, ...activities })), combine) });
+  const worker = await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}), ...(interceptors ? { interceptors } : {}), activities: withCombined(node, instrument(withFailpoints(node, { ...shared, ...activities })), combine) });
   await registerAgent(api, k.agentNamespace, node, url);
-  const renew = setInterval(() => void registerAgent(api, k.agentNamespace, node, url).catch((e: Error) => console.error(`[ms2m] renewing the agent's Lease: ${e.message}`)), RENEW_MS);
-  console.log(`[ms2m] node agent ${node} (kubernetes) ready on task queue ${taskQueue}, images at ${url}, checkpoints in ${k.checkpointDir}`);
+  const renew = setInterval(() => void registerAgent(api, k.agentNamespace, node, url).catch((e: Error) => log('warn', `renewing the agent's Lease failed: ${e.message}`)), RENEW_MS);
+  log('info', `node agent ${node} (kubernetes) ready on task queue ${taskQueue}`, { taskQueue, images: url, checkpoints: k.checkpointDir });
   return {
     taskQueue,
     async run() {

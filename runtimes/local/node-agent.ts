@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../../lib/config';
+import { log } from '../../lib/log';
 import { withFailpoints } from '../../lib/failpoints';
 import { withCombined } from '../shared/combined';
 import type { NodeAgentOptions } from '../types';
@@ -54,7 +55,7 @@ async function tryListen(server: Server, host: string, port: number, portFile: s
   return bound;
 }
 
-export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine, instrument = (a) => a }: NodeAgentOptions) {
+export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine, instrument = (a) => a, interceptors }: NodeAgentOptions) {
   const cfg = loadConfig();
   const { host, port } = parseListen(where);
   const dataDir = path.join(cfg.home, 'nodes', node);
@@ -68,7 +69,7 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
       openPageStream: async (imageId) => {
         let r = pageStreams.get(imageId);
         if (!r) {
-          r = await PageStreamReceiver.open(imageId, stagingDir(path.join(dataDir, 'images'), imageId), { node, host, criu: cfg.criu, tls, log: (l) => console.error(`[ms2m] ${node}: ${l}`) });
+          r = await PageStreamReceiver.open(imageId, stagingDir(path.join(dataDir, 'images'), imageId), { node, host, criu: cfg.criu, tls, log: (l) => log('warn', l) });
           pageStreams.set(imageId, r);
         }
         return r.address;
@@ -87,19 +88,20 @@ export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, l
     connection,
     namespace: cfg.temporalNamespace,
     taskQueue,
+    ...(interceptors ? { interceptors } : {}),
     activities: withCombined(
       node,
       instrument(
         withFailpoints(node, {
           ...shared,
-          ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, host, tls, pageStreams, peer, log: (line) => console.error(`[ms2m] ${node}: ${line}`) }),
+          ...createLocalNodeActivities({ node, dataDir, criu: cfg.criu, imageUrl, host, tls, pageStreams, peer, log: (line) => log('info', line) }),
         }),
       ),
       combine,
     ),
   });
   store.registerNode({ node, taskQueue, imageUrl, dataDir, pid: process.pid, updatedAt: Date.now(), capacity });
-  console.log(`[ms2m] node agent ${node} ready on task queue ${taskQueue}, images at ${imageUrl}, data in ${dataDir}`);
+  log('info', `node agent ${node} ready on task queue ${taskQueue}`, { taskQueue, images: imageUrl, data: dataDir });
   return {
     taskQueue,
     async run() {

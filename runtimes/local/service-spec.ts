@@ -8,13 +8,19 @@ import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { LocalSpec } from '../spec';
 import { FAILURE } from '../../lib/contracts';
+import { loadConfig } from '../../lib/config';
 
-/** The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable. */
+/**
+ * The environment a service process gets: its spec's, plus what makes a Node.js process checkpointable,
+ * and the broker ms2m uses (MS2M_AMQP_URL, unless the spec names another): the broker's credentials come
+ * from the agent's own configuration, so they are never in a spec, which a workflow's history keeps.
+ */
 export function serviceEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     LANG: process.env.LANG ?? 'C.UTF-8',
+    MS2M_AMQP_URL: loadConfig().amqpUrl,
     ...spec,
     // CRIU cannot dump io_uring instances; libuv would otherwise use one for file I/O.
     UV_USE_IO_URING: '0',
