@@ -163,16 +163,17 @@ function observeTools(node: string, activity: string, result: unknown): void {
   const r = (result ?? {}) as Record<string, unknown>;
   const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   const mb = (b: number | null) => `${((b ?? 0) / 1024 / 1024).toFixed(1)} MB`;
+  const ms = (v: unknown) => `${Math.round(num(v) ?? 0)} ms`;
   if (activity === 'checkpoint') {
     if (num(r.dumpMs) !== null) metrics.criuDump.observe({ node }, num(r.dumpMs)! / 1000);
     if (num(r.freezeMs) !== null) metrics.criuFreeze.observe({ node }, num(r.freezeMs)! / 1000);
-    log('info', `checkpoint: ${mb(num(r.bytes))} in ${num(r.dumpMs)} ms, source frozen ${num(r.freezeMs)} ms`, { bytes: r.bytes, dumpMs: r.dumpMs, freezeMs: r.freezeMs });
+    log('info', `checkpoint: ${mb(num(r.bytes))} in ${ms(r.dumpMs)}, source frozen ${ms(r.freezeMs)}`, { bytes: r.bytes, dumpMs: r.dumpMs, freezeMs: r.freezeMs });
   } else if (activity === 'transfer') {
     if (num(r.ms) !== null) metrics.transferDuration.observe({ node }, num(r.ms)! / 1000);
     if (num(r.bytes) !== null) metrics.transferBytes.inc({ node }, num(r.bytes)!);
-    log('info', `transfer: ${mb(num(r.bytes))} in ${num(r.ms)} ms`, { bytes: r.bytes, ms: r.ms, files: r.files });
+    log('info', `transfer: ${mb(num(r.bytes))} in ${ms(r.ms)}`, { bytes: r.bytes, ms: r.ms, files: r.files });
   } else if (activity === 'restore' && num(r.restoreMs) !== null) {
     metrics.criuRestore.observe({ node }, num(r.restoreMs)! / 1000);
-    log('info', `restore: running in ${num(r.restoreMs)} ms`, { restoreMs: r.restoreMs });
+    log('info', `restore: running in ${ms(r.restoreMs)}`, { restoreMs: r.restoreMs });
   }
 }
