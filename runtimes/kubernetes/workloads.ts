@@ -16,6 +16,7 @@
 import type { V1Deployment, V1Pod, V1ReplicaSet, V1StatefulSet } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { KubernetesSpec, Placement } from '../types';
 import { seg, type KubeApi } from './kube-api';
+import { log } from '../../lib/log';
 import { heldStatefulSet, releaseStatefulSet, statefulSetPath } from './statefulsets';
 
 export const LABEL_SERVICE = 'ms2m.io/service';
@@ -158,7 +159,9 @@ export async function commitService(api: KubeApi, p: Placement, spec: Kubernetes
 
 export async function uncommitService(api: KubeApi, p: Placement, spec: KubernetesSpec): Promise<void> {
   const strip = { metadata: { labels: { [LABEL_SERVICE]: null }, annotations: { [ANNOTATION_QUEUE]: null, [ANNOTATION_CONTAINER]: null } } };
-  if (spec.kind === 'Deployment') await api.patch(deploymentPath(spec.namespace, spec.name), strip).catch(() => undefined);
-  if (spec.kind === 'StatefulSet') await api.patch(statefulSetPath(spec.namespace, spec.name), strip).catch(() => undefined);
-  await api.patch(podPath(spec.namespace, p.instanceId), strip).catch(() => undefined);
+  // Each goes on if one is gone already (the workload deleted by its owner): an undeploy ends anyway.
+  const unlabel = (what: string, at: string) => api.patch(at, strip).catch((err: Error) => log('warn', `removing ms2m's labels from ${what} failed: ${err.message}`));
+  if (spec.kind === 'Deployment') await unlabel(`Deployment ${spec.namespace}/${spec.name}`, deploymentPath(spec.namespace, spec.name));
+  if (spec.kind === 'StatefulSet') await unlabel(`StatefulSet ${spec.namespace}/${spec.name}`, statefulSetPath(spec.namespace, spec.name));
+  await unlabel(`pod ${spec.namespace}/${p.instanceId}`, podPath(spec.namespace, p.instanceId));
 }
