@@ -12,7 +12,7 @@ export function migrationContextInterceptors(ctx: Context): ActivityInterceptors
   // Until the headers are read (the SDK's own "Activity started" line comes first): the migration's id
   // from its workflow's identity, which is how the workflow makes it.
   const wf = ctx.info.workflowExecution;
-  let fields: MigrationLogContext = ctx.info.workflowType === 'migrateService' ? { migrationId: migrationIdOf(wf.workflowId, wf.runId) } : {};
+  let fields: MigrationLogContext = wf && ctx.info.workflowType === 'migrateService' ? { migrationId: migrationIdOf(wf.workflowId, wf.runId) } : {};
   const inbound: ActivityInboundCallsInterceptor = {
     execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
       const h = input.headers[HEADER_CONTEXT];
