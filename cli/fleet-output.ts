@@ -9,12 +9,12 @@ import { num } from './options';
 export function rebalanceOptions(cmd: Command): Command {
   return cmd
     .option('--dry-run', 'plan only; move nothing')
-    .option('--band <fraction>', 'overloaded: load above the mean by more than this fraction of it (default 0.2)', num)
-    .option('--min-excess <percent>', 'and by more than this much CPU (default 5)', num)
-    .option('--max-migrations <n>', 'moves per run at most (default 3)', num)
-    .option('--concurrency <n>', 'moves at a time (default 1)', num)
-    .option('--cooldown-ms <ms>', 'leave services placed this recently (default 600000)', num)
-    .option('--sample-ms <ms>', 'how long CPU use is sampled (default 1000)', num)
+    .option('--band <fraction>', 'overloaded: load above the mean by more than this fraction of it (default 0.2)', num('--band', '0.2'))
+    .option('--min-excess <percent>', 'and by more than this much CPU (default 5)', num('--min-excess', '5'))
+    .option('--max-migrations <n>', 'moves per run at most (default 3)', num('--max-migrations', '3'))
+    .option('--concurrency <n>', 'moves at a time (default 1)', num('--concurrency', '1'))
+    .option('--cooldown-ms <ms>', 'leave services placed this recently (default 600000)', num('--cooldown-ms', '600000'))
+    .option('--sample-ms <ms>', 'how long CPU use is sampled (default 1000)', num('--sample-ms', '1000'))
     .addOption(new Option('--strategy <name>', 'migration strategy (default shadow)').choices([...STRATEGIES]));
 }
 
@@ -56,7 +56,7 @@ export function formatOutcomes(outcomes: MoveOutcome[]): string {
 }
 
 /** While a rebalance or drain runs, a line per stage change of each migration it started. */
-export async function waitShowingMoves<T>(ms2m: Ms2mClient, run: Ms2mRun<T>, say: (l: string) => void): Promise<T> {
+export async function waitShowingMoves<T>(ms2m: Pick<Ms2mClient, 'listMigrations'>, run: Pick<Ms2mRun<T>, 'workflowId' | 'result'>, say: (l: string) => void): Promise<T> {
   const t0 = Date.now();
   const seen = new Map<string, string>();
   const timer = setInterval(async () => {

@@ -1,24 +1,67 @@
-/** The command line's value parsers, shared options and the progress printer. */
+/**
+ * The command line's value parsers and shared options. Numbers and durations are read by zod schemas,
+ * never by hand: `zodArg` turns a schema of the option's text into a commander argument parser, whose
+ * first failure becomes commander's "option '--x <v>' argument 'bad' is invalid. <the rule>" error.
+ */
 import { InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import { MECHANISM_LABELS, STRATEGIES, TRANSFER_MODES, type MechanismLabel, type MigrationProgress } from '../lib/migration';
 import { WORKLOADS, type WorkloadName } from './workloads';
 
-export function positive(name: string, integer = false) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, e.g. 50`);
-    }
-    return n;
+/** A commander argument parser from a zod schema of the option's text; the schema's first message is the error. */
+export function zodArg<T>(schema: z.ZodType<T, z.ZodTypeDef, string>): (value: string) => T {
+  return (value: string): T => {
+    const r = schema.safeParse(value);
+    if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
+    return r.data;
   };
 }
-export function nonNegative(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
-    return n;
-  };
+
+/** A decimal number as people type it: no hex, no empty text, no Infinity (all of which `Number()` would take). */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
+
+/** The option's text read as a number; `message` if it is not one. */
+export const numberText = (message: string) => z.string().trim().regex(DECIMAL, message).transform(Number);
+
+/** A number > 0 (a whole one if `integer`). */
+export function positive(name: string, integer = false, example = '50') {
+  const message = `${name} must be a positive ${integer ? 'integer' : 'number'}, e.g. ${example}`;
+  const n = z.number().positive(message);
+  return zodArg(numberText(message).pipe(integer ? n.int(message) : n));
 }
+
+/** A whole number ≥ 0. */
+export function nonNegative(name: string, example = '10') {
+  const message = `${name} must be a whole number ≥ 0, e.g. ${example}`;
+  return zodArg(numberText(message).pipe(z.number().int(message).min(0, message)));
+}
+
+/**
+ * A number checked only as a number. For options that become a field of a workflow's input: the SDK checks
+ * the input with the workflow's own schema (lib/), and refuses a value out of range with the message the
+ * workflow would give, naming the field.
+ */
+export const num = (name: string, example: string) => zodArg(numberText(`${name} must be a number, e.g. ${example}`));
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)$/;
+const shownMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+
+/** A duration with its unit (ms, s, m, h, d), e.g. "90s", "10m", "500ms": in milliseconds, within [min, max]. */
+export function duration(name: string, o: { min: number; max?: number; example: string }) {
+  const rule = `${name} must be a duration of at least ${shownMs(o.min)}${o.max !== undefined ? ` and at most ${shownMs(o.max)}` : ''}, e.g. ${o.example}`;
+  const text = z
+    .string()
+    .trim()
+    .regex(DURATION, `${rule} (a number and a unit: ms, s, m, h or d)`)
+    .transform((v) => {
+      const [, n, unit] = DURATION.exec(v)!;
+      return Math.round(Number(n) * UNIT_MS[unit as keyof typeof UNIT_MS]);
+    });
+  const ms = z.number().min(o.min, rule);
+  return zodArg(text.pipe(o.max !== undefined ? ms.max(o.max, rule) : ms));
+}
+
 export function workloadList(v: string): WorkloadName[] {
   const names = v.split(',').map((x) => x.trim()).filter(Boolean);
   const unknown = names.filter((n) => !(WORKLOADS as readonly string[]).includes(n));
@@ -39,7 +82,7 @@ export const transferOption = () =>
   new Option('--transfer <mode>', 'how the image moves: files (dump to files, then send them) or stream (the pages go to the target during the dump)').choices([...TRANSFER_MODES]).default('files');
 export const lazyOption = () => new Option('--lazy', 'post-copy: restore the copy before its memory has arrived; it fetches the rest from the source node while it replays');
 
-/** Prints a line per stage change, and the lag while replaying. */
+/** Prints a line per stage change, and the lag while replaying (the demo, whose log lines interleave with it). */
 export function progressPrinter(write: (line: string) => void) {
   let last = '';
   return (p: MigrationProgress) => {
@@ -48,5 +91,3 @@ export function progressPrinter(write: (line: string) => void) {
     last = line;
   };
 }
-
-export const num = (v: string) => Number(v);
