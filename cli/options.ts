@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { MECHANISM_LABELS, STRATEGIES, TRANSFER_MODES, type MechanismLabel, type MigrationProgress } from '../lib/migration';
 import { WORKLOADS, type WorkloadName } from './workloads';
+import { durationText, shownMs } from '../lib/duration';
 
 /** A commander argument parser from a zod schema of the option's text; the schema's first message is the error. */
 export function zodArg<T>(schema: z.ZodType<T, z.ZodTypeDef, string>): (value: string) => T {
@@ -43,23 +44,10 @@ export function nonNegative(name: string, example = '10') {
  */
 export const num = (name: string, example: string) => zodArg(numberText(`${name} must be a number, e.g. ${example}`));
 
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const DURATION = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)$/;
-const shownMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
-
 /** A duration with its unit (ms, s, m, h, d), e.g. "90s", "10m", "500ms": in milliseconds, within [min, max]. */
 export function duration(name: string, o: { min: number; max?: number; example: string }) {
   const rule = `${name} must be a duration of at least ${shownMs(o.min)}${o.max !== undefined ? ` and at most ${shownMs(o.max)}` : ''}, e.g. ${o.example}`;
-  const text = z
-    .string()
-    .trim()
-    .regex(DURATION, `${rule} (a number and a unit: ms, s, m, h or d)`)
-    .transform((v) => {
-      const [, n, unit] = DURATION.exec(v)!;
-      return Math.round(Number(n) * UNIT_MS[unit as keyof typeof UNIT_MS]);
-    });
-  const ms = z.number().min(o.min, rule);
-  return zodArg(text.pipe(o.max !== undefined ? ms.max(o.max, rule) : ms));
+  return zodArg(durationText({ min: o.min, ...(o.max !== undefined ? { max: o.max } : {}), rule }));
 }
 
 export function workloadList(v: string): WorkloadName[] {

@@ -2,17 +2,15 @@
 import type { ScheduleDescription, ScheduleExecutionResult, ScheduleSummary } from '@temporalio/client';
 import type { RebalanceInput } from '../lib/rebalance';
 import { Ms2mInputError } from './input-error';
+import { durationOrMs } from '../lib/duration';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const EVERY = durationOrMs({ min: 1000, rule: 'every must be a duration of at least 1 s, e.g. "10m", "90s", "1h" or 600000 (ms)' });
 
 /** A schedule interval, '90s', '10m', '2h', '1d' or milliseconds; Temporal counts whole seconds, so at least 1 s. */
 export function parseEvery(every: string | number): number {
-  const m = typeof every === 'number' ? null : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(every);
-  const ms = typeof every === 'number' ? every : m ? Number(m[1]) * UNITS[m[2]] : NaN;
-  if (!Number.isFinite(ms) || ms < 1000) {
-    throw new Ms2mInputError(`invalid schedule input: every: every must be a duration of at least 1 s, e.g. "10m", "90s", "1h" or 600000 (ms); got ${JSON.stringify(every)}`);
-  }
-  return Math.round(ms);
+  const r = EVERY.safeParse(every);
+  if (!r.success) throw new Ms2mInputError(`invalid schedule input: every: ${r.error.issues[0].message}; got ${JSON.stringify(every)}`);
+  return r.data;
 }
 
 export interface RebalanceScheduleOptions {

@@ -4,6 +4,7 @@
  * may also come from MS2M_NODE (e.g. the downward API).
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { z } from 'zod';
 import { createBrokerActivities, warmBrokerConnection } from '../activities/broker';
 import { createCombinedNodeActivities } from '../activities/node-combined';
 import type { BrokerActivities } from '../activities/types';
@@ -20,10 +21,12 @@ function nodeName(value: string): string {
   return value;
 }
 
+const CAPACITY = z.coerce.number({ invalid_type_error: 'must be a whole number ≥ 1' }).int('must be a whole number ≥ 1').min(1, 'must be a whole number ≥ 1');
+
 function capacity(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--capacity must be a whole number ≥ 1, got "${value}"`);
-  return n;
+  const r = CAPACITY.safeParse(value.trim() === '' ? NaN : value);
+  if (!r.success) throw new InvalidArgumentError(`--capacity ${r.error.issues[0].message}, got "${value}"`);
+  return r.data;
 }
 
 export async function runNodeAgent(opts: NodeAgentOptions): Promise<void> {

@@ -124,6 +124,11 @@ describe('a migration as an operator sees it', () => {
     const byId = new Map(trace.map((s) => [s.spanId, s]));
     const parent = (s: OtlpSpan) => (s.parentSpanId ? byId.get(s.parentSpanId) : undefined);
 
+    // The tree as an operator's tracing UI shows it (in the test's output).
+    const children = (id: string) => trace.filter((s) => s.parentSpanId === id);
+    const render = (s: OtlpSpan, depth: number): string[] => [`${'  '.repeat(depth)}${s.name}  [${s.service}]`, ...children(s.spanId).flatMap((c) => render(c, depth + 1))];
+    console.log(`trace ${root.traceId} of ${report.migrationId}:\n${render(root, 0).join('\n')}`);
+
     // A span per phase of the report, under the run (transfer ran inside checkpoint's activity: under it).
     const phases = trace.filter((s) => /^phase [a-z]+$/.test(s.name));
     expect(phases.map((s) => s.name.slice('phase '.length)).sort()).toEqual(report.phases.map((p) => p.phase).sort());
