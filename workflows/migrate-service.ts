@@ -656,6 +656,31 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
       await finalize();
       return report;
     }
+    // A failure that said something definite (a catch-up timeout, a cancellation) can hide a source that
+    // died meanwhile: once its copy replays its apply log, what the source acknowledged since the
+    // checkpoint is only there. Rolling back would stop the copy and delete that log (found by the model,
+    // model/README.md, F1): the copy adopts the stream instead, as when a step sees the source gone.
+    if (!report.sourceLost && copyAtRestore && replayQueue && shadows(input.strategy) && hop === 1 && patched('adopt-if-source-dead-at-rollback')) {
+      const [src, copy] = await CancellationScope.nonCancellable(() => Promise.all([alive(sourceAt!, sourceInstance), alive(targetAt!, copyId)]));
+      if (src === false && copy === true) {
+        log.warn(`${view.stage} failed (${errorText(err).message}) and the source ${sourceInstance} is gone: ${copyId} adopts its stream instead of a rollback`);
+        let adopted = false;
+        try {
+          await CancellationScope.nonCancellable(async () => {
+            await adoptSourceStream(new SourceLost(at));
+            adopted = true;
+            await finalize();
+          });
+        } catch (adoptErr) {
+          if (adopted) throw adoptErr; // finalize's own failures are an operator's, as above
+          err = adoptErr; // the copy could not adopt: left for an operator, as any failed adoption
+        }
+        if (adopted) {
+          if (isCancellation(err)) report.cancelIgnored = true;
+          return report;
+        }
+      }
+    }
     const failedIn = view.stage;
     const why = err instanceof SourceLost ? { type: FAILURE.SourceLost, message: err.message } : errorText(err);
     report.outcome = 'rolled-back';

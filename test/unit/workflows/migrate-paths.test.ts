@@ -251,6 +251,25 @@ describe.concurrent('the source or the copy dies', () => {
     expect(fake.locks.size).toBe(0);
   });
 
+  it.each([
+    ['a catch-up timeout', { type: 'CatchUpTimeout', message: 'game-b was still 3 messages behind after 2000 ms of catch-up (timeouts.catchUpMs)' }],
+    ['a refusal', { type: 'ControlRefused', message: 'stale epoch' }],
+  ] as const)('the source dies at the fence and the fence fails with %s: the copy adopts the stream, nothing of it is deleted (model finding F1)', async (_what, error) => {
+    const { result, fake, report } = await runMigration(bed, `adopt-after-${error.type}`, migrateInput('shadow'), {
+      prepare: (f) => f.inject('fenceAndSwap', { action: 'fail', times: 1, before: (fake) => fake.kill('game-0'), error }),
+    });
+    const copy = fake.copyOf('game')!;
+    expect(result?.outcome).toBe('completed');
+    expect(report.sourceLost?.detectedIn).toBe('fence');
+    expect(report.accounting.handoff).toBe('adopted');
+    // Everything the source applied (and acknowledged) is in the copy, which serves alone.
+    expect(copy).toMatchObject({ role: 'primary', consuming: 'primary', applied: fake.instance('game-0').applied });
+    expect(fake.steps()).toContain('node-b.adopt');
+    expect(fake.steps()).not.toContain('node-b.stopInstance');
+    expect(fake.placements.get('game')).toMatchObject({ node: 'node-b', instanceId: copy.instanceId });
+    expect(fake.locks.size).toBe(0);
+  });
+
   it('stop-and-copy: a source that dies after its checkpoint changes nothing (the copy takes over from the fenced position)', async () => {
     const { result, fake, report } = await runMigration(bed, 'sac-source-dies', migrateInput('stop-and-copy'), {
       prepare: (f) => killAt(f, 'transfer', 1, () => 'game-0'),
