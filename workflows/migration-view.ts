@@ -77,7 +77,7 @@ export class MigrationView {
     const part = Math.min(Math.max(0, Math.round(ms)), last.ms);
     last.ms -= part;
     this.report.phases.push({ phase: next, startedAt: last.startedAt + last.ms, ms: part });
-    // Its span, after the fact: inside the activity of the phase before, so under that phase's span.
+    // Its span, after the fact: it ran inside the activity of the phase before.
     tracer().startSpan(`phase ${next}`, { startTime: last.startedAt + last.ms, attributes: this.spanAttributes(next) }).end(Date.now());
     // Where the migration stands now: a cancellation before the next phase is reported after this one.
     this.stage = next;
