@@ -89,6 +89,8 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
   let imageTaken = false;
   /** Whether the source lives, as the rollback found it: a dead one is not unfenced, and its images are kept. */
   let sourceAliveAtRollback: boolean | null = null;
+  /** The source was unfenced before the rollback (it answered, so it lives and serves again). */
+  let unfencedFirst = false;
   let swapped = false;
   const fencing = { migrationId, epoch: 0 };
   let copyId = `${input.service}-${uuid4().slice(0, 8)}`;
@@ -338,7 +340,7 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
     }
     // Unfencing also ends the shadowing; a source that died meanwhile has nobody to unfence.
     undo.add('unfence the source', async () => {
-      if (sourceAliveAtRollback !== false) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
+      if (sourceAliveAtRollback !== false && !unfencedFirst) sourceAtEnd = await brokerLocal.unfence({ source: sourceInstance, fencing });
     });
     if (shadows(input.strategy)) await brokerLocal.prepareReplay({ source: sourceInstance, replayQueue, fencing, timeoutMs: t.controlReplyMs });
     else fenced = await brokerLocal.fenceSource({ source: sourceInstance, fencing });
@@ -659,9 +661,18 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
     // A failure that said something definite (a catch-up timeout, a cancellation) can hide a source that
     // died meanwhile: once its copy replays its apply log, what the source acknowledged since the
     // checkpoint is only there. Rolling back would stop the copy and delete that log (found by the model,
-    // model/README.md, F1): the copy adopts the stream instead, as when a step sees the source gone.
-    if (!report.sourceLost && copyAtRestore && replayQueue && shadows(input.strategy) && hop === 1 && patched('adopt-if-source-dead-at-rollback')) {
-      const [src, copy] = await CancellationScope.nonCancellable(() => Promise.all([alive(sourceAt!, sourceInstance), alive(targetAt!, copyId)]));
+    // model/README.md, F1). So the source is unfenced first, while the copy and the log still exist: its
+    // own answer proves it lives and serves again (F2: a look at it, then the copy stopped, left a window
+    // in which it could die). If it does not answer and is gone, the copy adopts the stream instead.
+    if (!report.sourceLost && copyMayExist && replayQueue && shadows(input.strategy) && hop === 1 && patched('adopt-if-source-dead-at-rollback')) {
+      const unfenced = await CancellationScope.nonCancellable(() => brokerLocal.unfence({ source: sourceInstance, fencing })).then(
+        (st) => {
+          sourceAtEnd = st;
+          return (unfencedFirst = true);
+        },
+        () => false,
+      );
+      const [src, copy] = unfenced ? [true, null] : await CancellationScope.nonCancellable(() => Promise.all([alive(sourceAt!, sourceInstance), alive(targetAt!, copyId)]));
       if (src === false && copy === true) {
         log.warn(`${view.stage} failed (${errorText(err).message}) and the source ${sourceInstance} is gone: ${copyId} adopts its stream instead of a rollback`);
         let adopted = false;

@@ -21,7 +21,8 @@ const FINALIZE_SHADOW = ['commitPlacement', 'deleteQueue', 'node-a.removeImage',
 const finalized = (steps: string[], from: number) => [...steps.slice(0, from + 1), ...steps.slice(from + 1, -1).sort(), ...steps.slice(-1)];
 
 const FORWARD_SHADOW = ['acquireLock', 'prepareReplay', 'node-a.checkpoint', 'node-a.transfer', 'node-b.restore', 'node-b.startReplay'];
-const UNDO_SHADOW = ['node-b.stopInstance', 'unfence', 'deleteQueue', 'node-b.removeImage', 'node-a.removeImage', 'releaseLock'];
+/** Once the copy may exist, the source is unfenced first: its answer proves it lives before the copy and its log go (model finding F2). */
+const UNDO_SHADOW = ['unfence', 'node-b.stopInstance', 'deleteQueue', 'node-b.removeImage', 'node-a.removeImage', 'releaseLock'];
 
 /** Cancels the migration once the call `inj` waits on has arrived. */
 const cancelWhenReached = (get: () => { reached: Promise<void> }) => async ({ handle }: Run) => {
@@ -268,6 +269,21 @@ describe.concurrent('the source or the copy dies', () => {
     expect(fake.steps()).not.toContain('node-b.stopInstance');
     expect(fake.placements.get('game')).toMatchObject({ node: 'node-b', instanceId: copy.instanceId });
     expect(fake.locks.size).toBe(0);
+  });
+
+  it('the fence fails while the source lives, and the source dies as the rollback begins: its unfence fails, and the copy adopts (model finding F2)', async () => {
+    const { result, fake, report } = await runMigration(bed, 'adopt-at-rollback', migrateInput('shadow'), {
+      prepare: (f) => {
+        f.inject('fenceAndSwap', { action: 'fail', times: 1, error: { type: 'CatchUpTimeout', message: 'still 3 messages behind' } });
+        f.inject('unfence', { action: 'fail', times: 1, before: (fake) => fake.kill('game-0'), error: { type: 'ControlRefused', message: 'game-0 does not answer', retryable: true } });
+      },
+    });
+    const copy = fake.copyOf('game')!;
+    expect(result?.outcome).toBe('completed');
+    expect(report.accounting.handoff).toBe('adopted');
+    expect(copy).toMatchObject({ role: 'primary', consuming: 'primary', applied: fake.instance('game-0').applied });
+    expect(fake.steps()).not.toContain('node-b.stopInstance');
+    expect(fake.steps()).not.toContain('deleteQueue!');
   });
 
   it('stop-and-copy: a source that dies after its checkpoint changes nothing (the copy takes over from the fenced position)', async () => {
