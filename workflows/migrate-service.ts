@@ -665,14 +665,24 @@ async function migrate(rawInput: MigrateInput, started: (strategy: string) => vo
     // own answer proves it lives and serves again (F2: a look at it, then the copy stopped, left a window
     // in which it could die). If it does not answer and is gone, the copy adopts the stream instead.
     if (!report.sourceLost && copyMayExist && replayQueue && shadows(input.strategy) && hop === 1 && patched('adopt-if-source-dead-at-rollback')) {
-      const unfenced = await CancellationScope.nonCancellable(() => brokerLocal.unfence({ source: sourceInstance, fencing })).then(
-        (st) => {
-          sourceAtEnd = st;
-          return (unfencedFirst = true);
-        },
-        () => false,
-      );
-      const [src, copy] = unfenced ? [true, null] : await CancellationScope.nonCancellable(() => Promise.all([alive(sourceAt!, sourceInstance), alive(targetAt!, copyId)]));
+      // Asked again while the source lives and does not answer (its reply lost, the broker busy): the copy
+      // and its log stay until it does, or until it is gone. An agent that cannot tell ends the wait.
+      const since = Date.now();
+      let src: boolean | null = true;
+      let copy: boolean | null = null;
+      for (;;) {
+        const unfenced = await CancellationScope.nonCancellable(() => brokerLocal.unfence({ source: sourceInstance, fencing })).then(
+          (st) => {
+            sourceAtEnd = st;
+            return (unfencedFirst = true);
+          },
+          () => false,
+        );
+        if (unfenced) break;
+        [src, copy] = await CancellationScope.nonCancellable(() => Promise.all([alive(sourceAt!, sourceInstance), alive(targetAt!, copyId)]));
+        if (src !== true || Date.now() - since > t.unreachableMs) break;
+        await CancellationScope.nonCancellable(() => sleep(1000));
+      }
       if (src === false && copy === true) {
         log.warn(`${view.stage} failed (${errorText(err).message}) and the source ${sourceInstance} is gone: ${copyId} adopts its stream instead of a rollback`);
         let adopted = false;
