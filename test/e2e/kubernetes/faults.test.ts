@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -201,10 +202,15 @@ describe('kubernetes: bad input is refused with the field and the fix, changing 
     }
   }, 120_000);
 
+  const kubeletB = () => Number(readFileSync(path.join(cluster.env.RUN, 'pids', 'kubelet-node-b.pid'), 'utf8'));
+
   it('a target node that is not Ready', async () => {
     const service = `k8s-nr-${run}`;
     try {
       await deployWorkload(cluster, 'ledger', service, 'node-a');
+      // The kubelet posts its own Ready condition back within its 10 s status interval, which raced the
+      // migration's validation (a CI run saw node-b Ready again): it is paused while the test runs.
+      process.kill(kubeletB(), 'SIGSTOP');
       const down = kubectl('patch', 'node', 'node-b', '--subresource=status', '--type=strategic', '-p', JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'False', reason: 'TestNotReady', message: 'made not Ready by the test' }] } }));
       expect(down.status, down.stderr).toBe(0);
       let failure: { type?: string; message: string } | null = null;
@@ -218,6 +224,7 @@ describe('kubernetes: bad input is refused with the field and the fix, changing 
       expect((await cluster.placement(service))?.node).toBe('node-a');
     } finally {
       // The kubelet reports its node Ready again within its status interval; the patch only speeds that up.
+      process.kill(kubeletB(), 'SIGCONT');
       kubectl('patch', 'node', 'node-b', '--subresource=status', '--type=strategic', '-p', JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] } }));
       await undeploy(cluster, service).catch(() => undefined);
     }
