@@ -14,6 +14,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { loadConfig } from './config';
+import { parseListenAddress } from './listen-address';
 import { registry } from './metrics';
 import { metricsEnabled } from './temporal-runtime';
 
@@ -30,12 +31,6 @@ export interface MetricsOptions {
   node?: string;
   /** Where the Temporal SDK serves its metrics (./temporal-runtime), appended to ours. */
   sdkMetricsUrl?: string | null;
-}
-
-function parseListen(v: string): { host: string; port: number } {
-  const m = /^(?<host>[^:]+|\[[^\]]+\]):(?<port>\d{1,5})$/.exec(v);
-  if (!m || Number(m.groups!.port) > 65535) throw new Error(`MS2M_METRICS_LISTEN: "${v}" is not host:port (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for any free port), nor "off"`);
-  return { host: m.groups!.host.replace(/^\[|\]$/g, ''), port: Number(m.groups!.port) };
 }
 
 const alive = (pid: number): boolean => {
@@ -61,7 +56,7 @@ export const metricsCluster = (): string => process.env.MS2M_METRICS_CLUSTER ?? 
 export async function serveMetrics(o: MetricsOptions): Promise<MetricsEndpoint | null> {
   if (!metricsEnabled()) return null;
   const setting = process.env.MS2M_METRICS_LISTEN ?? '127.0.0.1:0';
-  const { host, port } = parseListen(setting);
+  const { host, port } = parseListenAddress(setting, 'MS2M_METRICS_LISTEN (or "off")');
   const sdkMetrics = o.sdkMetricsUrl ?? null;
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || !req.url?.startsWith('/metrics')) {

@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { parseListenAddress } from '../../lib/listen-address';
 import type { MoveOutcome } from '../../lib/rebalance';
 import type { Workflows } from '../../lib/contracts';
 import type { KubeApi } from './kube-api';
@@ -128,7 +129,7 @@ export function evictionDeps(api: KubeApi, client: Client, taskQueue: string, na
 
 /** Serves AdmissionReview v1 on POST /evict over TLS; a failure to decide refuses (429) rather than lose a state. */
 export function serveEvictionWebhook(o: { listen: string; certDir: string; deps: EvictionDeps; log: (line: string) => void }): Promise<Server> {
-  const [host, port] = [o.listen.slice(0, o.listen.lastIndexOf(':')), Number(o.listen.slice(o.listen.lastIndexOf(':') + 1))];
+  const { host, port } = parseListenAddress(o.listen, 'MS2M_WEBHOOK_LISTEN');
   const server = createServer({ key: readFileSync(`${o.certDir}/tls.key`), cert: readFileSync(`${o.certDir}/tls.crt`) }, (req, res) => {
     if (req.method !== 'POST' || req.url?.split('?')[0] !== '/evict') {
       res.writeHead(404).end();

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../../lib/config';
+import { parseListenAddress } from '../../lib/listen-address';
 import { log } from '../../lib/log';
 import { withFailpoints } from '../../lib/failpoints';
 import { withCombined } from '../shared/combined';
@@ -24,14 +25,6 @@ import { nodeTaskQueue } from '../shared/task-queues';
 
 
 /** `host:port`, `host` or `:port`; the port may be 0 (any free one). */
-function parseListen(listen: string | undefined): { host: string; port: number } {
-  if (!listen) return { host: '127.0.0.1', port: 0 };
-  const m = /^(?<host>[^:]*)(?::(?<port>\d{1,5}))?$/.exec(listen);
-  const port = Number(m?.groups?.port ?? 0);
-  if (!m || port > 65535) throw new Error(`--listen: "${listen}" is not host:port, e.g. 127.0.0.1:7400 or :0`);
-  return { host: m.groups?.host || '127.0.0.1', port };
-}
-
 /**
  * A restarted agent listens where it listened before when it can: a migration that was sending it an
  * image retries against the address the store has.
@@ -57,7 +50,7 @@ async function tryListen(server: Server, host: string, port: number, portFile: s
 
 export async function startLocalNodeAgent({ node, capacity = DEFAULT_CAPACITY, listen: where, shared = {}, combine, instrument = (a) => a, interceptors }: NodeAgentOptions) {
   const cfg = loadConfig();
-  const { host, port } = parseListen(where);
+  const { host, port } = where ? parseListenAddress(where, '--listen') : { host: '127.0.0.1', port: 0 };
   const dataDir = path.join(cfg.home, 'nodes', node);
   mkdirSync(dataDir, { recursive: true });
   setUpImagesDir(dataDir);
