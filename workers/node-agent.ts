@@ -11,7 +11,7 @@ import type { BrokerActivities } from '../activities/types';
 import { nameField } from '../lib/input-fields';
 import { loadRuntime } from '../runtimes';
 import type { NodeAgentOptions } from '../runtimes/types';
-import { withActivityMetrics } from '../lib/metrics';
+import { withActivityMetrics } from '../lib/activity-telemetry';
 import { logger } from '../lib/log';
 import { startTelemetry } from './telemetry';
 

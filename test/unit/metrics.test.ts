@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { metrics, outcomeOf, recordMigrationEnded, recordVerification, registry, withActivityMetrics } from '../../lib/metrics';
+import { withActivityMetrics } from '../../lib/activity-telemetry';
+import { metrics, outcomeOf, recordMigrationEnded, recordVerification, registry } from '../../lib/metrics';
 import { emptyAccounting, type MigrationReport } from '../../lib/migration';
 import { metricNamesIn } from './metric-names';
 
