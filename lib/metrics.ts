@@ -10,7 +10,7 @@
  * - the orchestrator records migrations from the workflow through a sink (workflows/metrics-sinks), which
  *   the SDK does not call while replaying, so a restarted orchestrator counts nothing twice;
  * - a node agent times every activity it runs, and the tools inside (CRIU's dump and restore, the image
- *   transfer) from the activities' own results;
+ *   transfer) from the activities' own results (lib/activity-telemetry);
  * - the process that verified a migration against the producers' and output logs (the demo, chaos, the
  *   benchmark, a test) records what the verification found.
  */
