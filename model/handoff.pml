@@ -59,7 +59,7 @@
 #define MARK(i, p) mark[(i) * NP + (p)]
 #define ORD(i, x) ord[(i) * W + (x)]
 
-/* orchestrator phases (workflows/migrate-service.ts) */
+/* orchestrator phases (workflows/migrate-service.ts and its steps, workflows/migration-*.ts) */
 #define PH_PREPARE 1
 #define PH_CHECKPOINT 2
 #define PH_RESTORE 3
@@ -135,7 +135,7 @@ bool bad_consumers;  /* at the end not exactly one live, unfenced primary */
 byte rbCause;        /* why a rollback started from a definite failure: 1 a catch-up timeout, 2 a cancellation */
 byte f1adopt;        /* witness: a rollback found the source dead and adopted; its rbCause */
 bool f2adopt;        /* witness: the source died after the rollback started, the rollback adopted */
-bool unfencedFirst;  /* the rollback's first unfence was answered (workflows/migrate-service.ts unfencedFirst) */
+bool unfencedFirst;  /* the rollback's first unfence was answered (workflows/migration-run.ts unfencedFirst) */
 
 ltl no_dup { [] !bad_dup }
 ltl no_loss { [] !bad_loss }
@@ -541,8 +541,8 @@ swapped:
 rollback:
   phase = PH_ROLLBACK;
 #ifndef MUTANT_F1_ROLLBACK_WHEN_SOURCE_DEAD
-  /* patch adopt-if-source-dead-at-rollback (workflows/migrate-service.ts, migrate()'s catch, "A failure that said
-     something definite"): no adoption yet, the copy may exist (copyMayExist), R exists, the strategy shadows (first
+  /* patch adopt-if-source-dead-at-rollback (workflows/migration-rollback.ts, unfenceFirstOrAdopt(),
+     called from migrate()'s catch): no adoption yet, the copy may exist (copyMayExist), R exists, the strategy shadows (first
      hop). The source is unfenced first, while the copy and R still exist: its answer proves it lives and serves P
      again, and the ordinary rollback follows (the undo's own unfence skipped). No answer: the node agents are asked;
      a dead source and a live copy mean adoption (sealReplay + adopt, then finalize) instead of the rollback.
