@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, Mechanism, NodeActivities, NodeDescription } from '../types';
+import type { CheckpointResult, ImageRef, InstanceExit, InstanceHealth, InstanceRecord, NodeActivities, NodeDescription } from '../types';
 import { askPageStream, COMPLETE_MARK, imageFiles, sendImage, stagingDir, type Extent } from '../shared/image-transfer';
 import { eagerExtents, lazyBytes, pagesFile, readPagemaps } from './criu-pagemap';
 import { serveLazyPages, type LazyPageServer } from './lazy-page-server';
@@ -18,9 +18,10 @@ import { lazyOutcome, recordLazyCopy, startLazyDaemon, stopLazyDaemon } from './
 import { criuTlsArgs, type TlsFiles } from './pki';
 import { InstanceRegistry, type StoredInstance } from './instance-registry';
 import { tailLines, watchExit } from './instance-exit';
-import { catchesSignal, childrenOf, isAlive, procStat, waitFor } from './proc';
+import { catchesSignal, childrenOf, isAlive, procStat, rssBytes, USER_HZ, waitFor } from './proc';
+import { criu, earlierCriu, frozenMs, holdDumpScript, mechanismSupport, pagesWritten } from './criu';
 import { checkSpec, serviceEnv } from './service-spec';
-import { externalPause, failpoint } from '../../lib/failpoints';
+import { failpoint } from '../../lib/failpoints';
 import { instanceExitedMessage } from '../../lib/deploy-refusals';
 import { FAILURE } from '../../lib/contracts';
 
@@ -43,76 +44,6 @@ export interface LocalNode {
 }
 
 /**
- * Runs CRIU in `cwd` as its own process group, its output in a file rather than a pipe: CRIU must be able
- * to finish even if this agent dies while it runs (a pipe would break under it, and a dump abandoned
- * halfway can leave the process's sockets in repair mode). `onStart` learns its pid.
- */
-async function criu(node: LocalNode, args: string[], cwd: string, onStart?: (pid: number) => void): Promise<{ output: string; ms: number }> {
-  const t0 = performance.now();
-  const outFile = path.join(cwd, `criu-${args[0]}-${process.pid}-${Date.now()}.out`);
-  const fd = openSync(outFile, 'w');
-  // A large image takes seconds; heartbeats tell Temporal the agent is alive (a dead one is noticed by their absence).
-  const beat = setInterval(() => Context.current().heartbeat({ criu: args[0] }), 1000);
-  try {
-    const child = spawn(node.criu, args, { cwd, stdio: ['ignore', fd, fd], detached: true });
-    closeSync(fd);
-    if (child.pid) onStart?.(child.pid);
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (c, signal) => resolve(signal ? -1 : c));
-    });
-    const output = readFileSync(outFile, 'utf8');
-    if (code !== 0) {
-      const logName = args[args.indexOf('-o') + 1];
-      const logTail = logName && existsSync(path.join(cwd, logName)) ? readFileSync(path.join(cwd, logName), 'utf8').split('\n').filter((l) => /Error|error/.test(l)).slice(-8).join('\n') : '';
-      throw new Error(`criu ${args[0]} failed (exit ${code}): ${output.trim()}\n${logTail}`);
-    }
-    return { output, ms: performance.now() - t0 };
-  } finally {
-    clearInterval(beat);
-    rmSync(outFile, { force: true });
-  }
-}
-
-/** A CRIU started by an earlier attempt of this activity (its agent died) must finish before the image is redone. */
-async function earlierCriu(pidFile: string): Promise<void> {
-  let pid: number;
-  let start: number;
-  try {
-    [pid, start] = readFileSync(pidFile, 'utf8').trim().split(' ').map(Number);
-  } catch {
-    return;
-  }
-  const until = Date.now() + 120_000;
-  while (isAlive(pid, start)) {
-    if (Date.now() > until) throw new Error(`criu (pid ${pid}) of an earlier attempt is still running after 120 s`);
-    Context.current().heartbeat({ waiting: `criu ${pid}` });
-    await sleep(100);
-  }
-}
-
-/** A CRIU action script that holds the dump, the process still frozen, while the failpoint `name` is armed. */
-function holdDumpScript(dataDir: string, name: string): string | null {
-  const pass = externalPause(name);
-  if (!pass) return null;
-  const script = path.join(dataDir, 'criu-dump-hold.sh');
-  writeFileSync(script, `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n${pass}\nexit 0\n`, { mode: 0o755 });
-  return script;
-}
-
-/** Linux reports CPU times in USER_HZ ticks, 100 per second on every architecture it runs on. */
-const USER_HZ = 100;
-
-function rssBytes(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/**
  * Gives a restored (still stopped) copy its identity and lets it run. Safe to repeat: the hostname is the
  * same and SIGCONT does nothing to a running process. Not conditional on the process state, which right
  * after `criu restore --leave-stopped` may read as a tracing stop ('t') rather than 'T'.
@@ -126,34 +57,6 @@ async function resume(instanceId: string, pid: number): Promise<void> {
     process.kill(pid, 'SIGKILL');
     throw err;
   }
-}
-
-/** Pages CRIU dumped, from --display-stats ("Pages written: N"). */
-function pagesWritten(output: string): number {
-  const m = /Pages written:\s*(\d+)/i.exec(output);
-  return m ? Number(m[1]) : 0;
-}
-
-/** CRIU prints "Frozen time: N us" with --display-stats; absent in some builds, then the dump time stands in. */
-function frozenMs(output: string, fallback: number): number {
-  const m = /Frozen time:\s*([0-9.]+)\s*us/i.exec(output);
-  return m ? Number(m[1]) / 1000 : fallback;
-}
-
-/** What this node's CRIU and kernel allow of the mechanisms, checked once per agent. */
-async function mechanismSupport(criuBin: string): Promise<{ unsupported: Partial<Record<Mechanism, string>>; dirtyTracking: string }> {
-  const check = (feature: string) =>
-    run(criuBin, ['check', '--feature', feature]).then(
-      () => null,
-      (err: { stdout?: string; stderr?: string; message: string }) => `${(err.stdout ?? '') + (err.stderr ?? '')}`.trim().split('\n').filter((l) => !/RLIMIT_NOFILE/.test(l)).pop() ?? err.message,
-    );
-  const [uffd, dirty] = await Promise.all([check('uffd-noncoop'), check('mem_dirty_track')]);
-  const unsupported: Partial<Record<Mechanism, string>> = {};
-  if (uffd) unsupported.lazy = `the kernel's userfaultfd is not usable by CRIU here (criu check --feature uffd-noncoop: ${uffd})`;
-  return {
-    unsupported,
-    dirtyTracking: dirty ? `unavailable: criu check --feature mem_dirty_track: ${dirty} (the kernel lacks CONFIG_MEM_SOFT_DIRTY; criu pre-dump cannot run)` : 'available',
-  };
 }
 
 function readlinkSafe(p: string): string {
@@ -317,7 +220,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
       }
       const hold = holdDumpScript(node.dataDir, `${node.node}/criu-dump`);
       if (hold) args.push('--action-script', hold);
-      const out = await criu(node, args, dir, (pid) => writeFileSync(path.join(dir, 'criu.pid'), `${pid} ${procStat(pid)?.startTime ?? 0}`));
+      const out = await criu(node.criu, args, dir, (pid) => writeFileSync(path.join(dir, 'criu.pid'), `${pid} ${procStat(pid)?.startTime ?? 0}`));
       await failpoint(`${node.node}/checkpoint-dumped`);
       const local = dirBytes(dir);
       // CRIU counts what it dumped; with a stream, the pages are not here to count.
@@ -409,7 +312,7 @@ export function createLocalNodeActivities(node: LocalNode): NodeActivities {
         }, 50);
       }
       try {
-        await criu(node, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2', ...(lazy ? ['--lazy-pages'] : [])], dir, (p) => (criuPid = p));
+        await criu(node.criu, ['restore', '-D', dir, '-d', '--tcp-close', '--leave-stopped', '--pidfile', pidFile, '-o', `restore-${instanceId}.log`, '-v2', ...(lazy ? ['--lazy-pages'] : [])], dir, (p) => (criuPid = p));
       } catch (err) {
         if (lazy) stopLazyDaemon(dir, instanceId);
         if (lazyFailed) throw ApplicationFailure.nonRetryable(`the lazy restore of ${instanceId} on ${node.node} could not fetch the pages its restore needs: ${lazyFailed}`, FAILURE.LazyPagesFailed);

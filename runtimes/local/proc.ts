@@ -56,3 +56,16 @@ export async function waitFor<T>(probe: () => T | null | undefined | false, time
     await sleep(10);
   }
 }
+
+/** Linux reports CPU times in USER_HZ ticks, 100 per second on every architecture it runs on. */
+export const USER_HZ = 100;
+
+/** The process's resident memory, 0 once it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
