@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { limitsTable, paperComparison, renderMarkdownReport, writeMarkdownReport } from '../../bench/report';
+import { paperComparison } from '../../bench/paper-comparison';
+import { limitsTable, renderMarkdownReport, writeMarkdownReport } from '../../bench/report';
 import {
   formatSummaryTable, fromCsv, mechanismComparison, median, parseCsvRecords, ratios, readCsv, stat, summarize, toCsv, writeCsv,
 } from '../../bench/summary';
