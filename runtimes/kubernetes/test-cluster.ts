@@ -103,6 +103,31 @@ export class KubeTestCluster implements ClusterHandle {
     throw new Error(`${name} did not poll ${queue} within ${READY_MS / 1000} s (kubectl -n ${SYSTEM} get pods; kubectl -n ${SYSTEM} logs <pod>)`);
   }
 
+  /**
+   * What the worker's pod serves on /metrics now. Its address is the one it logged at start (on this
+   * cluster the pods share the host's network, so each takes a free port, as deploy.sh configures).
+   */
+  async metricsOf(name: string): Promise<string> {
+    const pod = await this.workerPod(name);
+    if (!pod) throw new Error(`${name} has no pod`);
+    const logs = await this.api.text(`/api/v1/namespaces/${SYSTEM}/pods/${seg(pod.metadata!.name!)}/log`);
+    const url = logs
+      .split('\n')
+      .map((l) => {
+        try {
+          return (JSON.parse(l) as { metrics?: unknown }).metrics;
+        } catch {
+          return undefined; // not one of its JSON lines
+        }
+      })
+      .filter((u): u is string => typeof u === 'string' && u.startsWith('http'))
+      .pop();
+    if (!url) throw new Error(`${name}'s pod ${pod.metadata!.name} logged no metrics address (is MS2M_METRICS_LISTEN "off"?)`);
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    return res.text();
+  }
+
   private async podGone(pod: V1Pod): Promise<void> {
     for (let i = 0; i < 600 && (await this.api.find(`/api/v1/namespaces/${SYSTEM}/pods/${seg(pod.metadata!.name!)}`)); i++) await sleep(100);
   }

@@ -13,6 +13,7 @@ import type { V1Deployment, V1Pod } from '@kubernetes/client-node' with { 'resol
 import { undeploy, type ScenarioOptions } from '../../../cli/scenario';
 import type { KubeTestCluster } from '../../../runtimes/kubernetes/test-cluster';
 import { expectExact } from '../exact';
+import { sample } from '../exposition';
 import { deploymentShape, kubeE2e, migrateLedger } from './kube-e2e';
 
 const k8s = kubeE2e('k8s');
@@ -37,6 +38,24 @@ async function migrateDeployment(service: string, o: Partial<ScenarioOptions>) {
   return { ...result, before: before! };
 }
 
+/**
+ * What the orchestrator's and both agents' pods serve on /metrics, as a scraper reads it: the figures a
+ * migration from node-a to node-b adds to, and whether the Temporal SDK's own metrics are appended.
+ */
+async function podFigures(strategy: string) {
+  const [orchestrator, a, b] = await Promise.all(['orchestrator', 'agent-node-a', 'agent-node-b'].map((w) => cluster.metricsOf(w)));
+  return {
+    completed: sample(orchestrator, 'ms2m_migrations_finished_total', { strategy, outcome: 'completed' }),
+    downtimes: sample(orchestrator, 'ms2m_migration_downtime_seconds_count', { strategy }),
+    downtimeSeconds: sample(orchestrator, 'ms2m_migration_downtime_seconds_sum', { strategy }),
+    checkpoints: sample(a, 'ms2m_node_activity_duration_seconds_count', { node: 'node-a', activity: 'checkpoint', outcome: 'ok' }),
+    dumps: sample(a, 'ms2m_criu_dump_seconds_count', { node: 'node-a' }),
+    transfers: sample(a, 'ms2m_image_transfer_seconds_count', { node: 'node-a' }),
+    restores: sample(b, 'ms2m_criu_restore_seconds_count', { node: 'node-b' }),
+    sdk: [orchestrator, a, b].map((t) => /^temporal_\w+/m.test(t)),
+  };
+}
+
 describe('kubernetes: a Deployment migrates with nothing lost and its ownership handed over', () => {
   for (const strategy of ['shadow', 'stop-and-copy'] as const) {
     it(
@@ -44,6 +63,7 @@ describe('kubernetes: a Deployment migrates with nothing lost and its ownership 
       async () => {
         const service = `k8s-${strategy === 'shadow' ? 'sh' : 'sc'}-${run}`;
         try {
+          const counted = await podFigures(strategy);
           const { report, placed, live, before, seen } = await migrateDeployment(service, { strategy });
           console.log(
             `${strategy} on kubernetes: total ${report.totalMs} ms, downtime ${report.downtimeMs} ms, phases ${JSON.stringify(report.phases)}; ` +
@@ -64,6 +84,13 @@ describe('kubernetes: a Deployment migrates with nothing lost and its ownership 
           expect([...seen.pods].sort()).toEqual([report.sourceInstance, report.targetInstance].sort());
           expect([...seen.consumers].every((c) => c === report.sourceInstance || c === report.targetInstance)).toBe(true);
           expect(seen.consumers.has(report.targetInstance)).toBe(true);
+          // The pods' /metrics count it: the orchestrator's figures agree with the report, each agent its tools.
+          const now = await podFigures(strategy);
+          expect(now.completed - counted.completed).toBe(1);
+          expect(now.downtimes - counted.downtimes).toBe(1);
+          expect(now.downtimeSeconds - counted.downtimeSeconds).toBeCloseTo(report.downtimeMs / 1000, 3);
+          expect({ checkpoints: now.checkpoints - counted.checkpoints, dumps: now.dumps - counted.dumps, transfers: now.transfers - counted.transfers, restores: now.restores - counted.restores }).toEqual({ checkpoints: 1, dumps: 1, transfers: 1, restores: 1 });
+          expect(now.sdk).toEqual([true, true, true]);
         } finally {
           await undeploy(cluster, service).catch(() => undefined);
         }
