@@ -25,7 +25,8 @@ import { profileMigration, type Profile } from './profile';
 import { CAPACITY_HEAD, capacityRows, limitsTable, writeMarkdownReport, type ReportInput } from './report';
 import Table from 'cli-table3';
 import { planGrid, rowOf, type RunPlan, type SavedPlan } from './rows';
-import { formatSummaryTable, median, ratios, summarize, writeCsv } from './summary';
+import { formatSummaryTable, median, ratios, summarize } from './summary';
+import { writeCsv } from './csv';
 import type { BenchRow } from './types';
 
 function list(name: string, min: number, max: number) {

@@ -1,8 +1,6 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Table from 'cli-table3';
 import { MECHANISM_LABELS } from '../lib/migration';
-import { BENCH_COLUMNS, LATER_COLUMN_DEFAULTS, type BenchRow } from './types';
+import type { BenchRow } from './types';
 
 export type Strategy = BenchRow['strategy'];
 export type Sweep = BenchRow['sweep'];
@@ -347,90 +345,4 @@ export function formatSummaryTable(summary: Summary, ratioRows: readonly RatioRo
     parts.push(MECHANISM_COMPARISON_CAPTION, t.toString());
   }
   return parts.join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// CSV: the values are numbers, booleans and a few enum strings, so a small RFC 4180 writer and reader suffice.
-
-const BOOLEAN_COLUMNS = new Set<keyof BenchRow>(['above_capacity', 'state_match', 'cutoff_fired']);
-const STRING_COLUMNS = new Set<keyof BenchRow>(['strategy', 'mechanism', 'outcome', 'sweep']);
-
-function csvField(v: unknown): string {
-  const s = String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-export function toCsv(rows: readonly BenchRow[]): string {
-  const lines = [BENCH_COLUMNS.join(',')];
-  for (const r of rows) lines.push(BENCH_COLUMNS.map((c) => csvField(r[c])).join(','));
-  return `${lines.join('\n')}\n`;
-}
-
-export function writeCsv(file: string, rows: readonly BenchRow[]): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, toCsv(rows));
-}
-
-/** Splits CSV text into records of fields, honouring quotes (which may hold commas, quotes and newlines). */
-export function parseCsvRecords(text: string): string[][] {
-  const records: string[][] = [];
-  let record: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      record.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      record.push(field);
-      records.push(record);
-      record = [];
-      field = '';
-    } else field += c;
-  }
-  if (quoted) throw new Error('CSV ends inside a quoted field');
-  if (field !== '' || record.length) {
-    record.push(field);
-    records.push(record);
-  }
-  // Blank lines (a record of one empty field) carry nothing.
-  return records.filter((r) => !(r.length === 1 && r[0] === ''));
-}
-
-export function fromCsv(text: string): BenchRow[] {
-  const [header, ...body] = parseCsvRecords(text);
-  if (!header) return [];
-  const index = new Map(header.map((h, i) => [h.trim(), i]));
-  // A CSV from before the mechanisms lacks their columns: its runs moved files, with nothing streamed or lazy.
-  const missing = BENCH_COLUMNS.filter((c) => !index.has(c) && LATER_COLUMN_DEFAULTS[c] === undefined);
-  if (missing.length) throw new Error(`CSV lacks columns: ${missing.join(', ')}`);
-  return body.map((rec, line) => {
-    const row: Record<string, unknown> = {};
-    for (const c of BENCH_COLUMNS) {
-      const raw = index.has(c) ? (rec[index.get(c)!] ?? '') : LATER_COLUMN_DEFAULTS[c]!;
-      if (BOOLEAN_COLUMNS.has(c)) {
-        if (raw !== 'true' && raw !== 'false') throw new Error(`row ${line + 1}: ${c} is not true/false: ${JSON.stringify(raw)}`);
-        row[c] = raw === 'true';
-      } else if (STRING_COLUMNS.has(c)) row[c] = raw;
-      else {
-        const n = Number(raw);
-        if (raw.trim() === '' || (Number.isNaN(n) && raw !== 'NaN')) throw new Error(`row ${line + 1}: ${c} is not a number: ${JSON.stringify(raw)}`);
-        row[c] = n;
-      }
-    }
-    return row as unknown as BenchRow;
-  });
-}
-
-export function readCsv(file: string): BenchRow[] {
-  return fromCsv(fs.readFileSync(file, 'utf8'));
 }

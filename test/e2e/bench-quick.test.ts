@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { readCsv } from '../../bench/summary';
+import { readCsv } from '../../bench/csv';
 
 describe('npm run bench -- --quick', () => {
   it(
