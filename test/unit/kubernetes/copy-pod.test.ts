@@ -5,7 +5,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { describe, expect, it } from 'vitest';
-import { copyPodOf } from '../../../runtimes/kubernetes/node-activities';
+import { copyPodOf } from '../../../runtimes/kubernetes/copy-pod';
 
 const source: V1Pod = {
   metadata: {
